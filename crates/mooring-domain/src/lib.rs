@@ -1,0 +1,19 @@
+//! The domain of Mooring, the business server for the Stellar Anchor Platform.
+//!
+//! This crate holds the types and rules of the business: Stellar accounts and
+//! memos, SEP-38 asset names and their decimals, customers and their SEP-9
+//! fields, and how a customer's KYC status follows from what they provided.
+//! Quotes and transactions join it as their issues land.
+//!
+//! It must not know HTTP, SQL, JSON or any I/O: it depends on no workspace
+//! crate and on no I/O crate (actix, diesel, reqwest, tokio, serde). Values
+//! are parsed once at the edge into types that cannot hold an invalid state
+//! ("parse, don't validate"); adapters convert to and from their own wire and
+//! row types.
+
+pub mod asset;
+pub mod customer;
+pub mod stellar;
+
+pub use asset::{AssetCatalog, AssetId, AssetInfo};
+pub use stellar::{Memo, MemoType, StellarAccount};

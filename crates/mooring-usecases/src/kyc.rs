@@ -1,0 +1,248 @@
+//! The KYC callbacks: GET, PUT and DELETE /customer, and the operator's
+//! approve and reject.
+
+use std::sync::Arc;
+
+use mooring_domain::customer::{
+    Assessment, Customer, CustomerId, CustomerTypeSpec, CustomerTypes, Review, ReviewMode, assess,
+    sep9,
+};
+use mooring_domain::{Memo, StellarAccount};
+use mooring_ports::{Clock, CustomerTarget, FileUpload, KycStore, KycStoreError, PutCustomer};
+
+/// Errors of the KYC use cases.
+#[derive(Debug, thiserror::Error)]
+pub enum KycError {
+    /// The request cannot be served as asked (unknown type, missing key).
+    #[error("{0}")]
+    BadRequest(String),
+    /// No such customer, or not for this account and memo.
+    #[error("customer not found")]
+    NotFound,
+    #[error(transparent)]
+    Unknown(anyhow::Error),
+}
+
+impl From<KycStoreError> for KycError {
+    fn from(e: KycStoreError) -> Self {
+        match e {
+            KycStoreError::NotFound => Self::NotFound,
+            KycStoreError::Unknown(e) => Self::Unknown(e),
+        }
+    }
+}
+
+/// Who a GET is about. At least one of `id` and `account` is set.
+#[derive(Debug, Clone, Default)]
+pub struct CustomerLookup {
+    pub id: Option<CustomerId>,
+    pub account: Option<StellarAccount>,
+    pub memo: Option<Memo>,
+    pub customer_type: Option<String>,
+}
+
+/// A PUT: who, and what changes.
+#[derive(Debug, Clone, Default)]
+pub struct CustomerUpdate {
+    pub id: Option<CustomerId>,
+    pub account: Option<StellarAccount>,
+    pub memo: Option<Memo>,
+    pub customer_type: Option<String>,
+    pub transaction_id: Option<String>,
+    /// SEP-9 text fields; an empty value clears the field.
+    pub text: Vec<(String, String)>,
+    /// SEP-9 binary fields; an empty file clears the field.
+    pub files: Vec<(String, FileUpload)>,
+}
+
+/// The SEP-12 answer: the id (absent for a customer not known yet) and the
+/// assessment for the type asked about.
+#[derive(Debug, Clone)]
+pub struct CustomerView {
+    pub id: Option<CustomerId>,
+    pub assessment: Assessment,
+}
+
+/// The KYC service.
+#[derive(Clone)]
+pub struct KycService {
+    store: Arc<dyn KycStore>,
+    types: Arc<CustomerTypes>,
+    mode: ReviewMode,
+    clock: Arc<dyn Clock>,
+}
+
+impl KycService {
+    pub fn new(
+        store: Arc<dyn KycStore>,
+        types: CustomerTypes,
+        mode: ReviewMode,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            store,
+            types: Arc::new(types),
+            mode,
+            clock,
+        }
+    }
+
+    pub fn types(&self) -> &CustomerTypes {
+        &self.types
+    }
+
+    /// GET /customer.
+    ///
+    /// By id: the customer, or `NotFound`; when an account (and memo) is also
+    /// given, it must own the id, else `NotFound`. By account and memo: the
+    /// customer, or for one not known yet a `NEEDS_INFO` view without id.
+    pub async fn get(&self, lookup: CustomerLookup) -> Result<CustomerView, KycError> {
+        let requested = self.requested_type(lookup.customer_type.as_deref())?;
+        let customer = match (&lookup.id, &lookup.account) {
+            (Some(id), account) => {
+                let customer = self.store.get(id).await?.ok_or(KycError::NotFound)?;
+                if let Some(account) = account
+                    && !customer.is_owned_by(account, lookup.memo.as_ref())
+                {
+                    return Err(KycError::NotFound);
+                }
+                Some(customer)
+            }
+            (None, Some(account)) => self.store.find(account, lookup.memo.as_ref()).await?,
+            (None, None) => return Err(KycError::BadRequest("id or account is required".into())),
+        };
+        Ok(self.view(requested, customer.as_ref()))
+    }
+
+    /// PUT /customer: creates or updates, changing only the fields sent.
+    pub async fn put(&self, update: CustomerUpdate) -> Result<CustomerView, KycError> {
+        let requested = self.requested_type(update.customer_type.as_deref())?;
+        let target = match (update.id, update.account) {
+            (Some(id), account) => {
+                if let Some(account) = account {
+                    // The id must belong to the account and memo sent with it.
+                    let customer = self.store.get(&id).await?.ok_or(KycError::NotFound)?;
+                    if !customer.is_owned_by(&account, update.memo.as_ref()) {
+                        return Err(KycError::NotFound);
+                    }
+                }
+                CustomerTarget::Id(id)
+            }
+            (None, Some(account)) => CustomerTarget::Account {
+                account,
+                memo: update.memo,
+                new_id: CustomerId::generate(),
+            },
+            (None, None) => return Err(KycError::BadRequest("id or account is required".into())),
+        };
+        let text = update
+            .text
+            .into_iter()
+            .map(|(name, value)| {
+                let known = sep9::lookup(&name).filter(|f| f.kind != sep9::FieldKind::Binary);
+                match known {
+                    Some(_) => Ok((name, Some(value).filter(|v| !v.is_empty()))),
+                    None => Err(KycError::BadRequest(format!(
+                        "{name} is not a SEP-9 text field"
+                    ))),
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let files = update
+            .files
+            .into_iter()
+            .map(|(name, file)| {
+                if sep9::is_binary(&name) {
+                    Ok((name, Some(file).filter(|f| !f.content.is_empty())))
+                } else {
+                    Err(KycError::BadRequest(format!(
+                        "{name} is not a SEP-9 binary field"
+                    )))
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let customer = self
+            .store
+            .put(PutCustomer {
+                target,
+                customer_type: requested.map(|t| t.name().to_owned()),
+                text,
+                files,
+                transaction_id: update.transaction_id.filter(|t| !t.is_empty()),
+                now: self.clock.now(),
+            })
+            .await?;
+        tracing::info!(customer.id = %customer.id, fields = customer.fields.len(), "customer updated");
+        Ok(self.view(requested, Some(&customer)))
+    }
+
+    /// DELETE /customer/{id}: removes the customer and all their PII.
+    pub async fn delete(&self, id: &CustomerId) -> Result<(), KycError> {
+        self.store.delete(id).await?;
+        tracing::info!(customer.id = %id, "customer deleted");
+        Ok(())
+    }
+
+    /// The operator approves a customer (manual review).
+    pub async fn approve(&self, id: &CustomerId) -> Result<CustomerView, KycError> {
+        let customer = self
+            .store
+            .set_review(id, Review::Approved, self.clock.now())
+            .await?;
+        tracing::info!(customer.id = %id, "customer approved");
+        Ok(self.view(None, Some(&customer)))
+    }
+
+    /// The operator rejects a customer; the reason becomes the message.
+    pub async fn reject(&self, id: &CustomerId, reason: &str) -> Result<CustomerView, KycError> {
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(KycError::BadRequest("a rejection needs a reason".into()));
+        }
+        let review = Review::Rejected {
+            reason: reason.to_owned(),
+        };
+        let customer = self.store.set_review(id, review, self.clock.now()).await?;
+        tracing::info!(customer.id = %id, "customer rejected");
+        Ok(self.view(None, Some(&customer)))
+    }
+
+    /// Looks a customer up by id, for the back office.
+    pub async fn show(&self, id: &CustomerId) -> Result<CustomerView, KycError> {
+        let customer = self.store.get(id).await?.ok_or(KycError::NotFound)?;
+        Ok(self.view(None, Some(&customer)))
+    }
+
+    fn requested_type(&self, name: Option<&str>) -> Result<Option<&CustomerTypeSpec>, KycError> {
+        match name {
+            None | Some("") => Ok(None),
+            Some(name) => self.types.get(name).map(Some).ok_or_else(|| {
+                let known: Vec<_> = self.types.names().collect();
+                KycError::BadRequest(format!(
+                    "unknown customer type {name:?}; known types: {}",
+                    known.join(", ")
+                ))
+            }),
+        }
+    }
+
+    /// Assesses for the requested type, else the customer's stored type,
+    /// else the default type.
+    fn view(
+        &self,
+        requested: Option<&CustomerTypeSpec>,
+        customer: Option<&Customer>,
+    ) -> CustomerView {
+        let spec = requested
+            .or_else(|| {
+                customer
+                    .and_then(|c| c.customer_type.as_deref())
+                    .and_then(|t| self.types.get(t))
+            })
+            .unwrap_or_else(|| self.types.default_type());
+        CustomerView {
+            id: customer.map(|c| c.id.clone()),
+            assessment: assess(spec, customer, self.mode),
+        }
+    }
+}

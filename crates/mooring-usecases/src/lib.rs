@@ -1,0 +1,10 @@
+//! Mooring's use cases: the application services that the inbound adapters
+//! (HTTP, CLI) call, and that drive the domain through the ports.
+//!
+//! A use case takes domain values, applies the domain's rules and calls
+//! ports. It must not know HTTP, SQL or JSON, and must not depend on any
+//! adapter crate.
+
+pub mod kyc;
+
+pub use kyc::{CustomerLookup, CustomerUpdate, CustomerView, KycError, KycService};

@@ -1,0 +1,411 @@
+use std::sync::Arc;
+
+use mooring_domain::customer::{
+    CustomerId, CustomerStatus, CustomerTypes, FieldStatus, ReviewMode,
+};
+use mooring_domain::{Memo, StellarAccount};
+use mooring_ports::FileUpload;
+use mooring_usecases::{CustomerLookup, CustomerUpdate, KycError, KycService};
+
+use crate::fakes::{FakeKycStore, FixedClock};
+
+const ACCOUNT: &str = "GDJUOFZGW5WYBK4GIETCSSM6MTTIJ4SUMCQITPTLUWMQ6B4UIX2IEX47";
+const OTHER: &str = "GBBD47IF6LWK7P7MDEVSCWR7DPUWV3NY3DTQEVFL4NAT4AQH3ZLLFLA5";
+
+fn service(mode: ReviewMode) -> (KycService, Arc<FakeKycStore>) {
+    let store = Arc::new(FakeKycStore::default());
+    let service = KycService::new(
+        store.clone(),
+        CustomerTypes::builtin(),
+        mode,
+        Arc::new(FixedClock::default()),
+    );
+    (service, store)
+}
+
+fn account(a: &str) -> Option<StellarAccount> {
+    Some(StellarAccount::parse(a).expect("valid account"))
+}
+
+fn memo(m: &str) -> Option<Memo> {
+    Some(Memo::parse(m, None).expect("valid memo"))
+}
+
+fn sender_fields() -> Vec<(String, String)> {
+    [
+        ("first_name", "John"),
+        ("last_name", "Doe"),
+        ("email_address", "john@example.com"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+fn put_by_account(
+    memo_value: &str,
+    customer_type: &str,
+    text: Vec<(String, String)>,
+) -> CustomerUpdate {
+    CustomerUpdate {
+        account: account(ACCOUNT),
+        memo: memo(memo_value),
+        customer_type: Some(customer_type.to_owned()),
+        text,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn unknown_account_needs_info_without_id() {
+    let (kyc, _) = service(ReviewMode::Auto);
+    let view = kyc
+        .get(CustomerLookup {
+            account: account(ACCOUNT),
+            memo: memo("1"),
+            customer_type: Some("sep31-receiver".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("answered");
+    assert_eq!(view.id, None);
+    assert_eq!(view.assessment.status, CustomerStatus::NeedsInfo);
+    assert_eq!(view.assessment.fields.len(), 6);
+}
+
+#[tokio::test]
+async fn unknown_id_is_not_found() {
+    let (kyc, _) = service(ReviewMode::Auto);
+    let lookup = CustomerLookup {
+        id: Some(CustomerId::generate()),
+        ..Default::default()
+    };
+    assert!(matches!(kyc.get(lookup).await, Err(KycError::NotFound)));
+    let update = CustomerUpdate {
+        id: Some(CustomerId::generate()),
+        text: sender_fields(),
+        ..Default::default()
+    };
+    assert!(matches!(kyc.put(update).await, Err(KycError::NotFound)));
+}
+
+#[tokio::test]
+async fn neither_id_nor_account_is_a_bad_request() {
+    let (kyc, _) = service(ReviewMode::Auto);
+    assert!(matches!(
+        kyc.get(CustomerLookup::default()).await,
+        Err(KycError::BadRequest(_))
+    ));
+    assert!(matches!(
+        kyc.put(CustomerUpdate::default()).await,
+        Err(KycError::BadRequest(_))
+    ));
+}
+
+#[tokio::test]
+async fn unknown_type_is_a_bad_request_naming_the_known_ones() {
+    let (kyc, _) = service(ReviewMode::Auto);
+    let err = kyc
+        .put(put_by_account("1", "sep31-banker", sender_fields()))
+        .await
+        .expect_err("refused");
+    let KycError::BadRequest(message) = err else {
+        panic!("wrong error: {err:?}")
+    };
+    assert!(
+        message.contains("sep31-banker") && message.contains("sep31-receiver"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn complete_sender_is_accepted_and_found_by_account_and_memo() {
+    let (kyc, _) = service(ReviewMode::Auto);
+    let put = kyc
+        .put(put_by_account("780284017", "sep31-sender", sender_fields()))
+        .await
+        .expect("stored");
+    assert_eq!(put.assessment.status, CustomerStatus::Accepted);
+    let id = put.id.expect("an id");
+    let got = kyc
+        .get(CustomerLookup {
+            account: account(ACCOUNT),
+            memo: memo("780284017"),
+            customer_type: Some("sep31-sender".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("found");
+    assert_eq!(got.id, Some(id));
+    assert_eq!(got.assessment.status, CustomerStatus::Accepted);
+}
+
+#[tokio::test]
+async fn one_id_per_account_and_memo_whatever_the_type() {
+    let (kyc, store) = service(ReviewMode::Auto);
+    let first = kyc
+        .put(put_by_account("42", "sep31-sender", sender_fields()))
+        .await
+        .expect("stored");
+    let bank = vec![("bank_account_number".to_owned(), "123".to_owned())];
+    let second = kyc
+        .put(put_by_account("42", "sep31-receiver", bank))
+        .await
+        .expect("stored");
+    assert_eq!(first.id, second.id);
+    // The same memo as text is still the same (account, memo).
+    let mut as_text = put_by_account("42", "sep31-sender", vec![]);
+    as_text.memo = Some(Memo::parse("42", Some("text")).expect("valid"));
+    assert_eq!(kyc.put(as_text).await.expect("stored").id, first.id);
+    // Another memo is another customer.
+    let third = kyc
+        .put(put_by_account("43", "sep31-sender", sender_fields()))
+        .await
+        .expect("stored");
+    assert_ne!(third.id, first.id);
+    assert_eq!(store.len(), 2);
+}
+
+#[tokio::test]
+async fn only_the_fields_sent_change_and_empty_clears() {
+    let (kyc, _) = service(ReviewMode::Auto);
+    let id = kyc
+        .put(put_by_account("1", "sep31-sender", sender_fields()))
+        .await
+        .expect("stored")
+        .id;
+    let update = CustomerUpdate {
+        id: id.clone(),
+        text: vec![
+            ("last_name".into(), "Roe".into()),
+            ("first_name".into(), String::new()),
+        ],
+        ..Default::default()
+    };
+    let view = kyc.put(update).await.expect("updated");
+    let provided: Vec<_> = view
+        .assessment
+        .provided
+        .iter()
+        .map(|f| f.field.name)
+        .collect();
+    assert_eq!(provided, ["last_name", "email_address"]);
+    assert_eq!(view.assessment.status, CustomerStatus::NeedsInfo);
+    assert_eq!(
+        view.assessment
+            .fields
+            .iter()
+            .map(|f| f.field.name)
+            .collect::<Vec<_>>(),
+        ["first_name"]
+    );
+}
+
+#[tokio::test]
+async fn id_with_an_account_that_does_not_own_it_is_not_found() {
+    let (kyc, _) = service(ReviewMode::Auto);
+    let id = kyc
+        .put(put_by_account("1", "sep31-sender", sender_fields()))
+        .await
+        .expect("stored")
+        .id;
+    for (acct, m) in [(OTHER, Some("1")), (ACCOUNT, Some("2")), (ACCOUNT, None)] {
+        let lookup = CustomerLookup {
+            id: id.clone(),
+            account: account(acct),
+            memo: m.and_then(memo),
+            ..Default::default()
+        };
+        assert!(
+            matches!(kyc.get(lookup).await, Err(KycError::NotFound)),
+            "{acct} {m:?}"
+        );
+        let update = CustomerUpdate {
+            id: id.clone(),
+            account: account(acct),
+            memo: m.and_then(memo),
+            text: vec![("first_name".into(), "Mallory".into())],
+            ..Default::default()
+        };
+        assert!(
+            matches!(kyc.put(update).await, Err(KycError::NotFound)),
+            "{acct} {m:?}"
+        );
+    }
+    let owner = CustomerLookup {
+        id: id.clone(),
+        account: account(ACCOUNT),
+        memo: memo("1"),
+        ..Default::default()
+    };
+    assert_eq!(kyc.get(owner).await.expect("found").id, id);
+}
+
+#[tokio::test]
+async fn without_type_the_stored_type_answers() {
+    let (kyc, _) = service(ReviewMode::Auto);
+    let id = kyc
+        .put(put_by_account("1", "sep31-receiver", sender_fields()))
+        .await
+        .expect("stored")
+        .id;
+    let view = kyc
+        .get(CustomerLookup {
+            id: id.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("found");
+    // Assessed as a receiver: the bank fields are still missing.
+    assert_eq!(view.assessment.status, CustomerStatus::NeedsInfo);
+    assert_eq!(view.assessment.fields.len(), 3);
+}
+
+#[tokio::test]
+async fn manual_review_processing_approve_change_reject() {
+    let (kyc, _) = service(ReviewMode::Manual);
+    let put = kyc
+        .put(put_by_account("1", "sep31-sender", sender_fields()))
+        .await
+        .expect("stored");
+    assert_eq!(put.assessment.status, CustomerStatus::Processing);
+    assert!(
+        put.assessment
+            .provided
+            .iter()
+            .all(|f| f.status == FieldStatus::Processing)
+    );
+    let id = put.id.expect("id");
+    assert_eq!(
+        kyc.approve(&id).await.expect("approved").assessment.status,
+        CustomerStatus::Accepted
+    );
+    // Re-sending the same value changes nothing; a new value needs a new review.
+    let same = put_by_account(
+        "1",
+        "sep31-sender",
+        vec![("first_name".into(), "John".into())],
+    );
+    assert_eq!(
+        kyc.put(same).await.expect("stored").assessment.status,
+        CustomerStatus::Accepted
+    );
+    let changed = put_by_account(
+        "1",
+        "sep31-sender",
+        vec![("first_name".into(), "Jon".into())],
+    );
+    assert_eq!(
+        kyc.put(changed).await.expect("stored").assessment.status,
+        CustomerStatus::Processing
+    );
+    let rejected = kyc
+        .reject(&id, "document does not match")
+        .await
+        .expect("rejected");
+    assert_eq!(rejected.assessment.status, CustomerStatus::Rejected);
+    assert_eq!(
+        rejected.assessment.message.as_deref(),
+        Some("document does not match")
+    );
+    let again = put_by_account(
+        "1",
+        "sep31-sender",
+        vec![("first_name".into(), "Johnny".into())],
+    );
+    let after = kyc.put(again).await.expect("stored");
+    assert_eq!(after.assessment.status, CustomerStatus::Rejected);
+    assert!(matches!(
+        kyc.reject(&id, "  ").await,
+        Err(KycError::BadRequest(_))
+    ));
+    assert!(matches!(
+        kyc.approve(&CustomerId::generate()).await,
+        Err(KycError::NotFound)
+    ));
+}
+
+#[tokio::test]
+async fn files_count_as_provided_and_empty_files_clear() {
+    let (kyc, _) = service(ReviewMode::Auto);
+    let mut update = put_by_account("1", "sep31-sender", sender_fields());
+    update.files = vec![(
+        "photo_id_front".into(),
+        FileUpload {
+            content: vec![0xff, 0xd8, 0xff],
+            content_type: Some("image/jpeg".into()),
+        },
+    )];
+    let view = kyc.put(update).await.expect("stored");
+    let photo = view
+        .assessment
+        .provided
+        .iter()
+        .find(|f| f.field.name == "photo_id_front")
+        .expect("provided");
+    assert_eq!(photo.status, FieldStatus::Accepted);
+    assert!(photo.optional);
+    let mut clear = put_by_account("1", "sep31-sender", vec![]);
+    clear.files = vec![(
+        "photo_id_front".into(),
+        FileUpload {
+            content: vec![],
+            content_type: None,
+        },
+    )];
+    let view = kyc.put(clear).await.expect("stored");
+    assert!(
+        view.assessment
+            .provided
+            .iter()
+            .all(|f| f.field.name != "photo_id_front")
+    );
+    let mut misplaced = put_by_account("1", "sep31-sender", vec![]);
+    misplaced.files = vec![(
+        "first_name".into(),
+        FileUpload {
+            content: vec![1],
+            content_type: None,
+        },
+    )];
+    assert!(matches!(
+        kyc.put(misplaced).await,
+        Err(KycError::BadRequest(_))
+    ));
+}
+
+#[tokio::test]
+async fn delete_removes_the_customer() {
+    let (kyc, store) = service(ReviewMode::Auto);
+    let id = kyc
+        .put(put_by_account("1", "sep31-sender", sender_fields()))
+        .await
+        .expect("stored")
+        .id
+        .expect("id");
+    kyc.delete(&id).await.expect("deleted");
+    assert_eq!(store.len(), 0);
+    assert!(matches!(kyc.delete(&id).await, Err(KycError::NotFound)));
+    let view = kyc
+        .get(CustomerLookup {
+            account: account(ACCOUNT),
+            memo: memo("1"),
+            ..Default::default()
+        })
+        .await
+        .expect("answered");
+    assert_eq!(view.id, None);
+}
+
+#[tokio::test]
+async fn transaction_id_links_the_customer() {
+    let (kyc, store) = service(ReviewMode::Auto);
+    let mut update = put_by_account("1", "sep31-receiver", sender_fields());
+    update.transaction_id = Some("txn-1".into());
+    let id = kyc.put(update).await.expect("stored").id.expect("id");
+    let stored = mooring_ports::KycStore::get(store.as_ref(), &id)
+        .await
+        .expect("read")
+        .expect("present");
+    assert_eq!(stored.transaction_ids, ["txn-1"]);
+}

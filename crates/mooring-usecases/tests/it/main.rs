@@ -1,0 +1,4 @@
+//! Use-case tests against in-memory fake ports.
+
+mod fakes;
+mod kyc;
