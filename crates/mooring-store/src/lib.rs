@@ -1,1 +1,143 @@
-//! placeholder
+//! Mooring's persistence adapter: diesel over SQLite (the embedded default,
+//! one file under a data directory) or PostgreSQL (production, several
+//! replicas), with one set of queries for both through diesel's
+//! `MultiConnection` and one migration tree per backend.
+//!
+//! Diesel is synchronous: every query runs on tokio's blocking pool, bounded
+//! by a semaphore the size of the connection pool, so the async runtime
+//! never waits on the database. This crate implements the store ports; it
+//! must not know HTTP or any other adapter.
+
+mod conn;
+mod kyc;
+mod migrate;
+pub mod schema;
+mod url;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use diesel::r2d2::Pool;
+use tokio::sync::Semaphore;
+
+pub use conn::{AnyConnection, Backend};
+pub use url::DatabaseUrl;
+
+use conn::Manager;
+
+/// How to reach the database.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub url: DatabaseUrl,
+    /// Most connections held at once (and most queries running at once).
+    pub pool_size: u32,
+    /// How long a new connection may take, and how long a query waits for a
+    /// free connection.
+    pub connect_timeout: Duration,
+}
+
+/// Errors of opening, migrating or querying the store outside a port call.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0}")]
+    Config(String),
+    #[error("cannot connect to the {backend} database at {url}: {message}")]
+    Connect { backend: Backend, url: String, message: String },
+    #[error("database migration failed: {0}")]
+    Migration(String),
+    #[error("database query failed: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("no database connection available: {0}")]
+    Pool(#[from] diesel::r2d2::PoolError),
+    #[error("database task failed: {0}")]
+    Task(String),
+}
+
+/// A pool of connections to one database, SQLite or PostgreSQL.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool<Manager>,
+    permits: Arc<Semaphore>,
+    backend: Backend,
+}
+
+impl Store {
+    /// Opens the database (creating a SQLite file and its directory if
+    /// needed) and checks that a connection can be made. Does not migrate.
+    pub async fn connect(config: StoreConfig) -> Result<Self, StoreError> {
+        tokio::task::spawn_blocking(move || Self::connect_blocking(config))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    fn connect_blocking(config: StoreConfig) -> Result<Self, StoreError> {
+        let manager = Manager::new(config.url.clone(), config.connect_timeout)?;
+        let backend = manager.backend();
+        // One connection first: its error is precise where the pool's is a timeout.
+        let first = manager.connect_now().map_err(|e| StoreError::Connect {
+            backend,
+            url: config.url.redacted(),
+            message: e.to_string(),
+        })?;
+        drop(first);
+        let pool_size = config.pool_size.max(1);
+        let pool = Pool::builder()
+            .max_size(pool_size)
+            .min_idle(Some(1))
+            .connection_timeout(config.connect_timeout)
+            .build(manager)
+            .map_err(|e| StoreError::Connect {
+                backend,
+                url: config.url.redacted(),
+                message: e.to_string(),
+            })?;
+        Ok(Self {
+            pool,
+            permits: Arc::new(Semaphore::new(pool_size as usize)),
+            backend,
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Runs `f` with a pooled connection on the blocking pool. The caller's
+    /// span follows the work; a panic in `f` resumes in the caller.
+    pub(crate) async fn run<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut AnyConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?;
+        let pool = self.pool.clone();
+        let span = tracing::Span::current();
+        let task = tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            let _permit = permit;
+            let mut conn = pool.get().map_err(StoreError::from)?;
+            f(&mut conn)
+        });
+        match task.await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(StoreError::Task(e.to_string()).into()),
+        }
+    }
+
+    /// Applies pending migrations; returns the versions applied.
+    pub async fn migrate(&self) -> Result<Vec<String>, StoreError> {
+        self.run(migrate::run_pending).await
+    }
+
+    /// Migrations not yet applied.
+    pub async fn pending_migrations(&self) -> Result<Vec<String>, StoreError> {
+        self.run(migrate::pending).await
+    }
+}

@@ -1,0 +1,4 @@
+DROP TABLE customer_transactions;
+DROP TABLE customer_files;
+DROP TABLE customer_fields;
+DROP TABLE customers;

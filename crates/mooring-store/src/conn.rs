@@ -1,0 +1,145 @@
+use std::fmt;
+use std::time::Duration;
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::prelude::*;
+use diesel::r2d2::ManageConnection;
+
+use crate::{DatabaseUrl, StoreError};
+
+/// One connection, to either backend. Queries written against this type
+/// compile once and run on both.
+#[derive(diesel::MultiConnection)]
+pub enum AnyConnection {
+    Postgresql(diesel::PgConnection),
+    Sqlite(diesel::SqliteConnection),
+}
+
+/// Which database engine a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Sqlite => "SQLite",
+            Self::Postgres => "PostgreSQL",
+        })
+    }
+}
+
+/// Opens connections of the backend the URL names (never guessing, as
+/// `MultiConnection::establish` would) and prepares each one.
+pub(crate) struct Manager {
+    url: DatabaseUrl,
+    busy_timeout: Duration,
+}
+
+impl Manager {
+    pub(crate) fn new(url: DatabaseUrl, busy_timeout: Duration) -> Result<Self, StoreError> {
+        if let DatabaseUrl::Sqlite(path) = &url
+            && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Config(format!("cannot create the data directory {}: {e}", dir.display()))
+            })?;
+        }
+        Ok(Self { url, busy_timeout })
+    }
+
+    pub(crate) fn backend(&self) -> Backend {
+        match self.url {
+            DatabaseUrl::Sqlite(_) => Backend::Sqlite,
+            DatabaseUrl::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    pub(crate) fn connect_now(&self) -> Result<AnyConnection, diesel::ConnectionError> {
+        match &self.url {
+            DatabaseUrl::Postgres(url) => Ok(AnyConnection::Postgresql(diesel::PgConnection::establish(url)?)),
+            DatabaseUrl::Sqlite(path) => {
+                let path = path.to_str().ok_or_else(|| {
+                    diesel::ConnectionError::InvalidConnectionUrl("the SQLite path is not valid UTF-8".into())
+                })?;
+                let mut conn = diesel::SqliteConnection::establish(path)?;
+                // WAL lets readers run beside the writer; busy_timeout makes a
+                // writer wait for the lock instead of failing; secure_delete
+                // overwrites deleted PII instead of leaving it in free pages.
+                conn.batch_execute(&format!(
+                    "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                     PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;",
+                    self.busy_timeout.as_millis()
+                ))
+                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                Ok(AnyConnection::Sqlite(conn))
+            }
+        }
+    }
+}
+
+impl ManageConnection for Manager {
+    type Connection = AnyConnection;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<AnyConnection, Self::Error> {
+        self.connect_now().map_err(diesel::r2d2::Error::ConnectionError)
+    }
+
+    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), Self::Error> {
+        conn.batch_execute("SELECT 1").map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut AnyConnection) -> bool {
+        // A connection left inside a transaction (a panic mid-work) is dropped.
+        <AnyConnection as Connection>::TransactionManager::is_broken_transaction_manager(conn)
+    }
+}
+
+/// Runs `f` in a write transaction. On SQLite it is `BEGIN IMMEDIATE`, so the
+/// write lock is taken up front and two writers queue (on `busy_timeout`)
+/// instead of deadlocking on a lock upgrade; on PostgreSQL a plain
+/// transaction, where rows are locked explicitly (see [`lock_row`]).
+pub(crate) fn write_tx<T, E>(conn: &mut AnyConnection, f: impl FnOnce(&mut AnyConnection) -> Result<T, E>) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    if let AnyConnection::Sqlite(sqlite) = conn {
+        AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
+        match f(conn) {
+            Ok(value) => {
+                <AnyConnection as Connection>::TransactionManager::commit_transaction(conn)?;
+                Ok(value)
+            }
+            Err(user_error) => match <AnyConnection as Connection>::TransactionManager::rollback_transaction(conn) {
+                Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(user_error),
+                Err(rollback_error) => Err(rollback_error.into()),
+            },
+        }
+    } else {
+        conn.transaction(f)
+    }
+}
+
+/// Locks one row until the transaction ends (`SELECT … FOR UPDATE` on
+/// PostgreSQL). SQLite needs nothing: its writer holds the database lock.
+pub(crate) fn lock_row(conn: &mut AnyConnection, table: &'static str, id: &str) -> QueryResult<()> {
+    if let AnyConnection::Postgresql(pg) = conn {
+        diesel::sql_query(format!("SELECT 1 FROM {table} WHERE id = $1 FOR UPDATE"))
+            .bind::<diesel::sql_types::Text, _>(id)
+            .execute(pg)?;
+    }
+    Ok(())
+}
+
+/// On SQLite, moves the write-ahead log into the database file and empties
+/// it, so that deleted data (overwritten there by `secure_delete`) does not
+/// linger in the log. Best effort: a busy reader only delays it.
+pub(crate) fn checkpoint(conn: &mut AnyConnection) -> QueryResult<()> {
+    if let AnyConnection::Sqlite(sqlite) = conn {
+        sqlite.batch_execute("PRAGMA wal_checkpoint(TRUNCATE);")?;
+    }
+    Ok(())
+}

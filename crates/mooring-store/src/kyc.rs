@@ -1,0 +1,377 @@
+//! The KYC store: customers, their SEP-9 values, files and transaction links.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use mooring_domain::customer::{Customer, CustomerId, ProvidedValue, Review};
+use mooring_domain::{Memo, StellarAccount};
+use mooring_ports::{CustomerTarget, FileUpload, KycStore, KycStoreError, PutCustomer};
+
+use crate::conn::{checkpoint, lock_row, write_tx};
+use crate::schema::{customer_fields, customer_files, customer_transactions, customers};
+use crate::{AnyConnection, Store, StoreError};
+
+/// What can go wrong inside one store call.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error("customer not found")]
+    NotFound,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("stored customer {id} is unreadable: {reason}")]
+    Corrupt { id: String, reason: String },
+}
+
+impl From<DieselError> for Failure {
+    fn from(e: DieselError) -> Self {
+        Self::Store(StoreError::Query(e))
+    }
+}
+
+impl From<Failure> for KycStoreError {
+    fn from(f: Failure) -> Self {
+        match f {
+            Failure::NotFound => Self::NotFound,
+            other => Self::Unknown(anyhow::Error::new(other)),
+        }
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = customers)]
+struct CustomerRow {
+    id: String,
+    account: String,
+    memo: String,
+    memo_type: Option<String>,
+    customer_type: Option<String>,
+    review: String,
+    review_message: Option<String>,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = customers)]
+struct NewCustomer<'a> {
+    id: &'a str,
+    account: &'a str,
+    memo: &'a str,
+    memo_type: Option<&'a str>,
+    review: &'a str,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
+
+const PENDING: &str = "pending";
+const APPROVED: &str = "approved";
+const REJECTED: &str = "rejected";
+
+fn review_columns(review: &Review) -> (&'static str, Option<&str>) {
+    match review {
+        Review::Pending => (PENDING, None),
+        Review::Approved => (APPROVED, None),
+        Review::Rejected { reason } => (REJECTED, Some(reason)),
+    }
+}
+
+fn memo_column(memo: Option<&Memo>) -> &str {
+    memo.map_or("", Memo::value)
+}
+
+fn load(conn: &mut AnyConnection, id: &str) -> Result<Option<Customer>, Failure> {
+    let Some(row) = customers::table
+        .find(id)
+        .select(CustomerRow::as_select())
+        .first(conn)
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let corrupt = |reason: String| Failure::Corrupt {
+        id: row.id.clone(),
+        reason,
+    };
+    let account = StellarAccount::parse(&row.account).map_err(|e| corrupt(e.to_string()))?;
+    let memo = match row.memo.as_str() {
+        "" => None,
+        value => Some(Memo::parse(value, row.memo_type.as_deref()).map_err(|e| corrupt(e.to_string()))?),
+    };
+    let review = match (row.review.as_str(), row.review_message) {
+        (PENDING, _) => Review::Pending,
+        (APPROVED, _) => Review::Approved,
+        (REJECTED, reason) => Review::Rejected {
+            reason: reason.unwrap_or_default(),
+        },
+        (other, _) => return Err(corrupt(format!("unknown review state {other:?}"))),
+    };
+    let mut fields = BTreeMap::new();
+    let texts: Vec<(String, String)> = customer_fields::table
+        .filter(customer_fields::customer_id.eq(id))
+        .select((customer_fields::name, customer_fields::value))
+        .load(conn)?;
+    for (name, value) in texts {
+        fields.insert(name, ProvidedValue::Text(value));
+    }
+    let files: Vec<(String, i64, Option<String>)> = customer_files::table
+        .filter(customer_files::customer_id.eq(id))
+        .select((customer_files::name, customer_files::size_bytes, customer_files::content_type))
+        .load(conn)?;
+    for (name, size, content_type) in files {
+        let size = u64::try_from(size).unwrap_or_default();
+        fields.insert(name, ProvidedValue::File { size, content_type });
+    }
+    let transaction_ids = customer_transactions::table
+        .filter(customer_transactions::customer_id.eq(id))
+        .order((customer_transactions::created_at, customer_transactions::transaction_id))
+        .select(customer_transactions::transaction_id)
+        .load(conn)?;
+    let id = CustomerId::parse(&row.id).map_err(|e| corrupt(e.to_string()))?;
+    Ok(Some(Customer {
+        id,
+        account,
+        memo,
+        customer_type: row.customer_type,
+        review,
+        fields,
+        transaction_ids,
+        created_at: row.created_at.and_utc(),
+        updated_at: row.updated_at.and_utc(),
+    }))
+}
+
+fn find_id(conn: &mut AnyConnection, account: &StellarAccount, memo: Option<&Memo>) -> QueryResult<Option<String>> {
+    customers::table
+        .filter(customers::account.eq(account.as_str()))
+        .filter(customers::memo.eq(memo_column(memo)))
+        .select(customers::id)
+        .first(conn)
+        .optional()
+}
+
+fn exists(conn: &mut AnyConnection, id: &str) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(customers::table.find(id))).get_result(conn)
+}
+
+/// Finds or creates the customer a PUT is about, and locks it.
+fn resolve(conn: &mut AnyConnection, target: CustomerTarget, now: NaiveDateTime) -> Result<String, Failure> {
+    match target {
+        CustomerTarget::Id(id) => {
+            lock_row(conn, "customers", id.as_str())?;
+            if exists(conn, id.as_str())? { Ok(id.to_string()) } else { Err(Failure::NotFound) }
+        }
+        CustomerTarget::Account { account, memo, new_id } => {
+            if let Some(id) = find_id(conn, &account, memo.as_ref())? {
+                lock_row(conn, "customers", &id)?;
+                return Ok(id);
+            }
+            let row = NewCustomer {
+                id: new_id.as_str(),
+                account: account.as_str(),
+                memo: memo_column(memo.as_ref()),
+                memo_type: memo.as_ref().map(|m| m.memo_type().as_str()),
+                review: PENDING,
+                created_at: now,
+                updated_at: now,
+            };
+            // In a savepoint: a concurrent PUT may have created the customer
+            // since we looked; its row wins and we update it instead.
+            let inserted = conn.transaction(|c| diesel::insert_into(customers::table).values(&row).execute(c));
+            match inserted {
+                Ok(_) => Ok(new_id.to_string()),
+                Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+                    let id = find_id(conn, &account, memo.as_ref())?.ok_or(Failure::NotFound)?;
+                    lock_row(conn, "customers", &id)?;
+                    Ok(id)
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+    }
+}
+
+/// Sets or clears one text field; returns whether the stored value changed.
+fn put_text(conn: &mut AnyConnection, id: &str, name: &str, value: Option<&str>, now: NaiveDateTime) -> QueryResult<bool> {
+    let row = customer_fields::table.find((id, name));
+    let old: Option<String> = row.select(customer_fields::value).first(conn).optional()?;
+    match (old, value) {
+        (Some(old), Some(new)) if old == new => Ok(false),
+        (Some(_), Some(new)) => {
+            diesel::update(row)
+                .set((customer_fields::value.eq(new), customer_fields::updated_at.eq(now)))
+                .execute(conn)?;
+            Ok(true)
+        }
+        (None, Some(new)) => {
+            diesel::insert_into(customer_fields::table)
+                .values((
+                    customer_fields::customer_id.eq(id),
+                    customer_fields::name.eq(name),
+                    customer_fields::value.eq(new),
+                    customer_fields::updated_at.eq(now),
+                ))
+                .execute(conn)?;
+            Ok(true)
+        }
+        (Some(_), None) => Ok(diesel::delete(row).execute(conn)? > 0),
+        (None, None) => Ok(false),
+    }
+}
+
+/// Sets or clears one file field; returns whether the stored file changed.
+fn put_file(conn: &mut AnyConnection, id: &str, name: &str, file: Option<&FileUpload>, now: NaiveDateTime) -> QueryResult<bool> {
+    let row = customer_files::table.find((id, name));
+    let old: Option<(Vec<u8>, Option<String>)> = row
+        .select((customer_files::content, customer_files::content_type))
+        .first(conn)
+        .optional()?;
+    match (old, file) {
+        (Some(old), Some(new)) if old.0 == new.content && old.1 == new.content_type => Ok(false),
+        (Some(_), Some(new)) => {
+            diesel::update(row)
+                .set((
+                    customer_files::content.eq(&new.content),
+                    customer_files::content_type.eq(new.content_type.as_deref()),
+                    customer_files::size_bytes.eq(size_of(new)),
+                    customer_files::updated_at.eq(now),
+                ))
+                .execute(conn)?;
+            Ok(true)
+        }
+        (None, Some(new)) => {
+            diesel::insert_into(customer_files::table)
+                .values((
+                    customer_files::customer_id.eq(id),
+                    customer_files::name.eq(name),
+                    customer_files::content.eq(&new.content),
+                    customer_files::content_type.eq(new.content_type.as_deref()),
+                    customer_files::size_bytes.eq(size_of(new)),
+                    customer_files::updated_at.eq(now),
+                ))
+                .execute(conn)?;
+            Ok(true)
+        }
+        (Some(_), None) => Ok(diesel::delete(row).execute(conn)? > 0),
+        (None, None) => Ok(false),
+    }
+}
+
+fn size_of(file: &FileUpload) -> i64 {
+    i64::try_from(file.content.len()).unwrap_or(i64::MAX)
+}
+
+fn link_transaction(conn: &mut AnyConnection, id: &str, transaction_id: &str, now: NaiveDateTime) -> QueryResult<()> {
+    let linked: bool = diesel::select(diesel::dsl::exists(customer_transactions::table.find((id, transaction_id))))
+        .get_result(conn)?;
+    if !linked {
+        diesel::insert_into(customer_transactions::table)
+            .values((
+                customer_transactions::customer_id.eq(id),
+                customer_transactions::transaction_id.eq(transaction_id),
+                customer_transactions::created_at.eq(now),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+fn put(conn: &mut AnyConnection, change: PutCustomer) -> Result<Customer, Failure> {
+    let now = change.now.naive_utc();
+    let id = resolve(conn, change.target, now)?;
+    let mut changed = false;
+    for (name, value) in &change.text {
+        changed |= put_text(conn, &id, name, value.as_deref(), now)?;
+    }
+    for (name, file) in &change.files {
+        changed |= put_file(conn, &id, name, file.as_ref(), now)?;
+    }
+    if let Some(t) = &change.transaction_id {
+        link_transaction(conn, &id, t, now)?;
+    }
+    let current = load(conn, &id)?.ok_or(Failure::NotFound)?;
+    let review = if changed { current.review.after_change() } else { current.review.clone() };
+    let (state, message) = review_columns(&review);
+    diesel::update(customers::table.find(&id))
+        .set((
+            customers::customer_type.eq(change.customer_type.as_deref().or(current.customer_type.as_deref())),
+            customers::review.eq(state),
+            customers::review_message.eq(message),
+            customers::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    load(conn, &id)?.ok_or(Failure::NotFound)
+}
+
+fn delete(conn: &mut AnyConnection, id: &str) -> Result<(), Failure> {
+    lock_row(conn, "customers", id)?;
+    if !exists(conn, id)? {
+        return Err(Failure::NotFound);
+    }
+    diesel::delete(customer_fields::table.filter(customer_fields::customer_id.eq(id))).execute(conn)?;
+    diesel::delete(customer_files::table.filter(customer_files::customer_id.eq(id))).execute(conn)?;
+    diesel::delete(customer_transactions::table.filter(customer_transactions::customer_id.eq(id))).execute(conn)?;
+    diesel::delete(customers::table.find(id)).execute(conn)?;
+    Ok(())
+}
+
+fn set_review(conn: &mut AnyConnection, id: &str, review: &Review, now: DateTime<Utc>) -> Result<Customer, Failure> {
+    let (state, message) = review_columns(review);
+    let updated = diesel::update(customers::table.find(id))
+        .set((
+            customers::review.eq(state),
+            customers::review_message.eq(message),
+            customers::updated_at.eq(now.naive_utc()),
+        ))
+        .execute(conn)?;
+    if updated == 0 {
+        return Err(Failure::NotFound);
+    }
+    load(conn, id)?.ok_or(Failure::NotFound)
+}
+
+#[async_trait]
+impl KycStore for Store {
+    #[tracing::instrument(skip_all, fields(customer.id = %id))]
+    async fn get(&self, id: &CustomerId) -> Result<Option<Customer>, KycStoreError> {
+        let id = id.to_string();
+        Ok(self.run(move |conn| conn.transaction(|c| load(c, &id))).await?)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn find(&self, account: &StellarAccount, memo: Option<&Memo>) -> Result<Option<Customer>, KycStoreError> {
+        let (account, memo) = (account.clone(), memo.cloned());
+        let found = self
+            .run(move |conn| {
+                conn.transaction(|c| match find_id(c, &account, memo.as_ref())? {
+                    Some(id) => load(c, &id),
+                    None => Ok(None),
+                })
+            })
+            .await?;
+        Ok(found)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn put(&self, change: PutCustomer) -> Result<Customer, KycStoreError> {
+        Ok(self.run(move |conn| write_tx(conn, |c| put(c, change))).await?)
+    }
+
+    #[tracing::instrument(skip_all, fields(customer.id = %id))]
+    async fn delete(&self, id: &CustomerId) -> Result<(), KycStoreError> {
+        let id = id.to_string();
+        let deleted = self.run(move |conn| {
+            write_tx(conn, |c| delete(c, &id))?;
+            checkpoint(conn).map_err(Failure::from)
+        });
+        Ok(deleted.await?)
+    }
+
+    #[tracing::instrument(skip_all, fields(customer.id = %id))]
+    async fn set_review(&self, id: &CustomerId, review: Review, now: DateTime<Utc>) -> Result<Customer, KycStoreError> {
+        let id = id.to_string();
+        Ok(self.run(move |conn| write_tx(conn, |c| set_review(c, &id, &review, now))).await?)
+    }
+}
