@@ -1,1 +1,108 @@
-//! placeholder
+//! Mooring's inbound HTTP adapter: the Anchor Platform's Callback API
+//! (`/customer` now; `/rate`, `/fee`, `/unique_address` and `/event` as their
+//! issues land), served with actix-web.
+//!
+//! This crate owns the wire: JSON and multipart bodies, query strings, the
+//! callback authentication the AP sends, and the one mapping from errors to
+//! HTTP statuses (`ApiError`). It turns requests into use-case calls and
+//! use-case answers into the AP's response shapes. It must not know SQL or
+//! any other adapter.
+
+mod auth;
+mod body;
+mod customer;
+mod error;
+mod telemetry;
+
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+use mooring_usecases::KycService;
+
+pub use auth::{AuthConfigError, CallbackAuth};
+pub use error::ApiError;
+
+/// JSON bodies larger than this are refused with 413.
+pub const JSON_LIMIT_BYTES: usize = 1024 * 1024;
+
+/// What the HTTP layer needs besides the use cases.
+#[derive(Clone)]
+pub struct HttpConfig {
+    pub auth: CallbackAuth,
+    /// Multipart (PUT /customer with files) bodies larger than this are
+    /// refused with 413.
+    pub multipart_limit_bytes: usize,
+    /// Worker threads; `None` means one per core.
+    pub workers: Option<usize>,
+}
+
+/// The use cases the routes call.
+#[derive(Clone)]
+pub struct Services {
+    pub kyc: KycService,
+}
+
+pub(crate) struct Limits {
+    pub multipart_bytes: usize,
+}
+
+/// Registers every route on an actix app.
+pub fn configure(
+    services: Services,
+    config: &HttpConfig,
+) -> impl FnOnce(&mut web::ServiceConfig) + Clone + use<> {
+    let auth = web::Data::new(config.auth.clone());
+    let kyc = web::Data::new(services.kyc);
+    let limits = web::Data::new(Limits {
+        multipart_bytes: config.multipart_limit_bytes,
+    });
+    move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(auth)
+            .app_data(kyc)
+            .app_data(limits)
+            .app_data(
+                web::QueryConfig::default()
+                    .error_handler(|e, _| ApiError::bad_request(e.to_string()).into()),
+            )
+            .app_data(
+                web::PathConfig::default()
+                    .error_handler(|e, _| ApiError::bad_request(e.to_string()).into()),
+            )
+            .service(
+                web::resource("/customer")
+                    .wrap(from_fn(auth::require_callback_auth))
+                    .route(web::get().to(customer::get_customer))
+                    .route(web::put().to(customer::put_customer))
+                    .default_service(web::to(error::method_not_allowed)),
+            )
+            .service(
+                web::resource("/customer/{id}")
+                    .wrap(from_fn(auth::require_callback_auth))
+                    .route(web::delete().to(customer::delete_customer))
+                    .default_service(web::to(error::method_not_allowed)),
+            )
+            .default_service(web::to(error::not_found));
+    }
+}
+
+/// Starts serving on an already bound listener (port 0 in tests).
+pub fn serve(
+    listener: TcpListener,
+    services: Services,
+    config: HttpConfig,
+) -> std::io::Result<Server> {
+    let workers = config.workers;
+    let routes = configure(services, &config);
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .wrap(from_fn(telemetry::trace_request))
+            .configure(routes.clone())
+    })
+    .listen(listener)?;
+    if let Some(n) = workers {
+        server = server.workers(n.max(1));
+    }
+    Ok(server.disable_signals().run())
+}

@@ -44,7 +44,10 @@ impl Manager {
             && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
         {
             std::fs::create_dir_all(dir).map_err(|e| {
-                StoreError::Config(format!("cannot create the data directory {}: {e}", dir.display()))
+                StoreError::Config(format!(
+                    "cannot create the data directory {}: {e}",
+                    dir.display()
+                ))
             })?;
         }
         Ok(Self { url, busy_timeout })
@@ -59,10 +62,14 @@ impl Manager {
 
     pub(crate) fn connect_now(&self) -> Result<AnyConnection, diesel::ConnectionError> {
         match &self.url {
-            DatabaseUrl::Postgres(url) => Ok(AnyConnection::Postgresql(diesel::PgConnection::establish(url)?)),
+            DatabaseUrl::Postgres(url) => Ok(AnyConnection::Postgresql(
+                diesel::PgConnection::establish(url)?,
+            )),
             DatabaseUrl::Sqlite(path) => {
                 let path = path.to_str().ok_or_else(|| {
-                    diesel::ConnectionError::InvalidConnectionUrl("the SQLite path is not valid UTF-8".into())
+                    diesel::ConnectionError::InvalidConnectionUrl(
+                        "the SQLite path is not valid UTF-8".into(),
+                    )
                 })?;
                 let mut conn = diesel::SqliteConnection::establish(path)?;
                 // WAL lets readers run beside the writer; busy_timeout makes a
@@ -85,11 +92,13 @@ impl ManageConnection for Manager {
     type Error = diesel::r2d2::Error;
 
     fn connect(&self) -> Result<AnyConnection, Self::Error> {
-        self.connect_now().map_err(diesel::r2d2::Error::ConnectionError)
+        self.connect_now()
+            .map_err(diesel::r2d2::Error::ConnectionError)
     }
 
     fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), Self::Error> {
-        conn.batch_execute("SELECT 1").map_err(diesel::r2d2::Error::QueryError)
+        conn.batch_execute("SELECT 1")
+            .map_err(diesel::r2d2::Error::QueryError)
     }
 
     fn has_broken(&self, conn: &mut AnyConnection) -> bool {
@@ -102,7 +111,10 @@ impl ManageConnection for Manager {
 /// write lock is taken up front and two writers queue (on `busy_timeout`)
 /// instead of deadlocking on a lock upgrade; on PostgreSQL a plain
 /// transaction, where rows are locked explicitly (see [`lock_row`]).
-pub(crate) fn write_tx<T, E>(conn: &mut AnyConnection, f: impl FnOnce(&mut AnyConnection) -> Result<T, E>) -> Result<T, E>
+pub(crate) fn write_tx<T, E>(
+    conn: &mut AnyConnection,
+    f: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
+) -> Result<T, E>
 where
     E: From<diesel::result::Error>,
 {
@@ -113,10 +125,15 @@ where
                 <AnyConnection as Connection>::TransactionManager::commit_transaction(conn)?;
                 Ok(value)
             }
-            Err(user_error) => match <AnyConnection as Connection>::TransactionManager::rollback_transaction(conn) {
-                Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(user_error),
-                Err(rollback_error) => Err(rollback_error.into()),
-            },
+            Err(user_error) => {
+                match <AnyConnection as Connection>::TransactionManager::rollback_transaction(conn)
+                {
+                    Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => {
+                        Err(user_error)
+                    }
+                    Err(rollback_error) => Err(rollback_error.into()),
+                }
+            }
         }
     } else {
         conn.transaction(f)

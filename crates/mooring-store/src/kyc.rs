@@ -98,7 +98,9 @@ fn load(conn: &mut AnyConnection, id: &str) -> Result<Option<Customer>, Failure>
     let account = StellarAccount::parse(&row.account).map_err(|e| corrupt(e.to_string()))?;
     let memo = match row.memo.as_str() {
         "" => None,
-        value => Some(Memo::parse(value, row.memo_type.as_deref()).map_err(|e| corrupt(e.to_string()))?),
+        value => {
+            Some(Memo::parse(value, row.memo_type.as_deref()).map_err(|e| corrupt(e.to_string()))?)
+        }
     };
     let review = match (row.review.as_str(), row.review_message) {
         (PENDING, _) => Review::Pending,
@@ -118,7 +120,11 @@ fn load(conn: &mut AnyConnection, id: &str) -> Result<Option<Customer>, Failure>
     }
     let files: Vec<(String, i64, Option<String>)> = customer_files::table
         .filter(customer_files::customer_id.eq(id))
-        .select((customer_files::name, customer_files::size_bytes, customer_files::content_type))
+        .select((
+            customer_files::name,
+            customer_files::size_bytes,
+            customer_files::content_type,
+        ))
         .load(conn)?;
     for (name, size, content_type) in files {
         let size = u64::try_from(size).unwrap_or_default();
@@ -126,7 +132,10 @@ fn load(conn: &mut AnyConnection, id: &str) -> Result<Option<Customer>, Failure>
     }
     let transaction_ids = customer_transactions::table
         .filter(customer_transactions::customer_id.eq(id))
-        .order((customer_transactions::created_at, customer_transactions::transaction_id))
+        .order((
+            customer_transactions::created_at,
+            customer_transactions::transaction_id,
+        ))
         .select(customer_transactions::transaction_id)
         .load(conn)?;
     let id = CustomerId::parse(&row.id).map_err(|e| corrupt(e.to_string()))?;
@@ -143,7 +152,11 @@ fn load(conn: &mut AnyConnection, id: &str) -> Result<Option<Customer>, Failure>
     }))
 }
 
-fn find_id(conn: &mut AnyConnection, account: &StellarAccount, memo: Option<&Memo>) -> QueryResult<Option<String>> {
+fn find_id(
+    conn: &mut AnyConnection,
+    account: &StellarAccount,
+    memo: Option<&Memo>,
+) -> QueryResult<Option<String>> {
     customers::table
         .filter(customers::account.eq(account.as_str()))
         .filter(customers::memo.eq(memo_column(memo)))
@@ -157,13 +170,25 @@ fn exists(conn: &mut AnyConnection, id: &str) -> QueryResult<bool> {
 }
 
 /// Finds or creates the customer a PUT is about, and locks it.
-fn resolve(conn: &mut AnyConnection, target: CustomerTarget, now: NaiveDateTime) -> Result<String, Failure> {
+fn resolve(
+    conn: &mut AnyConnection,
+    target: CustomerTarget,
+    now: NaiveDateTime,
+) -> Result<String, Failure> {
     match target {
         CustomerTarget::Id(id) => {
             lock_row(conn, "customers", id.as_str())?;
-            if exists(conn, id.as_str())? { Ok(id.to_string()) } else { Err(Failure::NotFound) }
+            if exists(conn, id.as_str())? {
+                Ok(id.to_string())
+            } else {
+                Err(Failure::NotFound)
+            }
         }
-        CustomerTarget::Account { account, memo, new_id } => {
+        CustomerTarget::Account {
+            account,
+            memo,
+            new_id,
+        } => {
             if let Some(id) = find_id(conn, &account, memo.as_ref())? {
                 lock_row(conn, "customers", &id)?;
                 return Ok(id);
@@ -179,7 +204,11 @@ fn resolve(conn: &mut AnyConnection, target: CustomerTarget, now: NaiveDateTime)
             };
             // In a savepoint: a concurrent PUT may have created the customer
             // since we looked; its row wins and we update it instead.
-            let inserted = conn.transaction(|c| diesel::insert_into(customers::table).values(&row).execute(c));
+            let inserted = conn.transaction(|c| {
+                diesel::insert_into(customers::table)
+                    .values(&row)
+                    .execute(c)
+            });
             match inserted {
                 Ok(_) => Ok(new_id.to_string()),
                 Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
@@ -194,14 +223,23 @@ fn resolve(conn: &mut AnyConnection, target: CustomerTarget, now: NaiveDateTime)
 }
 
 /// Sets or clears one text field; returns whether the stored value changed.
-fn put_text(conn: &mut AnyConnection, id: &str, name: &str, value: Option<&str>, now: NaiveDateTime) -> QueryResult<bool> {
+fn put_text(
+    conn: &mut AnyConnection,
+    id: &str,
+    name: &str,
+    value: Option<&str>,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
     let row = customer_fields::table.find((id, name));
     let old: Option<String> = row.select(customer_fields::value).first(conn).optional()?;
     match (old, value) {
         (Some(old), Some(new)) if old == new => Ok(false),
         (Some(_), Some(new)) => {
             diesel::update(row)
-                .set((customer_fields::value.eq(new), customer_fields::updated_at.eq(now)))
+                .set((
+                    customer_fields::value.eq(new),
+                    customer_fields::updated_at.eq(now),
+                ))
                 .execute(conn)?;
             Ok(true)
         }
@@ -222,7 +260,13 @@ fn put_text(conn: &mut AnyConnection, id: &str, name: &str, value: Option<&str>,
 }
 
 /// Sets or clears one file field; returns whether the stored file changed.
-fn put_file(conn: &mut AnyConnection, id: &str, name: &str, file: Option<&FileUpload>, now: NaiveDateTime) -> QueryResult<bool> {
+fn put_file(
+    conn: &mut AnyConnection,
+    id: &str,
+    name: &str,
+    file: Option<&FileUpload>,
+    now: NaiveDateTime,
+) -> QueryResult<bool> {
     let row = customer_files::table.find((id, name));
     let old: Option<(Vec<u8>, Option<String>)> = row
         .select((customer_files::content, customer_files::content_type))
@@ -263,9 +307,16 @@ fn size_of(file: &FileUpload) -> i64 {
     i64::try_from(file.content.len()).unwrap_or(i64::MAX)
 }
 
-fn link_transaction(conn: &mut AnyConnection, id: &str, transaction_id: &str, now: NaiveDateTime) -> QueryResult<()> {
-    let linked: bool = diesel::select(diesel::dsl::exists(customer_transactions::table.find((id, transaction_id))))
-        .get_result(conn)?;
+fn link_transaction(
+    conn: &mut AnyConnection,
+    id: &str,
+    transaction_id: &str,
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    let linked: bool = diesel::select(diesel::dsl::exists(
+        customer_transactions::table.find((id, transaction_id)),
+    ))
+    .get_result(conn)?;
     if !linked {
         diesel::insert_into(customer_transactions::table)
             .values((
@@ -292,11 +343,18 @@ fn put(conn: &mut AnyConnection, change: PutCustomer) -> Result<Customer, Failur
         link_transaction(conn, &id, t, now)?;
     }
     let current = load(conn, &id)?.ok_or(Failure::NotFound)?;
-    let review = if changed { current.review.after_change() } else { current.review.clone() };
+    let review = if changed {
+        current.review.after_change()
+    } else {
+        current.review.clone()
+    };
     let (state, message) = review_columns(&review);
     diesel::update(customers::table.find(&id))
         .set((
-            customers::customer_type.eq(change.customer_type.as_deref().or(current.customer_type.as_deref())),
+            customers::customer_type.eq(change
+                .customer_type
+                .as_deref()
+                .or(current.customer_type.as_deref())),
             customers::review.eq(state),
             customers::review_message.eq(message),
             customers::updated_at.eq(now),
@@ -310,14 +368,22 @@ fn delete(conn: &mut AnyConnection, id: &str) -> Result<(), Failure> {
     if !exists(conn, id)? {
         return Err(Failure::NotFound);
     }
-    diesel::delete(customer_fields::table.filter(customer_fields::customer_id.eq(id))).execute(conn)?;
-    diesel::delete(customer_files::table.filter(customer_files::customer_id.eq(id))).execute(conn)?;
-    diesel::delete(customer_transactions::table.filter(customer_transactions::customer_id.eq(id))).execute(conn)?;
+    diesel::delete(customer_fields::table.filter(customer_fields::customer_id.eq(id)))
+        .execute(conn)?;
+    diesel::delete(customer_files::table.filter(customer_files::customer_id.eq(id)))
+        .execute(conn)?;
+    diesel::delete(customer_transactions::table.filter(customer_transactions::customer_id.eq(id)))
+        .execute(conn)?;
     diesel::delete(customers::table.find(id)).execute(conn)?;
     Ok(())
 }
 
-fn set_review(conn: &mut AnyConnection, id: &str, review: &Review, now: DateTime<Utc>) -> Result<Customer, Failure> {
+fn set_review(
+    conn: &mut AnyConnection,
+    id: &str,
+    review: &Review,
+    now: DateTime<Utc>,
+) -> Result<Customer, Failure> {
     let (state, message) = review_columns(review);
     let updated = diesel::update(customers::table.find(id))
         .set((
@@ -337,11 +403,17 @@ impl KycStore for Store {
     #[tracing::instrument(skip_all, fields(customer.id = %id))]
     async fn get(&self, id: &CustomerId) -> Result<Option<Customer>, KycStoreError> {
         let id = id.to_string();
-        Ok(self.run(move |conn| conn.transaction(|c| load(c, &id))).await?)
+        Ok(self
+            .run(move |conn| conn.transaction(|c| load(c, &id)))
+            .await?)
     }
 
     #[tracing::instrument(skip_all)]
-    async fn find(&self, account: &StellarAccount, memo: Option<&Memo>) -> Result<Option<Customer>, KycStoreError> {
+    async fn find(
+        &self,
+        account: &StellarAccount,
+        memo: Option<&Memo>,
+    ) -> Result<Option<Customer>, KycStoreError> {
         let (account, memo) = (account.clone(), memo.cloned());
         let found = self
             .run(move |conn| {
@@ -356,7 +428,9 @@ impl KycStore for Store {
 
     #[tracing::instrument(skip_all)]
     async fn put(&self, change: PutCustomer) -> Result<Customer, KycStoreError> {
-        Ok(self.run(move |conn| write_tx(conn, |c| put(c, change))).await?)
+        Ok(self
+            .run(move |conn| write_tx(conn, |c| put(c, change)))
+            .await?)
     }
 
     #[tracing::instrument(skip_all, fields(customer.id = %id))]
@@ -370,8 +444,15 @@ impl KycStore for Store {
     }
 
     #[tracing::instrument(skip_all, fields(customer.id = %id))]
-    async fn set_review(&self, id: &CustomerId, review: Review, now: DateTime<Utc>) -> Result<Customer, KycStoreError> {
+    async fn set_review(
+        &self,
+        id: &CustomerId,
+        review: Review,
+        now: DateTime<Utc>,
+    ) -> Result<Customer, KycStoreError> {
         let id = id.to_string();
-        Ok(self.run(move |conn| write_tx(conn, |c| set_review(c, &id, &review, now))).await?)
+        Ok(self
+            .run(move |conn| write_tx(conn, |c| set_review(c, &id, &review, now)))
+            .await?)
     }
 }

@@ -42,7 +42,11 @@ pub enum StoreError {
     #[error("{0}")]
     Config(String),
     #[error("cannot connect to the {backend} database at {url}: {message}")]
-    Connect { backend: Backend, url: String, message: String },
+    Connect {
+        backend: Backend,
+        url: String,
+        message: String,
+    },
     #[error("database migration failed: {0}")]
     Migration(String),
     #[error("database query failed: {0}")]

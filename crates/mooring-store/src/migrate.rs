@@ -14,12 +14,14 @@ pub(crate) fn run_pending(conn: &mut AnyConnection) -> Result<Vec<String>, Store
     let err = |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Migration(e.to_string());
     let applied = match conn {
         AnyConnection::Postgresql(pg) => {
-            diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})")).execute(pg)?;
+            diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
+                .execute(pg)?;
             let result = pg
                 .run_pending_migrations(POSTGRES)
                 .map(|versions| versions.iter().map(ToString::to_string).collect::<Vec<_>>())
                 .map_err(err);
-            diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})")).execute(pg)?;
+            diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))
+                .execute(pg)?;
             result?
         }
         AnyConnection::Sqlite(sqlite) => sqlite
@@ -41,6 +43,11 @@ pub(crate) fn pending(conn: &mut AnyConnection) -> Result<Vec<String>, StoreErro
     Ok(pending)
 }
 
-fn versions<DB: diesel::backend::Backend>(migrations: Vec<Box<dyn diesel::migration::Migration<DB>>>) -> Vec<String> {
-    migrations.iter().map(|m| m.name().version().to_string()).collect()
+fn versions<DB: diesel::backend::Backend>(
+    migrations: Vec<Box<dyn diesel::migration::Migration<DB>>>,
+) -> Vec<String> {
+    migrations
+        .iter()
+        .map(|m| m.name().version().to_string())
+        .collect()
 }

@@ -47,4 +47,9 @@ diesel::joinable!(customer_fields -> customers (customer_id));
 diesel::joinable!(customer_files -> customers (customer_id));
 diesel::joinable!(customer_transactions -> customers (customer_id));
 
-diesel::allow_tables_to_appear_in_same_query!(customers, customer_fields, customer_files, customer_transactions);
+diesel::allow_tables_to_appear_in_same_query!(
+    customers,
+    customer_fields,
+    customer_files,
+    customer_transactions
+);

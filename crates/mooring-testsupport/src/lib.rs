@@ -38,7 +38,10 @@ enum Cleanup {
 impl TestDb {
     /// A new SQLite file in a temporary directory.
     pub fn sqlite() -> Self {
-        let dir = tempfile::Builder::new().prefix("mooring-test-").tempdir().expect("create a temporary directory");
+        let dir = tempfile::Builder::new()
+            .prefix("mooring-test-")
+            .tempdir()
+            .expect("create a temporary directory");
         let path = dir.path().join("mooring.db");
         Self {
             url: format!("sqlite://{}", path.display()),
@@ -51,8 +54,11 @@ impl TestDb {
     pub fn postgres() -> Self {
         let admin_url = postgres_admin_url();
         let name = format!("mooring_test_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = PgConnection::establish(admin_url).expect("connect to the test PostgreSQL server");
-        diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin).expect("create a test database");
+        let mut admin =
+            PgConnection::establish(admin_url).expect("connect to the test PostgreSQL server");
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .expect("create a test database");
         Self {
             url: with_database(admin_url, &name),
             engine: Engine::Postgres,
@@ -94,7 +100,8 @@ impl Drop for TestDb {
             && let Ok(mut admin) = PgConnection::establish(admin_url)
         {
             // FORCE ends connections the test's pool still holds.
-            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin);
+            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut admin);
         }
     }
 }
@@ -105,7 +112,11 @@ pub fn postgres_admin_url() -> &'static str {
     URL.get_or_init(|| {
         let url = std::env::var(POSTGRES_URL_ENV)
             .ok()
-            .or_else(|| std::env::var("DATABASE_URL").ok().filter(|u| u.starts_with("postgres")))
+            .or_else(|| {
+                std::env::var("DATABASE_URL")
+                    .ok()
+                    .filter(|u| u.starts_with("postgres"))
+            })
             .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
         if let Err(e) = PgConnection::establish(&url) {
             panic!(
@@ -120,7 +131,9 @@ pub fn postgres_admin_url() -> &'static str {
 
 /// Replaces the database name of a PostgreSQL URL.
 fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
     let scheme_end = base.find("://").map_or(0, |i| i + 3);
     let base = match base[scheme_end..].find('/') {
         Some(slash) => &base[..scheme_end + slash],
@@ -174,8 +187,14 @@ mod tests {
 
     #[test]
     fn replaces_the_database_name() {
-        assert_eq!(with_database("postgres://postgres@127.0.0.1:5432/postgres", "t1"), "postgres://postgres@127.0.0.1:5432/t1");
-        assert_eq!(with_database("postgres://u:p@h:1/db?sslmode=disable", "t2"), "postgres://u:p@h:1/t2?sslmode=disable");
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:5432/postgres", "t1"),
+            "postgres://postgres@127.0.0.1:5432/t1"
+        );
+        assert_eq!(
+            with_database("postgres://u:p@h:1/db?sslmode=disable", "t2"),
+            "postgres://u:p@h:1/t2?sslmode=disable"
+        );
         assert_eq!(with_database("postgres://u@h", "t3"), "postgres://u@h/t3");
     }
 }

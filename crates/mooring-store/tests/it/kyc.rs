@@ -21,7 +21,9 @@ fn memo(value: &str, memo_type: &str) -> Option<Memo> {
 }
 
 fn now() -> chrono::DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).single().expect("valid")
+    Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0)
+        .single()
+        .expect("valid")
 }
 
 fn by_account(memo: Option<Memo>, text: &[(&str, Option<&str>)]) -> PutCustomer {
@@ -32,7 +34,10 @@ fn by_account(memo: Option<Memo>, text: &[(&str, Option<&str>)]) -> PutCustomer 
             new_id: CustomerId::generate(),
         },
         customer_type: Some("sep31-sender".into()),
-        text: text.iter().map(|(k, v)| ((*k).to_owned(), v.map(str::to_owned))).collect(),
+        text: text
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.map(str::to_owned)))
+            .collect(),
         files: vec![],
         transaction_id: None,
         now: now(),
@@ -46,16 +51,26 @@ fn text(value: &str) -> ProvidedValue {
 async fn creates_finds_and_updates_only_the_fields_sent(db: TestDb) {
     let store = migrated_store(&db).await;
     let created = store
-        .put(by_account(memo("780284017", "id"), &[("first_name", Some("John")), ("last_name", Some("Doe"))]))
+        .put(by_account(
+            memo("780284017", "id"),
+            &[("first_name", Some("John")), ("last_name", Some("Doe"))],
+        ))
         .await
         .expect("created");
     assert_eq!(created.fields.get("first_name"), Some(&text("John")));
     assert_eq!(created.customer_type.as_deref(), Some("sep31-sender"));
     assert_eq!(created.created_at, now());
 
-    let found = store.find(&account(), memo("780284017", "id").as_ref()).await.expect("query").expect("found");
+    let found = store
+        .find(&account(), memo("780284017", "id").as_ref())
+        .await
+        .expect("query")
+        .expect("found");
     assert_eq!(found, created);
-    assert_eq!(store.get(&created.id).await.expect("query"), Some(created.clone()));
+    assert_eq!(
+        store.get(&created.id).await.expect("query"),
+        Some(created.clone())
+    );
     assert_eq!(store.find(&account(), None).await.expect("query"), None);
 
     let mut update = by_account(None, &[("last_name", Some("Roe")), ("first_name", None)]);
@@ -75,18 +90,36 @@ async fn unknown_ids_are_not_found(db: TestDb) {
     assert_eq!(store.get(&id).await.expect("query"), None);
     let mut update = by_account(None, &[("first_name", Some("x"))]);
     update.target = CustomerTarget::Id(id.clone());
-    assert!(matches!(store.put(update).await, Err(KycStoreError::NotFound)));
-    assert!(matches!(store.delete(&id).await, Err(KycStoreError::NotFound)));
-    assert!(matches!(store.set_review(&id, Review::Approved, now()).await, Err(KycStoreError::NotFound)));
+    assert!(matches!(
+        store.put(update).await,
+        Err(KycStoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.delete(&id).await,
+        Err(KycStoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.set_review(&id, Review::Approved, now()).await,
+        Err(KycStoreError::NotFound)
+    ));
 }
 
 async fn one_customer_per_account_and_memo_whatever_the_memo_type(db: TestDb) {
     let store = migrated_store(&db).await;
-    let a = store.put(by_account(memo("42", "id"), &[("first_name", Some("A"))])).await.expect("stored");
-    let b = store.put(by_account(memo("42", "text"), &[("last_name", Some("B"))])).await.expect("stored");
+    let a = store
+        .put(by_account(memo("42", "id"), &[("first_name", Some("A"))]))
+        .await
+        .expect("stored");
+    let b = store
+        .put(by_account(memo("42", "text"), &[("last_name", Some("B"))]))
+        .await
+        .expect("stored");
     assert_eq!(a.id, b.id);
     assert_eq!(b.fields.len(), 2);
-    let c = store.put(by_account(None, &[("first_name", Some("C"))])).await.expect("stored");
+    let c = store
+        .put(by_account(None, &[("first_name", Some("C"))]))
+        .await
+        .expect("stored");
     assert_ne!(c.id, a.id, "no memo is another customer than memo 42");
 }
 
@@ -96,8 +129,19 @@ async fn concurrent_first_puts_make_one_customer(db: TestDb) {
         .map(|i| {
             let store = store.clone();
             tokio::spawn(async move {
-                let fields: [(&str, Option<&str>); 1] = [(if i % 2 == 0 { "first_name" } else { "last_name" }, Some("X"))];
-                store.put(by_account(memo("7", "id"), &fields)).await.expect("stored").id
+                let fields: [(&str, Option<&str>); 1] = [(
+                    if i % 2 == 0 {
+                        "first_name"
+                    } else {
+                        "last_name"
+                    },
+                    Some("X"),
+                )];
+                store
+                    .put(by_account(memo("7", "id"), &fields))
+                    .await
+                    .expect("stored")
+                    .id
             })
         })
         .collect();
@@ -106,8 +150,16 @@ async fn concurrent_first_puts_make_one_customer(db: TestDb) {
         ids.push(t.await.expect("task"));
     }
     ids.dedup();
-    assert_eq!(ids.len(), 1, "racing PUTs for one account and memo made several customers");
-    let stored = store.find(&account(), memo("7", "id").as_ref()).await.expect("query").expect("found");
+    assert_eq!(
+        ids.len(),
+        1,
+        "racing PUTs for one account and memo made several customers"
+    );
+    let stored = store
+        .find(&account(), memo("7", "id").as_ref())
+        .await
+        .expect("query")
+        .expect("found");
     assert_eq!(stored.fields.len(), 2);
 }
 
@@ -130,9 +182,21 @@ async fn files_are_stored_replaced_and_cleared(db: TestDb) {
         })
     );
     let mut replace = by_account(None, &[]);
-    replace.files = vec![("photo_id_front".into(), Some(FileUpload { content: vec![1, 2, 3], content_type: None }))];
+    replace.files = vec![(
+        "photo_id_front".into(),
+        Some(FileUpload {
+            content: vec![1, 2, 3],
+            content_type: None,
+        }),
+    )];
     let c = store.put(replace).await.expect("stored");
-    assert_eq!(c.fields.get("photo_id_front"), Some(&ProvidedValue::File { size: 3, content_type: None }));
+    assert_eq!(
+        c.fields.get("photo_id_front"),
+        Some(&ProvidedValue::File {
+            size: 3,
+            content_type: None
+        })
+    );
     let mut clear = by_account(None, &[]);
     clear.files = vec![("photo_id_front".into(), None)];
     assert!(store.put(clear).await.expect("stored").fields.is_empty());
@@ -140,18 +204,48 @@ async fn files_are_stored_replaced_and_cleared(db: TestDb) {
 
 async fn an_approval_lapses_when_a_value_changes_and_a_rejection_stays(db: TestDb) {
     let store = migrated_store(&db).await;
-    let c = store.put(by_account(None, &[("first_name", Some("Ann"))])).await.expect("stored");
+    let c = store
+        .put(by_account(None, &[("first_name", Some("Ann"))]))
+        .await
+        .expect("stored");
     assert_eq!(c.review, Review::Pending);
-    assert_eq!(store.set_review(&c.id, Review::Approved, now()).await.expect("approved").review, Review::Approved);
-    let same = store.put(by_account(None, &[("first_name", Some("Ann"))])).await.expect("stored");
-    assert_eq!(same.review, Review::Approved, "re-sending a value is no change");
-    let changed = store.put(by_account(None, &[("first_name", Some("Anne"))])).await.expect("stored");
+    assert_eq!(
+        store
+            .set_review(&c.id, Review::Approved, now())
+            .await
+            .expect("approved")
+            .review,
+        Review::Approved
+    );
+    let same = store
+        .put(by_account(None, &[("first_name", Some("Ann"))]))
+        .await
+        .expect("stored");
+    assert_eq!(
+        same.review,
+        Review::Approved,
+        "re-sending a value is no change"
+    );
+    let changed = store
+        .put(by_account(None, &[("first_name", Some("Anne"))]))
+        .await
+        .expect("stored");
     assert_eq!(changed.review, Review::Pending);
     let rejected = Review::Rejected {
         reason: "sanctions list match".into(),
     };
-    assert_eq!(store.set_review(&c.id, rejected.clone(), now()).await.expect("rejected").review, rejected);
-    let after = store.put(by_account(None, &[("first_name", Some("Annie"))])).await.expect("stored");
+    assert_eq!(
+        store
+            .set_review(&c.id, rejected.clone(), now())
+            .await
+            .expect("rejected")
+            .review,
+        rejected
+    );
+    let after = store
+        .put(by_account(None, &[("first_name", Some("Annie"))]))
+        .await
+        .expect("stored");
     assert_eq!(after.review, rejected);
 }
 
@@ -162,25 +256,56 @@ async fn transaction_links_are_recorded_once(db: TestDb) {
         change.transaction_id = Some(t.into());
         store.put(change).await.expect("stored");
     }
-    let c = store.find(&account(), None).await.expect("query").expect("found");
+    let c = store
+        .find(&account(), None)
+        .await
+        .expect("query")
+        .expect("found");
     assert_eq!(c.transaction_ids, ["txn-a", "txn-b"]);
 }
 
 async fn delete_leaves_no_trace(db: TestDb) {
     let store = migrated_store(&db).await;
     let secret_name = format!("Zebediah{}", uuid_like());
-    let mut change = by_account(memo("99", "id"), &[("first_name", Some(&secret_name)), ("email_address", Some("z@example.com"))]);
-    change.files = vec![("photo_id_front".into(), Some(FileUpload { content: secret_name.clone().into_bytes(), content_type: None }))];
+    let mut change = by_account(
+        memo("99", "id"),
+        &[
+            ("first_name", Some(&secret_name)),
+            ("email_address", Some("z@example.com")),
+        ],
+    );
+    change.files = vec![(
+        "photo_id_front".into(),
+        Some(FileUpload {
+            content: secret_name.clone().into_bytes(),
+            content_type: None,
+        }),
+    )];
     change.transaction_id = Some("txn-1".into());
     let c = store.put(change).await.expect("stored");
     // Another customer stays untouched.
-    let other = store.put(by_account(memo("100", "id"), &[("first_name", Some("Other"))])).await.expect("stored");
+    let other = store
+        .put(by_account(
+            memo("100", "id"),
+            &[("first_name", Some("Other"))],
+        ))
+        .await
+        .expect("stored");
 
     store.delete(&c.id).await.expect("deleted");
     assert_eq!(store.get(&c.id).await.expect("query"), None);
-    assert_eq!(store.find(&account(), memo("99", "id").as_ref()).await.expect("query"), None);
+    assert_eq!(
+        store
+            .find(&account(), memo("99", "id").as_ref())
+            .await
+            .expect("query"),
+        None
+    );
     assert!(store.get(&other.id).await.expect("query").is_some());
-    assert!(matches!(store.delete(&c.id).await, Err(KycStoreError::NotFound)));
+    assert!(matches!(
+        store.delete(&c.id).await,
+        Err(KycStoreError::NotFound)
+    ));
 
     if let Some(path) = db.sqlite_path() {
         // Nor on disk: not in the database file, nor in its write-ahead log.
@@ -188,7 +313,9 @@ async fn delete_leaves_no_trace(db: TestDb) {
         wal.push("-wal");
         for file in [path.clone(), wal.into()] {
             let bytes = read_if_exists(&file);
-            let found = bytes.windows(secret_name.len()).any(|w| w == secret_name.as_bytes());
+            let found = bytes
+                .windows(secret_name.len())
+                .any(|w| w == secret_name.as_bytes());
             assert!(!found, "deleted PII is still in {}", file.display());
         }
     }

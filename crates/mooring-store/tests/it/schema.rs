@@ -34,8 +34,13 @@ fn declared() -> BTreeSet<(String, String, String, bool)> {
             table = Some(name.to_owned());
         } else if line == "}" {
             table = None;
-        } else if let (Some(t), Some((column, ty))) = (&table, line.trim_end_matches(',').split_once(" -> ")) {
-            let (ty, nullable) = match ty.strip_prefix("Nullable<").and_then(|t| t.strip_suffix('>')) {
+        } else if let (Some(t), Some((column, ty))) =
+            (&table, line.trim_end_matches(',').split_once(" -> "))
+        {
+            let (ty, nullable) = match ty
+                .strip_prefix("Nullable<")
+                .and_then(|t| t.strip_suffix('>'))
+            {
                 Some(inner) => (inner, true),
                 None => (ty, false),
             };
@@ -52,7 +57,9 @@ fn diesel_type(engine: Engine, sql_type: &str) -> String {
         (_, "bigint") => "BigInt",
         (_, "integer") => "Integer",
         (Engine::Postgres, "bytea") | (Engine::Sqlite, "blob") => "Binary",
-        (Engine::Postgres, "timestamp without time zone") | (Engine::Sqlite, "timestamp") => "Timestamp",
+        (Engine::Postgres, "timestamp without time zone") | (Engine::Sqlite, "timestamp") => {
+            "Timestamp"
+        }
         _ => "UNKNOWN",
     }
     .to_owned()
@@ -89,17 +96,39 @@ async fn schema_rs_matches_the_migrations(db: TestDb) {
     .expect("introspection task");
     let actual: BTreeSet<_> = columns
         .into_iter()
-        .map(|c| (c.table_name, c.column_name, diesel_type(engine, &c.data_type), c.not_null == 0))
+        .map(|c| {
+            (
+                c.table_name,
+                c.column_name,
+                diesel_type(engine, &c.data_type),
+                c.not_null == 0,
+            )
+        })
         .collect();
     let declared = declared();
-    assert!(declared.len() >= 20, "the schema.rs parser found too little: {declared:?}");
-    assert_eq!(actual, declared, "src/schema.rs and the {engine:?} migrations disagree");
+    assert!(
+        declared.len() >= 20,
+        "the schema.rs parser found too little: {declared:?}"
+    );
+    assert_eq!(
+        actual, declared,
+        "src/schema.rs and the {engine:?} migrations disagree"
+    );
 }
 
 async fn migrating_twice_applies_nothing_the_second_time(db: TestDb) {
     let store = migrated_store(&db).await;
-    assert!(store.pending_migrations().await.expect("pending").is_empty());
+    assert!(
+        store
+            .pending_migrations()
+            .await
+            .expect("pending")
+            .is_empty()
+    );
     assert!(store.migrate().await.expect("second run").is_empty());
 }
 
-on_both_backends!(schema_rs_matches_the_migrations, migrating_twice_applies_nothing_the_second_time);
+on_both_backends!(
+    schema_rs_matches_the_migrations,
+    migrating_twice_applies_nothing_the_second_time
+);

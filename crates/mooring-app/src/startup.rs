@@ -1,0 +1,97 @@
+//! Wiring: settings in, a running server out.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::{Server, ServerHandle};
+use anyhow::Context;
+use mooring_http::{CallbackAuth, HttpConfig, Services};
+use mooring_ports::SystemClock;
+use mooring_store::Store;
+use mooring_usecases::KycService;
+
+use crate::settings::Settings;
+
+/// Opens the store, migrating it when `database.auto_migrate` is on.
+pub async fn open_store(settings: &Settings, migrate: bool) -> anyhow::Result<Store> {
+    let config = settings.store_config()?;
+    let store = Store::connect(config).await?;
+    if migrate {
+        let applied = store.migrate().await?;
+        if !applied.is_empty() {
+            tracing::info!(migrations = ?applied, "database migrated");
+        }
+    } else {
+        let pending = store.pending_migrations().await?;
+        anyhow::ensure!(
+            pending.is_empty(),
+            "the database has {} pending migration(s); run `mooring migrate` or set database.auto_migrate = true",
+            pending.len()
+        );
+    }
+    Ok(store)
+}
+
+/// The KYC service over a store, as configured.
+pub fn kyc_service(settings: &Settings, store: Store) -> anyhow::Result<KycService> {
+    Ok(KycService::new(
+        Arc::new(store),
+        settings.customer_types()?,
+        settings.review_mode()?,
+        Arc::new(SystemClock),
+    ))
+}
+
+/// A built server, bound and ready to run.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Opens the store, wires the services and binds the listener (port 0
+    /// picks a free port; see [`Application::port`]).
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let store = open_store(&settings, settings.database.auto_migrate).await?;
+        let backend = store.backend();
+        let kyc = kyc_service(&settings, store)?;
+        let auth = settings.callback_auth()?;
+        if matches!(auth, CallbackAuth::None) {
+            tracing::warn!(
+                "callback authentication is off (callback_api.auth_type = none): anyone who reaches this port can read and change KYC data; set CALLBACK_API_AUTH_TYPE=jwt or api_key"
+            );
+        }
+        let address = format!("{}:{}", settings.server.host, settings.server.port);
+        let listener = TcpListener::bind(&address)
+            .with_context(|| format!("cannot listen on {address} (server.host, server.port)"))?;
+        let port = listener.local_addr()?.port();
+        let config = HttpConfig {
+            auth: auth.clone(),
+            multipart_limit_bytes: settings.server.multipart_limit_bytes,
+            workers: settings.server.workers,
+        };
+        let server = mooring_http::serve(listener, Services { kyc: kyc.clone() }, config)?;
+        tracing::info!(
+            port,
+            database = %backend,
+            callback_auth = auth.kind(),
+            kyc.review = %settings.kyc.review,
+            kyc.types = kyc.types().names().collect::<Vec<_>>().join(","),
+            "mooring listening"
+        );
+        Ok(Self { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until the server is stopped through its handle.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

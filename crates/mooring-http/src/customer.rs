@@ -1,0 +1,301 @@
+//! GET /customer, PUT /customer, DELETE /customer/{id}: the SEP-12 callbacks
+//! as AP 2.x and 3.x/4.x call them.
+
+use std::collections::BTreeMap;
+
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::{HttpRequest, HttpResponse, web};
+use mooring_domain::customer::{Assessment, CustomerId, sep9};
+use mooring_domain::{Memo, StellarAccount};
+use mooring_ports::FileUpload;
+use mooring_usecases::{CustomerLookup, CustomerUpdate, CustomerView, KycService};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::body::{read_limited, read_multipart};
+use crate::{ApiError, JSON_LIMIT_BYTES, Limits};
+
+/// The query of GET /customer. Unknown parameters are ignored.
+#[derive(Deserialize)]
+pub(crate) struct GetCustomerQuery {
+    id: Option<String>,
+    account: Option<String>,
+    memo: Option<String>,
+    memo_type: Option<String>,
+    #[serde(rename = "type")]
+    customer_type: Option<String>,
+    /// Accepted; descriptions are in English.
+    #[allow(dead_code)]
+    lang: Option<String>,
+    /// Accepted; the answer does not depend on the transaction.
+    #[allow(dead_code)]
+    transaction_id: Option<String>,
+}
+
+#[derive(Serialize)]
+struct CustomerResponse {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    status: &'static str,
+    fields: BTreeMap<&'static str, FieldDto>,
+    provided_fields: BTreeMap<&'static str, ProvidedFieldDto>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+}
+
+#[derive(Serialize)]
+struct FieldDto {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    description: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    choices: Option<Vec<String>>,
+    optional: bool,
+}
+
+#[derive(Serialize)]
+struct ProvidedFieldDto {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    description: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    choices: Option<Vec<String>>,
+    optional: bool,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+impl From<CustomerView> for CustomerResponse {
+    fn from(view: CustomerView) -> Self {
+        let Assessment {
+            status,
+            fields,
+            provided,
+            message,
+        } = view.assessment;
+        Self {
+            id: view.id.map(|id| id.to_string()),
+            status: status.as_str(),
+            fields: fields
+                .into_iter()
+                .map(|f| {
+                    let dto = FieldDto {
+                        kind: f.field.kind.as_str(),
+                        description: f.field.description,
+                        choices: f.choices,
+                        optional: f.optional,
+                    };
+                    (f.field.name, dto)
+                })
+                .collect(),
+            provided_fields: provided
+                .into_iter()
+                .map(|f| {
+                    let dto = ProvidedFieldDto {
+                        kind: f.field.kind.as_str(),
+                        description: f.field.description,
+                        choices: f.choices,
+                        optional: f.optional,
+                        status: f.status.as_str(),
+                        error: f.error,
+                    };
+                    (f.field.name, dto)
+                })
+                .collect(),
+            message,
+        }
+    }
+}
+
+fn parse_account(account: Option<&str>) -> Result<Option<StellarAccount>, ApiError> {
+    match account {
+        None | Some("") => Ok(None),
+        Some(a) => StellarAccount::parse(a)
+            .map(Some)
+            .map_err(|e| ApiError::bad_request(e.to_string())),
+    }
+}
+
+fn parse_memo(memo: Option<&str>, memo_type: Option<&str>) -> Result<Option<Memo>, ApiError> {
+    Memo::parse_optional(memo, memo_type).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+/// An id that is not a UUID names no customer of ours: 404, as for any
+/// unknown id.
+fn parse_id(id: Option<&str>) -> Result<Option<CustomerId>, ApiError> {
+    match id {
+        None | Some("") => Ok(None),
+        Some(id) => CustomerId::parse(id)
+            .map(Some)
+            .map_err(|_| ApiError::not_found("customer not found")),
+    }
+}
+
+#[tracing::instrument(skip_all)]
+pub(crate) async fn get_customer(
+    kyc: web::Data<KycService>,
+    query: web::Query<GetCustomerQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = query.into_inner();
+    let lookup = CustomerLookup {
+        account: parse_account(q.account.as_deref())?,
+        memo: parse_memo(q.memo.as_deref(), q.memo_type.as_deref())?,
+        id: parse_id(q.id.as_deref())?,
+        customer_type: q.customer_type,
+    };
+    let view = kyc.get(lookup).await?;
+    Ok(HttpResponse::Ok().json(CustomerResponse::from(view)))
+}
+
+/// The keys of a PUT body that say who and what, rather than SEP-9 values.
+#[derive(Default)]
+struct PutKeys {
+    id: Option<String>,
+    account: Option<String>,
+    memo: Option<String>,
+    memo_type: Option<String>,
+    customer_type: Option<String>,
+    transaction_id: Option<String>,
+}
+
+impl PutKeys {
+    /// Takes `name` if it is one of the keys; returns whether it was.
+    fn take(&mut self, name: &str, value: String) -> bool {
+        let slot = match name {
+            "id" => &mut self.id,
+            "account" => &mut self.account,
+            "memo" => &mut self.memo,
+            "memo_type" => &mut self.memo_type,
+            "type" => &mut self.customer_type,
+            "transaction_id" => &mut self.transaction_id,
+            _ => return false,
+        };
+        *slot = Some(value);
+        true
+    }
+}
+
+fn is_multipart(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("multipart/form-data")
+        })
+}
+
+/// A JSON body: an object of strings (numbers are taken as their text;
+/// nulls and unknown keys are ignored).
+fn parse_json(body: &[u8]) -> Result<(PutKeys, Vec<(String, String)>), ApiError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")))?;
+    let Value::Object(object) = value else {
+        return Err(ApiError::bad_request("the JSON body must be an object"));
+    };
+    let mut keys = PutKeys::default();
+    let mut text = Vec::new();
+    for (name, value) in object {
+        let value = match value {
+            Value::Null => continue,
+            Value::String(s) => s,
+            Value::Number(n) => n.to_string(),
+            _ => return Err(ApiError::bad_request(format!("{name} must be a string"))),
+        };
+        if keys.take(&name, value.clone()) {
+            continue;
+        }
+        match sep9::lookup(&name) {
+            Some(f) if f.kind == sep9::FieldKind::Binary => {
+                return Err(ApiError::bad_request(format!(
+                    "{name} is a file: send it as multipart/form-data"
+                )));
+            }
+            Some(_) => text.push((name, value)),
+            None => {}
+        }
+    }
+    Ok((keys, text))
+}
+
+#[tracing::instrument(skip_all)]
+pub(crate) async fn put_customer(
+    req: HttpRequest,
+    payload: web::Payload,
+    kyc: web::Data<KycService>,
+    limits: web::Data<Limits>,
+) -> Result<HttpResponse, ApiError> {
+    let (keys, text, files) = if is_multipart(&req) {
+        let mut keys = PutKeys::default();
+        let (mut text, mut files) = (Vec::new(), Vec::new());
+        for part in read_multipart(&req, payload, limits.multipart_bytes).await? {
+            if sep9::is_binary(&part.name) {
+                let upload = FileUpload {
+                    content: part.bytes,
+                    content_type: part.content_type,
+                };
+                files.push((part.name, upload));
+                continue;
+            }
+            let known = part.name == "type"
+                || sep9::lookup(&part.name).is_some()
+                || PutKeys::default().take(&part.name, String::new());
+            if !known {
+                continue;
+            }
+            let value = String::from_utf8(part.bytes)
+                .map_err(|_| ApiError::bad_request(format!("{} must be UTF-8 text", part.name)))?;
+            if !keys.take(&part.name, value.clone()) {
+                text.push((part.name, value));
+            }
+        }
+        (keys, text, files)
+    } else {
+        let body = read_limited(&req, payload, JSON_LIMIT_BYTES).await?;
+        let (keys, text) = parse_json(&body)?;
+        (keys, text, Vec::new())
+    };
+    let update = CustomerUpdate {
+        account: parse_account(keys.account.as_deref())?,
+        memo: parse_memo(keys.memo.as_deref(), keys.memo_type.as_deref())?,
+        id: parse_id(keys.id.as_deref())?,
+        customer_type: keys.customer_type,
+        transaction_id: keys.transaction_id,
+        text,
+        files,
+    };
+    let view = kyc.put(update).await?;
+    Ok(HttpResponse::Ok().json(CustomerResponse::from(view)))
+}
+
+#[tracing::instrument(skip_all)]
+pub(crate) async fn delete_customer(
+    kyc: web::Data<KycService>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(Some(&path.into_inner()))?
+        .ok_or_else(|| ApiError::not_found("customer not found"))?;
+    kyc.delete(&id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_bodies() {
+        let (keys, text) = parse_json(br#"{"account":"G","type":"sep31-sender","first_name":"A","memo":123,"unknown":"x","last_name":null}"#)
+            .expect("parsed");
+        assert_eq!(keys.account.as_deref(), Some("G"));
+        assert_eq!(keys.memo.as_deref(), Some("123"));
+        assert_eq!(keys.customer_type.as_deref(), Some("sep31-sender"));
+        assert_eq!(text, [("first_name".to_owned(), "A".to_owned())]);
+        assert!(parse_json(b"[1]").is_err());
+        assert!(parse_json(b"{").is_err());
+        assert!(parse_json(br#"{"first_name":{"a":1}}"#).is_err());
+        assert!(parse_json(br#"{"photo_id_front":"AAAA"}"#).is_err());
+    }
+}

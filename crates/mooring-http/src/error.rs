@@ -1,0 +1,86 @@
+//! The one place where errors become HTTP responses.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use mooring_usecases::KycError;
+
+/// An error answer: `{"error": "…"}` with a 4xx for the caller's mistakes,
+/// or a generic 500 whose cause was logged once when it was made.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, message)
+    }
+
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body is larger than the limit of {limit} bytes"),
+        )
+    }
+
+    /// A real fault. The cause is logged here, once; the caller sees only a
+    /// generic message.
+    pub fn internal(cause: &anyhow::Error) -> Self {
+        tracing::error!(error = format!("{cause:#}"), "request failed");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal server error")
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status).json(serde_json::json!({ "error": self.message }))
+    }
+}
+
+impl From<KycError> for ApiError {
+    fn from(e: KycError) -> Self {
+        match e {
+            KycError::BadRequest(message) => Self::bad_request(message),
+            KycError::NotFound => Self::not_found("customer not found"),
+            KycError::Unknown(cause) => Self::internal(&cause),
+        }
+    }
+}
+
+pub(crate) async fn not_found() -> HttpResponse {
+    ApiError::not_found("no such route").error_response()
+}
+
+pub(crate) async fn method_not_allowed() -> HttpResponse {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed").error_response()
+}

@@ -1,0 +1,64 @@
+//! One span and one log line per request: method, route pattern (never the
+//! query string, which carries accounts and memos), status and duration.
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use tracing::Instrument;
+
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Accepts a caller's request id when it is short and plain, else mints one.
+fn request_id(req: &ServiceRequest) -> String {
+    req.headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+pub(crate) async fn trace_request(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let id = request_id(&req);
+    let route = req
+        .match_pattern()
+        .unwrap_or_else(|| "<unmatched>".to_owned());
+    let span = tracing::info_span!("request", request_id = %id, http.method = %req.method(), http.route = %route);
+    let started = Instant::now();
+    let result = next.call(req).instrument(span.clone()).await;
+    let _entered = span.enter();
+    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    match result {
+        Ok(mut res) => {
+            let status = res.status().as_u16();
+            if status >= 500 {
+                tracing::warn!(http.status = status, duration_ms, "request finished");
+            } else {
+                tracing::info!(http.status = status, duration_ms, "request finished");
+            }
+            if let Ok(value) = HeaderValue::from_str(&id) {
+                res.headers_mut().insert(REQUEST_ID.clone(), value);
+            }
+            Ok(res)
+        }
+        Err(e) => {
+            tracing::warn!(
+                http.status = e.as_response_error().status_code().as_u16(),
+                duration_ms,
+                "request failed"
+            );
+            Err(e)
+        }
+    }
+}
