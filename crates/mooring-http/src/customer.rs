@@ -160,8 +160,21 @@ struct PutKeys {
 }
 
 impl PutKeys {
-    /// Takes `name` if it is one of the keys; returns whether it was.
-    fn take(&mut self, name: &str, value: String) -> bool {
+    const NAMES: [&'static str; 6] = [
+        "id",
+        "account",
+        "memo",
+        "memo_type",
+        "type",
+        "transaction_id",
+    ];
+
+    fn is_key(name: &str) -> bool {
+        Self::NAMES.contains(&name)
+    }
+
+    /// Sets the key `name` (one of [`PutKeys::NAMES`]; others are ignored).
+    fn set(&mut self, name: &str, value: String) {
         let slot = match name {
             "id" => &mut self.id,
             "account" => &mut self.account,
@@ -169,10 +182,9 @@ impl PutKeys {
             "memo_type" => &mut self.memo_type,
             "type" => &mut self.customer_type,
             "transaction_id" => &mut self.transaction_id,
-            _ => return false,
+            _ => return,
         };
         *slot = Some(value);
-        true
     }
 }
 
@@ -198,23 +210,24 @@ fn parse_json(body: &[u8]) -> Result<(PutKeys, Vec<(String, String)>), ApiError>
     let mut keys = PutKeys::default();
     let mut text = Vec::new();
     for (name, value) in object {
+        let field = sep9::lookup(&name);
+        if !PutKeys::is_key(&name) && field.is_none() {
+            continue;
+        }
         let value = match value {
             Value::Null => continue,
             Value::String(s) => s,
             Value::Number(n) => n.to_string(),
             _ => return Err(ApiError::bad_request(format!("{name} must be a string"))),
         };
-        if keys.take(&name, value.clone()) {
-            continue;
-        }
-        match sep9::lookup(&name) {
+        match field {
             Some(f) if f.kind == sep9::FieldKind::Binary => {
                 return Err(ApiError::bad_request(format!(
                     "{name} is a file: send it as multipart/form-data"
                 )));
             }
             Some(_) => text.push((name, value)),
-            None => {}
+            None => keys.set(&name, value),
         }
     }
     Ok((keys, text))
@@ -239,15 +252,15 @@ pub(crate) async fn put_customer(
                 files.push((part.name, upload));
                 continue;
             }
-            let known = part.name == "type"
-                || sep9::lookup(&part.name).is_some()
-                || PutKeys::default().take(&part.name, String::new());
-            if !known {
+            let is_key = PutKeys::is_key(&part.name);
+            if !is_key && sep9::lookup(&part.name).is_none() {
                 continue;
             }
             let value = String::from_utf8(part.bytes)
                 .map_err(|_| ApiError::bad_request(format!("{} must be UTF-8 text", part.name)))?;
-            if !keys.take(&part.name, value.clone()) {
+            if is_key {
+                keys.set(&part.name, value);
+            } else {
                 text.push((part.name, value));
             }
         }
@@ -296,6 +309,7 @@ mod tests {
         assert!(parse_json(b"[1]").is_err());
         assert!(parse_json(b"{").is_err());
         assert!(parse_json(br#"{"first_name":{"a":1}}"#).is_err());
+        assert!(parse_json(br#"{"unknown":{"a":1}}"#).is_ok());
         assert!(parse_json(br#"{"photo_id_front":"AAAA"}"#).is_err());
     }
 }

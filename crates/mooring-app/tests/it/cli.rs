@@ -1,0 +1,137 @@
+//! The `mooring` binary: migrate, the back office's approve/reject, and
+//! refusing to start on bad configuration.
+
+use std::process::{Command, Output};
+
+use mooring_testsupport::{TestDb, on_both_backends};
+use serde_json::json;
+
+use crate::helpers::{sender, spawn_app_with};
+
+fn mooring(db: &TestDb, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mooring"));
+    command.env_clear().env("DATABASE_URL", db.url()).args(args);
+    for (k, v) in extra_env {
+        command.env(k, v);
+    }
+    command.output().expect("mooring runs")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+async fn migrate_then_serve_without_auto_migrate(db: TestDb) {
+    let strict = [
+        ("MOORING__DATABASE__AUTO_MIGRATE", "false"),
+        ("MOORING__SERVER__PORT", "0"),
+        ("MOORING__SERVER__HOST", "127.0.0.1"),
+    ];
+    // A fresh database and auto_migrate off: serving refuses, naming the fix.
+    let refused = tokio::task::block_in_place(|| mooring(&db, &["serve"], &strict));
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("mooring migrate"),
+        "{}",
+        text(&refused)
+    );
+    let migrated = tokio::task::block_in_place(|| mooring(&db, &["migrate"], &[]));
+    assert!(migrated.status.success(), "{}", text(&migrated));
+    assert!(text(&migrated).contains("up to date"));
+    let again = tokio::task::block_in_place(|| mooring(&db, &["migrate"], &[]));
+    assert!(again.status.success());
+    // Now the server starts without migrating.
+    let app = spawn_app_with(db, &[("MOORING__DATABASE__AUTO_MIGRATE", "false")]).await;
+    assert_eq!(app.put_customer(&sender("1")).await.0, 200);
+}
+
+async fn operators_approve_and_reject_under_manual_review(db: TestDb) {
+    let manual = [("MOORING__KYC__REVIEW", "manual")];
+    let app = spawn_app_with(db, &manual).await;
+    let put = app.put_customer(&sender("90")).await;
+    assert_eq!(put.1["status"], "PROCESSING");
+    let id = put.1["id"].as_str().expect("id").to_owned();
+
+    let approved =
+        tokio::task::block_in_place(|| mooring(&app.db, &["customers", "approve", &id], &manual));
+    assert!(approved.status.success(), "{}", text(&approved));
+    assert!(text(&approved).contains("ACCEPTED"));
+    assert_eq!(
+        app.get_customer(&[("id", &id), ("type", "sep31-sender")])
+            .await
+            .1["status"],
+        "ACCEPTED"
+    );
+
+    // A changed value needs a new review.
+    let changed = app
+        .put_customer(&json!({"id": id, "last_name": "Doe-Smith"}))
+        .await;
+    assert_eq!(changed.1["status"], "PROCESSING");
+
+    let rejected = tokio::task::block_in_place(|| {
+        mooring(
+            &app.db,
+            &[
+                "customers",
+                "reject",
+                &id,
+                "--reason",
+                "identity document could not be verified",
+            ],
+            &manual,
+        )
+    });
+    assert!(rejected.status.success(), "{}", text(&rejected));
+    let got = app
+        .get_customer(&[("id", &id), ("type", "sep31-sender")])
+        .await;
+    assert_eq!(got.1["status"], "REJECTED");
+    assert_eq!(got.1["message"], "identity document could not be verified");
+    // Rejection stays whatever the customer sends.
+    let after = app
+        .put_customer(&json!({"id": id, "first_name": "Johnny"}))
+        .await;
+    assert_eq!(after.1["status"], "REJECTED");
+
+    let shown =
+        tokio::task::block_in_place(|| mooring(&app.db, &["customers", "show", &id], &manual));
+    assert!(
+        text(&shown).contains("REJECTED") && !text(&shown).contains("Johnny"),
+        "{}",
+        text(&shown)
+    );
+    let unknown = tokio::task::block_in_place(|| {
+        mooring(
+            &app.db,
+            &[
+                "customers",
+                "approve",
+                "8e4a7f0e-5a7c-4a8e-9a37-2f1c3c9d0b11",
+            ],
+            &manual,
+        )
+    });
+    assert!(!unknown.status.success());
+    assert!(text(&unknown).contains("not found"));
+}
+
+on_both_backends!(
+    migrate_then_serve_without_auto_migrate,
+    operators_approve_and_reject_under_manual_review
+);
+
+#[test]
+fn bad_configuration_stops_the_start() {
+    let output = Command::new(env!("CARGO_BIN_EXE_mooring"))
+        .env_clear()
+        .env("MOORING__SERVER__PORT", "eighty")
+        .output()
+        .expect("mooring runs");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output).contains("server.port"), "{}", text(&output));
+}

@@ -1,0 +1,223 @@
+//! Configuration layers, and bad configuration named by its key.
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use mooring_app::Settings;
+use mooring_domain::customer::ReviewMode;
+use mooring_store::DatabaseUrl;
+
+fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn load_err(pairs: &[(&str, &str)]) -> String {
+    Settings::load(&env(pairs))
+        .expect_err("bad configuration accepted")
+        .to_string()
+}
+
+fn config_file(content: &str) -> tempfile::NamedTempFile {
+    let mut file = tempfile::Builder::new()
+        .suffix(".toml")
+        .tempfile()
+        .expect("temp file");
+    file.write_all(content.as_bytes()).expect("written");
+    file
+}
+
+#[test]
+fn defaults_start_with_no_setup() {
+    let s = Settings::load(&HashMap::new()).expect("defaults");
+    assert_eq!(s.server.port, 8081);
+    assert_eq!(
+        s.database_url().expect("url"),
+        DatabaseUrl::Sqlite("data/mooring.db".into())
+    );
+    assert!(s.database.auto_migrate);
+    assert_eq!(s.callback_auth().expect("auth").kind(), "none");
+    assert_eq!(s.review_mode().expect("mode"), ReviewMode::Auto);
+    let types = s.customer_types().expect("types");
+    assert_eq!(
+        types.names().collect::<Vec<_>>(),
+        ["sep31-receiver", "sep31-sender"]
+    );
+}
+
+#[test]
+fn layers_apply_in_order() {
+    let file = config_file(
+        "[server]\nport = 9000\n[kyc]\nreview = \"manual\"\n[database]\nurl = \"sqlite://from-file.db\"\n\
+         [callback_api]\nauth_type = \"api_key\"\nauth_secret = \"from-file\"\n\
+         [kyc.types.org-receiver]\nrequired = [\"first_name\", \"bank_account_number\"]\noptional = [\"birth_date\"]\n",
+    );
+    let path = file.path().to_str().expect("utf-8 path");
+    let s = Settings::load(&env(&[("MOORING_CONFIG", path)])).expect("file layer");
+    assert_eq!(s.server.port, 9000);
+    assert_eq!(s.review_mode().expect("mode"), ReviewMode::Manual);
+    assert!(s.customer_types().expect("types").contains("org-receiver"));
+    assert!(
+        s.customer_types().expect("types").contains("sep31-sender"),
+        "file types add to the defaults"
+    );
+    assert_eq!(
+        s.database_url().expect("url"),
+        DatabaseUrl::Sqlite("from-file.db".into())
+    );
+
+    let s = Settings::load(&env(&[
+        ("MOORING_CONFIG", path),
+        ("MOORING__SERVER__PORT", "9100"),
+        ("MOORING__DATABASE__URL", "sqlite://from-env.db"),
+        ("MOORING__CALLBACK_API__AUTH_TYPE", "jwt"),
+    ]))
+    .err()
+    .map(|e| e.to_string());
+    // jwt from MOORING__ with the file's 9-byte secret is refused...
+    assert!(s.is_some_and(|e| e.contains("SECRET_CALLBACK_API_AUTH_SECRET")));
+    // ...and the AP's own names come last.
+    let s = Settings::load(&env(&[
+        ("MOORING_CONFIG", path),
+        ("MOORING__SERVER__PORT", "9100"),
+        ("MOORING__DATABASE__URL", "sqlite://from-env.db"),
+        ("MOORING__CALLBACK_API__AUTH_TYPE", "jwt"),
+        ("DATABASE_URL", "postgres://mooring:pw@db:5432/mooring"),
+        ("CALLBACK_API_AUTH_TYPE", "none"),
+    ]))
+    .expect("all layers");
+    assert_eq!(s.server.port, 9100);
+    assert!(matches!(
+        s.database_url().expect("url"),
+        DatabaseUrl::Postgres(_)
+    ));
+    assert_eq!(s.callback_auth().expect("auth").kind(), "none");
+}
+
+#[test]
+fn absolute_and_relative_sqlite_paths() {
+    let s = Settings::load(&env(&[("DATABASE_URL", "sqlite:///var/lib/mooring/m.db")]))
+        .expect("absolute");
+    assert_eq!(
+        s.database_url().expect("url"),
+        DatabaseUrl::Sqlite("/var/lib/mooring/m.db".into())
+    );
+    let s =
+        Settings::load(&env(&[("MOORING__DATABASE__DATA_DIR", "/srv/mooring")])).expect("data dir");
+    assert_eq!(
+        s.database_url().expect("url"),
+        DatabaseUrl::Sqlite("/srv/mooring/mooring.db".into())
+    );
+}
+
+#[test]
+fn bad_configuration_names_the_key() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[("MOORING__SERVER__PORT", "eighty")], "server.port"),
+        (&[("MOORING__SERVER__PORT", "70000")], "server.port"),
+        (&[("MOORING__SERVER__PROT", "1")], "prot"),
+        (
+            &[("MOORING__DATABASE__AUTO_MIGRATE", "perhaps")],
+            "database.auto_migrate",
+        ),
+        (&[("DATABASE_URL", "mysql://db/mooring")], "DATABASE_URL"),
+        (
+            &[("CALLBACK_API_AUTH_TYPE", "basic")],
+            "CALLBACK_API_AUTH_TYPE",
+        ),
+        (
+            &[("CALLBACK_API_AUTH_TYPE", "jwt")],
+            "SECRET_CALLBACK_API_AUTH_SECRET",
+        ),
+        (
+            &[
+                ("CALLBACK_API_AUTH_TYPE", "jwt"),
+                ("SECRET_CALLBACK_API_AUTH_SECRET", "short"),
+            ],
+            "at least 32 bytes",
+        ),
+        (
+            &[("CALLBACK_API_AUTH_TYPE", "api_key")],
+            "SECRET_CALLBACK_API_AUTH_SECRET",
+        ),
+        (&[("MOORING__KYC__REVIEW", "sometimes")], "kyc.review"),
+        (
+            &[("MOORING__KYC__DEFAULT_TYPE", "nobody")],
+            "kyc.default_type",
+        ),
+        (
+            &[
+                ("ASSETS_TYPE", "file"),
+                ("ASSETS_VALUE", "/no/such/assets.yaml"),
+            ],
+            "ASSETS_VALUE",
+        ),
+        (
+            &[("ASSETS_TYPE", "url"), ("ASSETS_VALUE", "http://x")],
+            "ASSETS_TYPE",
+        ),
+        (
+            &[("MOORING_CONFIG", "/no/such/mooring.toml")],
+            "MOORING_CONFIG",
+        ),
+        (
+            &[("MOORING__SERVER__MULTIPART_LIMIT_BYTES", "0")],
+            "server.multipart_limit_bytes",
+        ),
+    ];
+    for (pairs, key) in cases {
+        let message = load_err(pairs);
+        assert!(
+            message.contains(key),
+            "{pairs:?}: {message:?} does not name {key}"
+        );
+    }
+    let file = config_file("[kyc.types.org]\nrequired = [\"first_nme\"]\n");
+    let message = load_err(&[("MOORING_CONFIG", file.path().to_str().expect("utf-8"))]);
+    assert!(
+        message.contains("kyc.types.org") && message.contains("first_nme"),
+        "{message}"
+    );
+}
+
+#[test]
+fn secrets_are_not_echoed_in_errors() {
+    let message = load_err(&[
+        ("CALLBACK_API_AUTH_TYPE", "jwt"),
+        ("SECRET_CALLBACK_API_AUTH_SECRET", "tiny-secret"),
+    ]);
+    assert!(!message.contains("tiny-secret"), "{message}");
+    let message = load_err(&[("DATABASE_URL", "mysql://root:hunter2@db/mooring")]);
+    assert!(!message.contains("hunter2"), "{message}");
+}
+
+#[test]
+fn the_ap_assets_file_adds_its_types() {
+    let assets = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/ap-v2.1.0_4c793164dc_service-runner-assets.yaml"
+    );
+    let s =
+        Settings::load(&env(&[("ASSETS_TYPE", "file"), ("ASSETS_VALUE", assets)])).expect("assets");
+    let types = s.customer_types().expect("types");
+    for t in [
+        "sep31-sender",
+        "sep31-large-sender",
+        "sep31-foreign-sender",
+        "sep31-receiver",
+    ] {
+        assert!(types.contains(t), "{t}");
+    }
+    assert_eq!(types.default_type().name(), "sep31-sender");
+    let catalog = s.assets_file().expect("read").expect("present").catalog;
+    assert!(catalog.iter().any(|a| a.significant_decimals == 4));
+    let v4 = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/ap-v4.3.0_e3b99d8906_service-runner-assets.yaml"
+    );
+    let s = Settings::load(&env(&[("ASSETS_TYPE", "file"), ("ASSETS_VALUE", v4)]))
+        .expect("3.x+ format");
+    assert_eq!(s.customer_types().expect("types").names().count(), 2);
+}

@@ -1,0 +1,172 @@
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use actix_web::dev::ServerHandle;
+use mooring_app::settings::LogFormat;
+use mooring_app::{Application, Settings, telemetry};
+use mooring_testsupport::TestDb;
+use serde_json::{Value, json};
+use tracing_subscriber::EnvFilter;
+
+pub const ACCOUNT: &str = "GDJUOFZGW5WYBK4GIETCSSM6MTTIJ4SUMCQITPTLUWMQ6B4UIX2IEX47";
+pub const OTHER_ACCOUNT: &str = "GBBD47IF6LWK7P7MDEVSCWR7DPUWV3NY3DTQEVFL4NAT4AQH3ZLLFLA5";
+pub const JWT_SECRET: &str = "a-callback-secret-of-at-least-32-bytes!";
+
+/// Everything every test server logged, as JSON lines, at the most verbose
+/// level Mooring's own crates have.
+pub fn captured_logs() -> String {
+    String::from_utf8_lossy(&log_buffer().lock().expect("log lock")).into_owned()
+}
+
+fn log_buffer() -> &'static Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let writer = SharedWriter(buffer.clone());
+        let filter = EnvFilter::new(
+            "info,mooring_app=trace,mooring_http=trace,mooring_usecases=trace,mooring_store=trace",
+        );
+        let subscriber = telemetry::subscriber(LogFormat::Json, filter, move || writer.clone());
+        tracing::subscriber::set_global_default(subscriber)
+            .expect("one global subscriber per test binary");
+        buffer
+    })
+}
+
+#[derive(Clone)]
+struct SharedWriter(Arc<Mutex<Vec<u8>>>);
+
+impl Write for SharedWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub db: TestDb,
+    handle: ServerHandle,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Sends the stop command now; the returned future only waits for it.
+        drop(self.handle.stop(false));
+    }
+}
+
+/// The environment a test server starts with, before the test's own.
+pub fn base_env(db: &TestDb) -> HashMap<String, String> {
+    HashMap::from([
+        ("DATABASE_URL".to_owned(), db.url().to_owned()),
+        ("MOORING__SERVER__HOST".to_owned(), "127.0.0.1".to_owned()),
+        ("MOORING__SERVER__PORT".to_owned(), "0".to_owned()),
+        ("MOORING__SERVER__WORKERS".to_owned(), "2".to_owned()),
+        ("MOORING__DATABASE__POOL_SIZE".to_owned(), "4".to_owned()),
+    ])
+}
+
+pub async fn spawn_app(db: TestDb) -> TestApp {
+    spawn_app_with(db, &[]).await
+}
+
+pub async fn spawn_app_with(db: TestDb, extra: &[(&str, &str)]) -> TestApp {
+    log_buffer();
+    let mut env = base_env(&db);
+    env.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    let settings = Settings::load(&env).expect("test settings");
+    let app = Application::build(settings).await.expect("server starts");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        db,
+        handle,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get_customer(&self, query: &[(&str, &str)]) -> (u16, Value) {
+        let response = self
+            .client
+            .get(self.url("/customer"))
+            .query(query)
+            .send()
+            .await
+            .expect("request sent");
+        status_and_json(response).await
+    }
+
+    pub async fn put_customer(&self, body: &Value) -> (u16, Value) {
+        let response = self
+            .client
+            .put(self.url("/customer"))
+            .json(body)
+            .send()
+            .await
+            .expect("request sent");
+        status_and_json(response).await
+    }
+
+    pub async fn delete_customer(&self, id: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .delete(self.url(&format!("/customer/{id}")))
+            .send()
+            .await
+            .expect("request sent");
+        status_and_json(response).await
+    }
+}
+
+/// The status and the JSON body (`null` for an empty body). A body that is
+/// not JSON fails the test: every answer of Mooring's is JSON or empty.
+pub async fn status_and_json(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let bytes = response.bytes().await.expect("body read");
+    if bytes.is_empty() {
+        return (status, Value::Null);
+    }
+    let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+        panic!(
+            "{status}: body is not JSON: {}",
+            String::from_utf8_lossy(&bytes)
+        )
+    });
+    (status, body)
+}
+
+/// Asserts an error answer: the status and a non-empty `error` string.
+pub fn assert_error(answer: &(u16, Value), status: u16) -> String {
+    assert_eq!(answer.0, status, "unexpected answer {answer:?}");
+    let message = answer
+        .1
+        .get("error")
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("no error in {answer:?}"));
+    assert!(!message.is_empty());
+    message.to_owned()
+}
+
+pub fn sender(memo: &str) -> Value {
+    json!({
+        "account": ACCOUNT, "memo": memo, "memo_type": "id", "type": "sep31-sender",
+        "first_name": "John", "last_name": "Doe", "email_address": "johndoe@example.com"
+    })
+}

@@ -1,0 +1,10 @@
+//! Black-box tests of the `mooring` server and binary: the real server on
+//! port 0, spoken to over HTTP, on SQLite and on PostgreSQL.
+
+mod auth;
+mod cli;
+mod config;
+mod customer_api;
+mod helpers;
+mod limits;
+mod logs;
