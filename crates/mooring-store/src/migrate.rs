@@ -8,7 +8,7 @@ const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 
 /// A fixed key for the PostgreSQL advisory lock that serialises replicas
 /// migrating at the same time.
-const MIGRATION_LOCK_KEY: i64 = 0x6d6f_6f72_696e_67; // "mooring"
+const MIGRATION_LOCK_KEY: i64 = 0x006d_6f6f_7269_6e67; // "mooring" in ASCII
 
 pub(crate) fn run_pending(conn: &mut AnyConnection) -> Result<Vec<String>, StoreError> {
     let err = |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Migration(e.to_string());

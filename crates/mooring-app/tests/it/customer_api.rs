@@ -361,7 +361,7 @@ async fn delete_as_the_ap_does_it(db: TestDb) {
         }
     }
     ids.dedup();
-    assert_eq!(ids, [id.clone()]);
+    assert_eq!(ids, std::slice::from_ref(&id));
     let deleted = app.delete_customer(&id).await;
     assert_eq!(deleted, (204, Value::Null));
     assert_error(&app.get_customer(&[("id", &id)]).await, 404);

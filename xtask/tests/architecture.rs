@@ -1,0 +1,181 @@
+//! The architecture, enforced: the dependency rules of ARCHITECTURE.md,
+//! checked against `cargo metadata` on every test run.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+
+use serde_json::Value;
+
+/// Crates that do I/O or speak a wire format: never in the core.
+const IO_CRATES: &[&str] = &[
+    "actix-web",
+    "actix-multipart",
+    "actix-rt",
+    "diesel",
+    "diesel_migrations",
+    "reqwest",
+    "hyper",
+    "tokio",
+    "sqlx",
+    "serde",
+    "serde_json",
+    "config",
+];
+
+const DOMAIN: &str = "mooring-domain";
+const PORTS: &str = "mooring-ports";
+const USECASES: &str = "mooring-usecases";
+const APP: &str = "mooring-app";
+const HTTP: &str = "mooring-http";
+/// Crates that serve tests and tooling only.
+const SUPPORT: &[&str] = &["mooring-testsupport", "xtask"];
+
+#[derive(Debug)]
+struct Edge {
+    to: String,
+    dev: bool,
+}
+
+/// Workspace crate → its declared dependencies.
+fn workspace_graph() -> BTreeMap<String, Vec<Edge>> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let output = Command::new(cargo)
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .output()
+        .expect("cargo metadata runs");
+    assert!(
+        output.status.success(),
+        "cargo metadata failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let metadata: Value = serde_json::from_slice(&output.stdout).expect("metadata is JSON");
+    let packages = metadata["packages"].as_array().expect("packages");
+    packages
+        .iter()
+        .map(|p| {
+            let name = p["name"].as_str().expect("name").to_owned();
+            let edges = p["dependencies"]
+                .as_array()
+                .expect("dependencies")
+                .iter()
+                .map(|d| Edge {
+                    to: d["name"].as_str().expect("dependency name").to_owned(),
+                    dev: d["kind"].as_str() == Some("dev"),
+                })
+                .collect();
+            (name, edges)
+        })
+        .collect()
+}
+
+fn normal_deps<'a>(graph: &'a BTreeMap<String, Vec<Edge>>, krate: &str) -> BTreeSet<&'a str> {
+    graph[krate]
+        .iter()
+        .filter(|e| !e.dev)
+        .map(|e| e.to.as_str())
+        .collect()
+}
+
+fn adapters(graph: &BTreeMap<String, Vec<Edge>>) -> Vec<&str> {
+    graph
+        .keys()
+        .map(String::as_str)
+        .filter(|c| ![DOMAIN, PORTS, USECASES, APP].contains(c) && !SUPPORT.contains(c))
+        .collect()
+}
+
+#[test]
+fn the_expected_crates_exist() {
+    let graph = workspace_graph();
+    for c in [DOMAIN, PORTS, USECASES, APP, HTTP, "mooring-store"] {
+        assert!(graph.contains_key(c), "{c} is missing from the workspace");
+    }
+}
+
+#[test]
+fn the_domain_depends_on_no_workspace_crate_and_no_io_crate() {
+    let graph = workspace_graph();
+    let deps = normal_deps(&graph, DOMAIN);
+    for d in &deps {
+        assert!(
+            !graph.contains_key(*d),
+            "{DOMAIN} depends on workspace crate {d}"
+        );
+        assert!(
+            !IO_CRATES.contains(d),
+            "{DOMAIN} depends on I/O or wire crate {d}"
+        );
+    }
+}
+
+#[test]
+fn ports_and_use_cases_know_only_the_core() {
+    let graph = workspace_graph();
+    for (krate, allowed) in [(PORTS, vec![DOMAIN]), (USECASES, vec![DOMAIN, PORTS])] {
+        for d in normal_deps(&graph, krate) {
+            if graph.contains_key(d) {
+                assert!(allowed.contains(&d), "{krate} must not depend on {d}");
+            }
+            assert!(
+                !IO_CRATES.contains(&d) || d == "tokio" && krate == USECASES,
+                "{krate} depends on I/O crate {d}"
+            );
+        }
+    }
+}
+
+#[test]
+fn adapters_never_depend_on_each_other_or_on_the_app() {
+    let graph = workspace_graph();
+    let adapters = adapters(&graph);
+    assert!(
+        adapters.contains(&HTTP) && adapters.contains(&"mooring-store"),
+        "{adapters:?}"
+    );
+    for adapter in &adapters {
+        for d in normal_deps(&graph, adapter) {
+            if !graph.contains_key(d) {
+                continue;
+            }
+            let allowed = d == DOMAIN || d == PORTS || (d == USECASES && *adapter == HTTP);
+            assert!(allowed, "adapter {adapter} must not depend on {d}");
+        }
+    }
+}
+
+#[test]
+fn only_the_app_knows_all_and_nothing_depends_on_it() {
+    let graph = workspace_graph();
+    let app_deps = normal_deps(&graph, APP);
+    for adapter in adapters(&graph) {
+        assert!(
+            app_deps.contains(adapter),
+            "the app does not wire adapter {adapter}"
+        );
+    }
+    for (krate, edges) in &graph {
+        assert!(
+            !edges.iter().any(|e| e.to == APP),
+            "{krate} depends on the app"
+        );
+    }
+}
+
+#[test]
+fn test_support_is_only_ever_a_dev_dependency() {
+    let graph = workspace_graph();
+    for (krate, edges) in &graph {
+        for e in edges {
+            if SUPPORT.contains(&e.to.as_str()) {
+                assert!(e.dev, "{krate} has {} as a normal dependency", e.to);
+            }
+        }
+    }
+}
