@@ -15,7 +15,9 @@ use serde_json::Value;
 use crate::body::{read_limited, read_multipart};
 use crate::{ApiError, JSON_LIMIT_BYTES, Limits};
 
-/// The query of GET /customer. Unknown parameters are ignored.
+/// The query of GET /customer. Unknown parameters are ignored, and so are
+/// `lang` (descriptions are in English) and `transaction_id` (the answer
+/// does not depend on the transaction).
 #[derive(Deserialize)]
 pub(crate) struct GetCustomerQuery {
     id: Option<String>,
@@ -24,12 +26,6 @@ pub(crate) struct GetCustomerQuery {
     memo_type: Option<String>,
     #[serde(rename = "type")]
     customer_type: Option<String>,
-    /// Accepted; descriptions are in English.
-    #[allow(dead_code)]
-    lang: Option<String>,
-    /// Accepted; the answer does not depend on the transaction.
-    #[allow(dead_code)]
-    transaction_id: Option<String>,
 }
 
 #[derive(Serialize)]

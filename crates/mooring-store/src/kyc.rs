@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Timelike, Utc};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use mooring_domain::customer::{Customer, CustomerId, ProvidedValue, Review};
@@ -330,7 +330,12 @@ fn link_transaction(
 }
 
 fn put(conn: &mut AnyConnection, change: PutCustomer) -> Result<Customer, Failure> {
-    let now = change.now.naive_utc();
+    // Both backends keep microseconds: so does the customer returned here.
+    let now = change
+        .now
+        .naive_utc()
+        .with_nanosecond(change.now.timestamp_subsec_micros() * 1000)
+        .unwrap_or_default();
     let id = resolve(conn, change.target, now)?;
     let mut changed = false;
     for (name, value) in &change.text {
@@ -342,25 +347,24 @@ fn put(conn: &mut AnyConnection, change: PutCustomer) -> Result<Customer, Failur
     if let Some(t) = &change.transaction_id {
         link_transaction(conn, &id, t, now)?;
     }
-    let current = load(conn, &id)?.ok_or(Failure::NotFound)?;
-    let review = if changed {
-        current.review.after_change()
-    } else {
-        current.review.clone()
-    };
-    let (state, message) = review_columns(&review);
+    let mut customer = load(conn, &id)?.ok_or(Failure::NotFound)?;
+    if changed {
+        customer.review = customer.review.after_change();
+    }
+    if change.customer_type.is_some() {
+        customer.customer_type = change.customer_type;
+    }
+    customer.updated_at = now.and_utc();
+    let (state, message) = review_columns(&customer.review);
     diesel::update(customers::table.find(&id))
         .set((
-            customers::customer_type.eq(change
-                .customer_type
-                .as_deref()
-                .or(current.customer_type.as_deref())),
+            customers::customer_type.eq(customer.customer_type.as_deref()),
             customers::review.eq(state),
             customers::review_message.eq(message),
             customers::updated_at.eq(now),
         ))
         .execute(conn)?;
-    load(conn, &id)?.ok_or(Failure::NotFound)
+    Ok(customer)
 }
 
 fn delete(conn: &mut AnyConnection, id: &str) -> Result<(), Failure> {

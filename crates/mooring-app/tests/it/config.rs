@@ -221,3 +221,41 @@ fn the_ap_assets_file_adds_its_types() {
         .expect("3.x+ format");
     assert_eq!(s.customer_types().expect("types").names().count(), 2);
 }
+
+#[test]
+fn the_example_configuration_loads() {
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/mooring.example.toml"
+    );
+    let assets = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/ap-v2.1.0_4c793164dc_service-runner-assets.yaml"
+    );
+    let s = Settings::load(&env(&[
+        ("MOORING_CONFIG", example),
+        ("ASSETS_VALUE", assets),
+        (
+            "SECRET_CALLBACK_API_AUTH_SECRET",
+            "an-example-secret-of-32-bytes-or-more",
+        ),
+        ("DATABASE_URL", "postgres://mooring@db:5432/mooring"),
+    ]))
+    .expect("deploy/mooring.example.toml is a valid configuration");
+    assert_eq!(s.callback_auth().expect("auth").kind(), "jwt");
+    assert_eq!(s.review_mode().expect("mode"), ReviewMode::Manual);
+    assert!(
+        s.customer_types()
+            .expect("types")
+            .contains("sep31-business-receiver")
+    );
+}
+
+#[test]
+fn the_documented_defaults_are_the_real_ones() {
+    let doc = include_str!("../../../../docs/configuration.md");
+    assert!(
+        doc.contains(mooring_app::settings::DEFAULTS),
+        "docs/configuration.md must quote default.toml verbatim"
+    );
+}
