@@ -49,17 +49,25 @@ struct FieldDto {
     optional: bool,
 }
 
+/// A provided field: the field's description plus its verdict.
 #[derive(Serialize)]
 struct ProvidedFieldDto {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    description: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    choices: Option<Vec<String>>,
-    optional: bool,
+    #[serde(flatten)]
+    field: FieldDto,
     status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+}
+
+impl FieldDto {
+    fn new(field: &'static sep9::Sep9Field, choices: Option<Vec<String>>, optional: bool) -> Self {
+        Self {
+            kind: field.kind.as_str(),
+            description: field.description,
+            choices,
+            optional,
+        }
+    }
 }
 
 impl From<CustomerView> for CustomerResponse {
@@ -75,24 +83,13 @@ impl From<CustomerView> for CustomerResponse {
             status: status.as_str(),
             fields: fields
                 .into_iter()
-                .map(|f| {
-                    let dto = FieldDto {
-                        kind: f.field.kind.as_str(),
-                        description: f.field.description,
-                        choices: f.choices,
-                        optional: f.optional,
-                    };
-                    (f.field.name, dto)
-                })
+                .map(|f| (f.field.name, FieldDto::new(f.field, f.choices, f.optional)))
                 .collect(),
             provided_fields: provided
                 .into_iter()
                 .map(|f| {
                     let dto = ProvidedFieldDto {
-                        kind: f.field.kind.as_str(),
-                        description: f.field.description,
-                        choices: f.choices,
-                        optional: f.optional,
+                        field: FieldDto::new(f.field, f.choices, f.optional),
                         status: f.status.as_str(),
                         error: f.error,
                     };

@@ -87,7 +87,10 @@ impl Store {
         let pool_size = config.pool_size.max(1);
         let pool = Pool::builder()
             .max_size(pool_size)
-            .min_idle(Some(1))
+            // No idle minimum: r2d2 would refill it from its own threads in
+            // the background, and a process exiting (the CLI) while one of
+            // them is inside libpq's connect can crash at exit.
+            .min_idle(Some(0))
             .connection_timeout(config.connect_timeout)
             .build(manager)
             .map_err(|e| StoreError::Connect {

@@ -5,20 +5,10 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use mooring_testsupport::{TestDb, on_both_backends};
 use serde_json::json;
 
+use crate::helpers::jwt as token;
 use crate::helpers::{
     ACCOUNT, JWT_SECRET, TestApp, assert_error, sender, spawn_app_with, status_and_json,
 };
-
-fn token(secret: &str, iat_offset: i64, exp_offset: i64, alg: Algorithm) -> String {
-    let now = Utc::now().timestamp();
-    let claims = json!({"iat": now + iat_offset, "exp": now + exp_offset});
-    jsonwebtoken::encode(
-        &Header::new(alg),
-        &claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .expect("signed")
-}
 
 async fn put_with(
     app: &TestApp,

@@ -58,7 +58,12 @@ async fn operators_approve_and_reject_under_manual_review(db: TestDb) {
 
     let approved =
         tokio::task::block_in_place(|| mooring(&app.db, &["customers", "approve", &id], &manual));
-    assert!(approved.status.success(), "{}", text(&approved));
+    assert!(
+        approved.status.success(),
+        "{:?}: {}",
+        approved.status,
+        text(&approved)
+    );
     assert!(text(&approved).contains("ACCEPTED"));
     assert_eq!(
         app.get_customer(&[("id", &id), ("type", "sep31-sender")])

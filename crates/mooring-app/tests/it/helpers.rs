@@ -47,6 +47,15 @@ impl Write for SharedWriter {
     }
 }
 
+/// A callback token as the AP signs it: HS256 over the secret's bytes, with
+/// `iat` and `exp` relative to now.
+pub fn jwt(secret: &str, iat_offset: i64, exp_offset: i64, alg: jsonwebtoken::Algorithm) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let claims = json!({"iat": now + iat_offset, "exp": now + exp_offset});
+    let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes());
+    jsonwebtoken::encode(&jsonwebtoken::Header::new(alg), &claims, &key).expect("signed")
+}
+
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,

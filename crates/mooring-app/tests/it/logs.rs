@@ -1,11 +1,10 @@
 //! No PII and no secret in any log line.
 
-use chrono::Utc;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use jsonwebtoken::Algorithm;
 use mooring_testsupport::{TestDb, on_both_backends};
 use serde_json::json;
 
-use crate::helpers::{ACCOUNT, JWT_SECRET, captured_logs, spawn_app_with, status_and_json};
+use crate::helpers::{ACCOUNT, JWT_SECRET, captured_logs, jwt, spawn_app_with, status_and_json};
 
 async fn no_pii_or_secret_reaches_the_logs(db: TestDb) {
     let app = spawn_app_with(
@@ -21,13 +20,7 @@ async fn no_pii_or_secret_reaches_the_logs(db: TestDb) {
     let first_name = format!("Zephyrine{}", &unique[..10]);
     let email = format!("z{}@example.com", &unique[..12]);
     let bank = format!("9{}", &memo[..9.min(memo.len())]);
-    let now = Utc::now().timestamp();
-    let token = jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &json!({"iat": now, "exp": now + 30}),
-        &EncodingKey::from_secret(JWT_SECRET.as_bytes()),
-    )
-    .expect("signed");
+    let token = jwt(JWT_SECRET, 0, 30, Algorithm::HS256);
     let auth = format!("Bearer {token}");
 
     let body = json!({"account": ACCOUNT, "memo": memo, "type": "sep31-receiver", "first_name": first_name,
