@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use config::{Config, Environment, File, FileFormat};
 use mooring_domain::customer::{CustomerTypeSpec, CustomerTypes, ReviewMode, TypeRole};
-use mooring_http::CallbackAuth;
+use mooring_http::{AuthConfigError, CallbackAuth};
 use mooring_store::{DatabaseUrl, StoreConfig};
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -213,11 +213,14 @@ impl Settings {
                 )));
             }
         };
-        built.map_err(|e| {
-            SettingsError(format!(
-                "callback_api.auth_secret (SECRET_CALLBACK_API_AUTH_SECRET) for auth type {}: {e}",
+        built.map_err(|e| match e {
+            AuthConfigError::Header(name) => SettingsError(format!(
+                "callback_api.api_key_header / callback_api.jwt_header: {name:?} is not a valid HTTP header name"
+            )),
+            other => SettingsError(format!(
+                "callback_api.auth_secret (SECRET_CALLBACK_API_AUTH_SECRET) for auth type {}: {other}",
                 c.auth_type
-            ))
+            )),
         })
     }
 

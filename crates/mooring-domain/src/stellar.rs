@@ -142,7 +142,7 @@ pub enum InvalidMemo {
     Id,
     #[error("memo of type hash must be 32 bytes, base64 or hex encoded")]
     Hash,
-    #[error("memo of type text must be 1 to 28 bytes")]
+    #[error("memo of type text must be 1 to 28 bytes, without NUL")]
     Text,
     #[error("memo_type was given without a memo")]
     TypeWithoutMemo,
@@ -163,26 +163,25 @@ impl Memo {
             None | Some("") => MemoType::Id,
             Some(t) => MemoType::parse(t)?,
         };
-        let valid = match memo_type {
-            MemoType::Id => {
-                !value.is_empty()
-                    && value.bytes().all(|b| b.is_ascii_digit())
-                    && value.parse::<u64>().is_ok()
+        // Kept in one canonical spelling, so that one memo is one customer:
+        // id memos as plain decimal ("042" is 42), hash memos as base64.
+        let canonical = match memo_type {
+            MemoType::Id if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
+                value.parse::<u64>().ok().map(|n| n.to_string())
             }
-            MemoType::Hash => is_hash(value),
-            MemoType::Text => !value.is_empty() && value.len() <= 28,
+            MemoType::Id => None,
+            MemoType::Hash => {
+                hash_bytes(value).map(|b| base64::engine::general_purpose::STANDARD.encode(b))
+            }
+            MemoType::Text => (!value.is_empty() && value.len() <= 28 && !value.contains('\0'))
+                .then(|| value.to_owned()),
         };
-        if !valid {
-            return Err(match memo_type {
-                MemoType::Id => InvalidMemo::Id,
-                MemoType::Hash => InvalidMemo::Hash,
-                MemoType::Text => InvalidMemo::Text,
-            });
-        }
-        Ok(Self {
-            value: value.to_owned(),
-            memo_type,
-        })
+        let value = canonical.ok_or(match memo_type {
+            MemoType::Id => InvalidMemo::Id,
+            MemoType::Hash => InvalidMemo::Hash,
+            MemoType::Text => InvalidMemo::Text,
+        })?;
+        Ok(Self { value, memo_type })
     }
 
     /// Parses the optional memo pair of a request: no memo is `None`; a type
@@ -213,13 +212,18 @@ impl fmt::Debug for Memo {
     }
 }
 
-fn is_hash(value: &str) -> bool {
+/// The 32 bytes of a hash memo written in hex or base64.
+fn hash_bytes(value: &str) -> Option<Vec<u8>> {
     if value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return true;
+        let bytes = (0..32)
+            .map(|i| u8::from_str_radix(&value[2 * i..2 * i + 2], 16).ok())
+            .collect::<Option<Vec<u8>>>()?;
+        return Some(bytes);
     }
     base64::engine::general_purpose::STANDARD
         .decode(value)
-        .is_ok_and(|bytes| bytes.len() == 32)
+        .ok()
+        .filter(|bytes| bytes.len() == 32)
 }
 
 #[cfg(test)]
@@ -289,6 +293,21 @@ mod tests {
             Err(InvalidMemo::Text)
         );
         assert_eq!(Memo::parse("1", Some("bogus")), Err(InvalidMemo::Type));
+        assert_eq!(Memo::parse("a\0b", Some("text")), Err(InvalidMemo::Text));
+    }
+
+    #[test]
+    fn one_memo_has_one_spelling() {
+        assert_eq!(
+            Memo::parse("00042", None).map(|m| m.value().to_owned()),
+            Ok("42".to_owned())
+        );
+        let hex = Memo::parse(&"AB".repeat(32), Some("hash")).expect("hex");
+        let lower = Memo::parse(&"ab".repeat(32), Some("hash")).expect("hex");
+        let b64 = Memo::parse("q6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6s=", Some("hash"))
+            .expect("base64");
+        assert_eq!(hex, lower);
+        assert_eq!(hex, b64);
     }
 
     #[test]

@@ -14,6 +14,9 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::ApiError;
 
+/// The header AP 3.x+ always put the API key in.
+static DEFAULT_API_KEY_HEADER: HeaderName = HeaderName::from_static("x-api-key");
+
 /// The shortest JWT secret accepted, as the AP (2.7+) requires.
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 
@@ -98,8 +101,14 @@ impl CallbackAuth {
         match self {
             Self::None => Ok(()),
             Self::ApiKey { header, key } => {
-                let sent = req.headers().get(header).ok_or("missing API key")?;
-                if constant_time_eq(sent.as_bytes(), key.expose_secret().as_bytes()) {
+                let mut sent = [header, &DEFAULT_API_KEY_HEADER]
+                    .into_iter()
+                    .filter_map(|h| req.headers().get(h))
+                    .peekable();
+                if sent.peek().is_none() {
+                    return Err("missing API key");
+                }
+                if sent.any(|v| constant_time_eq(v.as_bytes(), key.expose_secret().as_bytes())) {
                     Ok(())
                 } else {
                     Err("invalid API key")

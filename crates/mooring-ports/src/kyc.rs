@@ -36,7 +36,7 @@ impl fmt::Debug for FileUpload {
 /// One atomic change to a customer: only the fields named here change.
 /// When the change alters any stored value, the customer's review becomes
 /// `review.after_change()` (an approval lapses, a rejection stays).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PutCustomer {
     pub target: CustomerTarget,
     /// The customer type to remember, when the PUT named one.
@@ -48,6 +48,24 @@ pub struct PutCustomer {
     /// A transaction to link the customer to.
     pub transaction_id: Option<String>,
     pub now: DateTime<Utc>,
+}
+
+impl fmt::Debug for PutCustomer {
+    // Field names only: the values are PII.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PutCustomer")
+            .field("target", &self.target)
+            .field("customer_type", &self.customer_type)
+            .field(
+                "text",
+                &self.text.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .field(
+                "files",
+                &self.files.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 /// Errors of a [`KycStore`].

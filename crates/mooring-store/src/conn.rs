@@ -35,6 +35,7 @@ impl fmt::Display for Backend {
 /// `MultiConnection::establish` would) and prepares each one.
 pub(crate) struct Manager {
     url: DatabaseUrl,
+    /// SQLite's `busy_timeout`, and PostgreSQL's `connect_timeout`.
     busy_timeout: Duration,
 }
 
@@ -62,9 +63,12 @@ impl Manager {
 
     pub(crate) fn connect_now(&self) -> Result<AnyConnection, diesel::ConnectionError> {
         match &self.url {
-            DatabaseUrl::Postgres(url) => Ok(AnyConnection::Postgresql(
-                diesel::PgConnection::establish(url)?,
-            )),
+            DatabaseUrl::Postgres(url) => {
+                let url = with_connect_timeout(url, self.busy_timeout);
+                Ok(AnyConnection::Postgresql(diesel::PgConnection::establish(
+                    &url,
+                )?))
+            }
             DatabaseUrl::Sqlite(path) => {
                 let path = path.to_str().ok_or_else(|| {
                     diesel::ConnectionError::InvalidConnectionUrl(
@@ -85,6 +89,17 @@ impl Manager {
             }
         }
     }
+}
+
+/// Adds libpq's `connect_timeout` (whole seconds, at least 2) unless the URL
+/// sets one.
+fn with_connect_timeout(url: &str, timeout: Duration) -> String {
+    if url.contains("connect_timeout=") {
+        return url.to_owned();
+    }
+    let seconds = timeout.as_secs().max(2);
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}connect_timeout={seconds}")
 }
 
 impl ManageConnection for Manager {
@@ -153,10 +168,50 @@ pub(crate) fn lock_row(conn: &mut AnyConnection, table: &'static str, id: &str) 
 
 /// On SQLite, moves the write-ahead log into the database file and empties
 /// it, so that deleted data (overwritten there by `secure_delete`) does not
-/// linger in the log. Best effort: a busy reader only delays it.
-pub(crate) fn checkpoint(conn: &mut AnyConnection) -> QueryResult<()> {
-    if let AnyConnection::Sqlite(sqlite) = conn {
-        sqlite.batch_execute("PRAGMA wal_checkpoint(TRUNCATE);")?;
+/// linger in the log. A reader in the way is waited for briefly; past that
+/// the next checkpoint finishes the work. Returns whether it completed.
+pub(crate) fn checkpoint(conn: &mut AnyConnection) -> QueryResult<bool> {
+    #[derive(QueryableByName)]
+    struct Checkpoint {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        busy: i32,
     }
-    Ok(())
+    let AnyConnection::Sqlite(sqlite) = conn else {
+        return Ok(true);
+    };
+    for _ in 0..10 {
+        let result: Vec<Checkpoint> =
+            diesel::sql_query("PRAGMA wal_checkpoint(TRUNCATE)").load(sqlite)?;
+        if result.first().is_none_or(|r| r.busy == 0) {
+            return Ok(true);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_timeout_is_added_once() {
+        let t = Duration::from_millis(5000);
+        assert_eq!(
+            with_connect_timeout("postgres://h/db", t),
+            "postgres://h/db?connect_timeout=5"
+        );
+        assert_eq!(
+            with_connect_timeout("postgres://h/db?sslmode=require", t),
+            "postgres://h/db?sslmode=require&connect_timeout=5"
+        );
+        assert_eq!(
+            with_connect_timeout("postgres://h/db?connect_timeout=9", t),
+            "postgres://h/db?connect_timeout=9"
+        );
+        assert_eq!(
+            with_connect_timeout("postgres://h/db", Duration::from_millis(100)),
+            "postgres://h/db?connect_timeout=2"
+        );
+    }
 }

@@ -189,10 +189,6 @@ fn resolve(
             memo,
             new_id,
         } => {
-            if let Some(id) = find_id(conn, &account, memo.as_ref())? {
-                lock_row(conn, "customers", &id)?;
-                return Ok(id);
-            }
             let row = NewCustomer {
                 id: new_id.as_str(),
                 account: account.as_str(),
@@ -202,22 +198,35 @@ fn resolve(
                 created_at: now,
                 updated_at: now,
             };
-            // In a savepoint: a concurrent PUT may have created the customer
-            // since we looked; its row wins and we update it instead.
-            let inserted = conn.transaction(|c| {
-                diesel::insert_into(customers::table)
-                    .values(&row)
-                    .execute(c)
-            });
-            match inserted {
-                Ok(_) => Ok(new_id.to_string()),
-                Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
-                    let id = find_id(conn, &account, memo.as_ref())?.ok_or(Failure::NotFound)?;
+            // A concurrent PUT may create the customer between our look-up and
+            // our insert (its row wins, and we update it), and a concurrent
+            // DELETE may remove it again: a few rounds settle both.
+            for _ in 0..3 {
+                if let Some(id) = find_id(conn, &account, memo.as_ref())? {
                     lock_row(conn, "customers", &id)?;
-                    Ok(id)
+                    if exists(conn, &id)? {
+                        return Ok(id);
+                    }
+                    continue;
                 }
-                Err(e) => Err(e.into()),
+                // In a savepoint, so that a unique violation leaves the
+                // transaction usable on PostgreSQL.
+                let inserted = conn.transaction(|c| {
+                    diesel::insert_into(customers::table)
+                        .values(&row)
+                        .execute(c)
+                });
+                match inserted {
+                    Ok(_) => return Ok(new_id.to_string()),
+                    Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
+            Err(Failure::Store(StoreError::Task(
+                "the customer kept being created and deleted concurrently".into(),
+            )))
         }
     }
 }
@@ -442,7 +451,10 @@ impl KycStore for Store {
         let id = id.to_string();
         let deleted = self.run(move |conn| {
             write_tx(conn, |c| delete(c, &id))?;
-            checkpoint(conn).map_err(Failure::from)
+            if !checkpoint(conn)? {
+                tracing::warn!("SQLite checkpoint after a deletion was blocked by readers; the next one completes it");
+            }
+            Ok::<_, Failure>(())
         });
         Ok(deleted.await?)
     }

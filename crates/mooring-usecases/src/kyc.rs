@@ -32,6 +32,9 @@ impl From<KycStoreError> for KycError {
     }
 }
 
+/// The longest `transaction_id` a PUT may link (AP ids are UUIDs).
+pub const MAX_TRANSACTION_ID_LEN: usize = 256;
+
 /// Who a GET is about. At least one of `id` and `account` is set.
 #[derive(Debug, Clone, Default)]
 pub struct CustomerLookup {
@@ -41,8 +44,8 @@ pub struct CustomerLookup {
     pub customer_type: Option<String>,
 }
 
-/// A PUT: who, and what changes.
-#[derive(Debug, Clone, Default)]
+/// A PUT: who, and what changes. `Debug` shows field names, never values.
+#[derive(Clone, Default)]
 pub struct CustomerUpdate {
     pub id: Option<CustomerId>,
     pub account: Option<StellarAccount>,
@@ -53,6 +56,23 @@ pub struct CustomerUpdate {
     pub text: Vec<(String, String)>,
     /// SEP-9 binary fields; an empty file clears the field.
     pub files: Vec<(String, FileUpload)>,
+}
+
+impl std::fmt::Debug for CustomerUpdate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CustomerUpdate")
+            .field("id", &self.id)
+            .field("customer_type", &self.customer_type)
+            .field(
+                "text",
+                &self.text.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .field(
+                "files",
+                &self.files.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 /// The SEP-12 answer: the id (absent for a customer not known yet) and the
@@ -101,9 +121,7 @@ impl KycService {
         let customer = match (&lookup.id, &lookup.account) {
             (Some(id), account) => {
                 let customer = self.store.get(id).await?.ok_or(KycError::NotFound)?;
-                if let Some(account) = account
-                    && !customer.is_owned_by(account, lookup.memo.as_ref())
-                {
+                if !customer.agrees_with(account.as_ref(), lookup.memo.as_ref()) {
                     return Err(KycError::NotFound);
                 }
                 Some(customer)
@@ -117,12 +135,25 @@ impl KycService {
     /// PUT /customer: creates or updates, changing only the fields sent.
     pub async fn put(&self, update: CustomerUpdate) -> Result<CustomerView, KycError> {
         let requested = self.requested_type(update.customer_type.as_deref())?;
+        if let Some((name, _)) = update.text.iter().find(|(_, v)| v.contains('\0')) {
+            // No store keeps NUL in text; a value that carries one is malformed.
+            return Err(KycError::BadRequest(format!(
+                "{name} must not contain NUL characters"
+            )));
+        }
+        if let Some(t) = &update.transaction_id
+            && (t.len() > MAX_TRANSACTION_ID_LEN || t.chars().any(char::is_control))
+        {
+            return Err(KycError::BadRequest(format!(
+                "transaction_id must be at most {MAX_TRANSACTION_ID_LEN} characters, without control characters"
+            )));
+        }
         let target = match (update.id, update.account) {
             (Some(id), account) => {
-                if let Some(account) = account {
+                if account.is_some() || update.memo.is_some() {
                     // The id must belong to the account and memo sent with it.
                     let customer = self.store.get(&id).await?.ok_or(KycError::NotFound)?;
-                    if !customer.is_owned_by(&account, update.memo.as_ref()) {
+                    if !customer.agrees_with(account.as_ref(), update.memo.as_ref()) {
                         return Err(KycError::NotFound);
                     }
                 }

@@ -165,4 +165,38 @@ async fn api_key_callbacks(db: TestDb) {
     );
 }
 
-on_both_backends!(jwt_callbacks, api_key_callbacks);
+/// AP 2.7+ sends the key in its configured header; AP 3.x+ always in
+/// X-Api-Key. One shared `dev.env` serves both.
+async fn api_key_in_the_configured_header_or_x_api_key(db: TestDb) {
+    let key = "an-api-key-shared-with-the-platform";
+    let app = spawn_app_with(
+        db,
+        &[
+            ("CALLBACK_API_AUTH_TYPE", "api_key"),
+            ("SECRET_CALLBACK_API_AUTH_SECRET", key),
+            ("CALLBACK_API_AUTH_API_KEY_HTTP_HEADER", "X-Anchor-Key"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        put_with(&app, Some(("X-Anchor-Key", key.into())), "3")
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        put_with(&app, Some(("X-Api-Key", key.into())), "3").await.0,
+        200
+    );
+    assert_error(
+        &put_with(&app, Some(("X-Anchor-Key", "wrong".into())), "3").await,
+        401,
+    );
+    assert_error(&put_with(&app, None, "3").await, 401);
+}
+
+on_both_backends!(
+    jwt_callbacks,
+    api_key_callbacks,
+    api_key_in_the_configured_header_or_x_api_key
+);

@@ -144,6 +144,14 @@ fn bad_configuration_names_the_key() {
         ),
         (&[("MOORING__KYC__REVIEW", "sometimes")], "kyc.review"),
         (
+            &[
+                ("CALLBACK_API_AUTH_TYPE", "api_key"),
+                ("SECRET_CALLBACK_API_AUTH_SECRET", "k"),
+                ("CALLBACK_API_AUTH_API_KEY_HTTP_HEADER", "bad header"),
+            ],
+            "callback_api.api_key_header",
+        ),
+        (
             &[("MOORING__KYC__DEFAULT_TYPE", "nobody")],
             "kyc.default_type",
         ),

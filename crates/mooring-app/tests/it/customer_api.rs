@@ -129,6 +129,13 @@ async fn an_id_sent_with_an_account_that_does_not_own_it_is_404(db: TestDb) {
         &app.get_customer(&[("id", &id), ("account", ACCOUNT)]).await,
         404,
     );
+    assert_error(&app.get_customer(&[("id", &id), ("memo", "6")]).await, 404);
+    assert_error(
+        &app.put_customer(&json!({"id": id, "memo": "6", "first_name": "Mallory"}))
+            .await,
+        404,
+    );
+    assert_eq!(app.get_customer(&[("id", &id), ("memo", "5")]).await.0, 200);
     let stolen = json!({"id": id, "account": OTHER_ACCOUNT, "first_name": "Mallory"});
     assert_error(&app.put_customer(&stolen).await, 404);
     let owner = app
@@ -152,6 +159,16 @@ async fn one_id_per_account_and_memo_whatever_the_type(db: TestDb) {
         second.1["status"], "ACCEPTED",
         "the sender's fields count for the receiver type too"
     );
+    // One memo, one customer, however it is spelled.
+    assert_eq!(id_of(&app.put_customer(&sender("0042")).await), first);
+    let by_other_spelling = app
+        .get_customer(&[
+            ("account", ACCOUNT),
+            ("memo", "042"),
+            ("type", "sep31-sender"),
+        ])
+        .await;
+    assert_eq!(by_other_spelling.1["id"], first.as_str());
     let other_memo = id_of(&app.put_customer(&sender("43")).await);
     assert_ne!(other_memo, first);
     let mut no_memo = sender("x");
@@ -273,6 +290,22 @@ async fn malformed_requests_are_400(db: TestDb) {
             .expect("sent");
         assert_error(&status_and_json(response).await, 400);
     }
+    // What no store can keep is refused, not a 500.
+    let mut nul = sender("1");
+    nul["first_name"] = json!("Jo\u{0}hn");
+    assert_error(&app.put_customer(&nul).await, 400);
+    assert_error(
+        &app.get_customer(&[
+            ("account", ACCOUNT),
+            ("memo", "a\u{0}b"),
+            ("memo_type", "text"),
+        ])
+        .await,
+        400,
+    );
+    let mut long_txn = sender("1");
+    long_txn["transaction_id"] = json!("t".repeat(5000));
+    assert_error(&app.put_customer(&long_txn).await, 400);
     // Unknown JSON fields are ignored.
     let mut extra = sender("1");
     extra["favourite_colour"] = json!("teal");

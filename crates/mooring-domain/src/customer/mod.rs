@@ -148,6 +148,17 @@ impl Customer {
     pub fn is_owned_by(&self, account: &StellarAccount, memo: Option<&Memo>) -> bool {
         &self.account == account && self.memo.as_ref().map(Memo::value) == memo.map(Memo::value)
     }
+
+    /// Whether the account and memo sent beside this customer's id agree with
+    /// it. With an account, the memo must match too (none matches none); a
+    /// memo alone must be this customer's memo; nothing agrees always.
+    pub fn agrees_with(&self, account: Option<&StellarAccount>, memo: Option<&Memo>) -> bool {
+        match (account, memo) {
+            (Some(account), memo) => self.is_owned_by(account, memo),
+            (None, Some(memo)) => self.memo.as_ref().map(Memo::value) == Some(memo.value()),
+            (None, None) => true,
+        }
+    }
 }
 
 #[cfg(test)]

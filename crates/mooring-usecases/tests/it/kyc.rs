@@ -232,6 +232,19 @@ async fn id_with_an_account_that_does_not_own_it_is_not_found() {
             "{acct} {m:?}"
         );
     }
+    // A memo alone beside the id must be the customer's too.
+    let wrong_memo = CustomerLookup {
+        id: id.clone(),
+        memo: memo("2"),
+        ..Default::default()
+    };
+    assert!(matches!(kyc.get(wrong_memo).await, Err(KycError::NotFound)));
+    let right_memo = CustomerLookup {
+        id: id.clone(),
+        memo: memo("1"),
+        ..Default::default()
+    };
+    assert_eq!(kyc.get(right_memo).await.expect("found").id, id);
     let owner = CustomerLookup {
         id: id.clone(),
         account: account(ACCOUNT),
@@ -395,6 +408,21 @@ async fn delete_removes_the_customer() {
         .await
         .expect("answered");
     assert_eq!(view.id, None);
+}
+
+#[tokio::test]
+async fn values_no_store_can_keep_are_bad_requests() {
+    let (kyc, store) = service(ReviewMode::Auto);
+    let nul = put_by_account(
+        "1",
+        "sep31-sender",
+        vec![("first_name".into(), "a\0b".into())],
+    );
+    assert!(matches!(kyc.put(nul).await, Err(KycError::BadRequest(_))));
+    let mut long = put_by_account("1", "sep31-sender", sender_fields());
+    long.transaction_id = Some("t".repeat(mooring_usecases::kyc::MAX_TRANSACTION_ID_LEN + 1));
+    assert!(matches!(kyc.put(long).await, Err(KycError::BadRequest(_))));
+    assert_eq!(store.len(), 0);
 }
 
 #[tokio::test]
