@@ -2,8 +2,9 @@
 //!
 //! This crate holds the types and rules of the business: Stellar accounts and
 //! memos, SEP-38 asset names and their decimals, customers and their SEP-9
-//! fields, and how a customer's KYC status follows from what they provided.
-//! Quotes and transactions join it as their issues land.
+//! fields, and how a customer's KYC status follows from what they provided;
+//! quotes and fees, priced so that the Anchor Platform accepts every answer.
+//! Transactions join it with the payment engine.
 //!
 //! It must not know HTTP, SQL, JSON or any I/O: it depends on no workspace
 //! crate and on no I/O crate (actix, diesel, reqwest, tokio, serde). Values
@@ -13,6 +14,7 @@
 
 pub mod asset;
 pub mod customer;
+pub mod quote;
 pub mod stellar;
 
 pub use asset::{AssetCatalog, AssetId, AssetInfo};
