@@ -1,6 +1,6 @@
 //! The ports of Mooring: the traits through which the use cases reach the
-//! world (the KYC store, the clock; the rate source, custodian, platform
-//! client and payout rail join as their issues land).
+//! world: the KYC store, the quote store, the rate source and the clock (the
+//! custodian, platform client and payout rail join with the payment engine).
 //!
 //! A port speaks only in domain types. It must not know HTTP, SQL, JSON or
 //! any runtime: implementations live in adapter crates, and each port's
@@ -8,6 +8,10 @@
 
 mod clock;
 mod kyc;
+mod quotes;
+mod rates;
 
 pub use clock::{Clock, SystemClock};
 pub use kyc::{CustomerTarget, FileUpload, KycStore, KycStoreError, PutCustomer};
+pub use quotes::{QuoteStore, QuoteStoreError};
+pub use rates::{RateSource, RateSourceError};

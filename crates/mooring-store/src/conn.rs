@@ -166,6 +166,18 @@ pub(crate) fn lock_row(conn: &mut AnyConnection, table: &'static str, id: &str) 
     Ok(())
 }
 
+/// Serialises writers on `key` until the transaction ends (a PostgreSQL
+/// transaction-scoped advisory lock). SQLite needs nothing: its writer holds
+/// the database lock.
+pub(crate) fn lock_key(conn: &mut AnyConnection, key: &str) -> QueryResult<()> {
+    if let AnyConnection::Postgresql(pg) = conn {
+        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind::<diesel::sql_types::Text, _>(key)
+            .execute(pg)?;
+    }
+    Ok(())
+}
+
 /// On SQLite, moves the write-ahead log into the database file and empties
 /// it, so that deleted data (overwritten there by `secure_delete`) does not
 /// linger in the log. A reader in the way is waited for briefly; past that

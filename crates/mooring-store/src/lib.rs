@@ -5,12 +5,13 @@
 //!
 //! Diesel is synchronous: every query runs on tokio's blocking pool, bounded
 //! by a semaphore the size of the connection pool, so the async runtime
-//! never waits on the database. This crate implements the store ports; it
-//! must not know HTTP or any other adapter.
+//! never waits on the database. This crate implements the store ports (the
+//! KYC store and the quote store); it must not know HTTP or any other adapter.
 
 mod conn;
 mod kyc;
 mod migrate;
+mod quotes;
 pub mod schema;
 mod url;
 

@@ -43,7 +43,39 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    quotes (id) {
+        id -> Text,
+        sell_asset -> Text,
+        buy_asset -> Text,
+        price -> Text,
+        sell_amount -> Text,
+        buy_amount -> Text,
+        fee_total -> Text,
+        fee_asset -> Text,
+        sell_delivery_method -> Nullable<Text>,
+        buy_delivery_method -> Nullable<Text>,
+        country_code -> Nullable<Text>,
+        client_id -> Nullable<Text>,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_by -> Nullable<Text>,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    quote_fee_details (quote_id, position) {
+        quote_id -> Text,
+        position -> Integer,
+        name -> Text,
+        description -> Nullable<Text>,
+        amount -> Text,
+    }
+}
+
 diesel::joinable!(customer_fields -> customers (customer_id));
+diesel::joinable!(quote_fee_details -> quotes (quote_id));
 diesel::joinable!(customer_files -> customers (customer_id));
 diesel::joinable!(customer_transactions -> customers (customer_id));
 
@@ -51,5 +83,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     customers,
     customer_fields,
     customer_files,
-    customer_transactions
+    customer_transactions,
+    quotes,
+    quote_fee_details
 );

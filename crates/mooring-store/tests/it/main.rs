@@ -2,6 +2,7 @@
 //! on PostgreSQL, each on a database of its own.
 
 mod kyc;
+mod quotes;
 mod schema;
 
 use std::time::Duration;

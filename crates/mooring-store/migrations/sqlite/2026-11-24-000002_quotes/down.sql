@@ -1,0 +1,2 @@
+DROP TABLE quote_fee_details;
+DROP TABLE quotes;

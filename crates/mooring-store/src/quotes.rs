@@ -1,0 +1,314 @@
+//! The quote store: firm quotes, their fee details, and the liquidity the
+//! unexpired, unused ones reserve.
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use mooring_domain::AssetId;
+use mooring_domain::quote::{Fee, FeeDetail, Priced, Quote, QuoteId};
+use mooring_ports::{QuoteStore, QuoteStoreError};
+use rust_decimal::Decimal;
+
+use crate::conn::{lock_key, lock_row, write_tx};
+use crate::schema::{quote_fee_details, quotes};
+use crate::{AnyConnection, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error("quote not found")]
+    NotFound,
+    #[error("quote expired")]
+    Expired,
+    #[error("quote already used by {0}")]
+    AlreadyUsed(String),
+    #[error("insufficient liquidity")]
+    InsufficientLiquidity,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("stored quote {id} is unreadable: {reason}")]
+    Corrupt { id: String, reason: String },
+}
+
+impl From<diesel::result::Error> for Failure {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Store(StoreError::Query(e))
+    }
+}
+
+impl From<Failure> for QuoteStoreError {
+    fn from(f: Failure) -> Self {
+        match f {
+            Failure::NotFound => Self::NotFound,
+            Failure::Expired => Self::Expired,
+            Failure::AlreadyUsed(transaction_id) => Self::AlreadyUsed { transaction_id },
+            Failure::InsufficientLiquidity => Self::InsufficientLiquidity,
+            other => Self::Unknown(anyhow::Error::new(other)),
+        }
+    }
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = quotes)]
+struct QuoteRow {
+    id: String,
+    sell_asset: String,
+    buy_asset: String,
+    price: String,
+    sell_amount: String,
+    buy_amount: String,
+    fee_total: String,
+    fee_asset: String,
+    sell_delivery_method: Option<String>,
+    buy_delivery_method: Option<String>,
+    country_code: Option<String>,
+    client_id: Option<String>,
+    created_at: NaiveDateTime,
+    expires_at: NaiveDateTime,
+    used_by: Option<String>,
+    used_at: Option<NaiveDateTime>,
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = quote_fee_details)]
+struct DetailRow {
+    quote_id: String,
+    position: i32,
+    name: String,
+    description: Option<String>,
+    amount: String,
+}
+
+fn to_row(q: &Quote) -> QuoteRow {
+    QuoteRow {
+        id: q.id.to_string(),
+        sell_asset: q.sell_asset.to_string(),
+        buy_asset: q.buy_asset.to_string(),
+        price: q.priced.price.to_string(),
+        sell_amount: q.priced.sell_amount.to_string(),
+        buy_amount: q.priced.buy_amount.to_string(),
+        fee_total: q.priced.fee.total.to_string(),
+        fee_asset: q.priced.fee.asset.to_string(),
+        sell_delivery_method: q.sell_delivery_method.clone(),
+        buy_delivery_method: q.buy_delivery_method.clone(),
+        country_code: q.country_code.clone(),
+        client_id: q.client_id.clone(),
+        created_at: q.created_at.naive_utc(),
+        expires_at: q.expires_at.naive_utc(),
+        used_by: q.used_by.clone(),
+        used_at: q.used_at.map(|t| t.naive_utc()),
+    }
+}
+
+fn from_rows(row: QuoteRow, details: Vec<DetailRow>) -> Result<Quote, Failure> {
+    let corrupt = |reason: String| Failure::Corrupt {
+        id: row.id.clone(),
+        reason,
+    };
+    let decimal = |s: &str| Decimal::from_str(s).map_err(|e| corrupt(format!("{s:?}: {e}")));
+    let asset = |s: &str| AssetId::parse(s).map_err(|e| corrupt(e.to_string()));
+    let details = details
+        .into_iter()
+        .map(|d| {
+            Ok(FeeDetail {
+                amount: decimal(&d.amount)?,
+                name: d.name,
+                description: d.description,
+            })
+        })
+        .collect::<Result<Vec<_>, Failure>>()?;
+    Ok(Quote {
+        id: QuoteId::parse(&row.id).map_err(|e| corrupt(e.to_string()))?,
+        sell_asset: asset(&row.sell_asset)?,
+        buy_asset: asset(&row.buy_asset)?,
+        priced: Priced {
+            price: decimal(&row.price)?,
+            sell_amount: decimal(&row.sell_amount)?,
+            buy_amount: decimal(&row.buy_amount)?,
+            fee: Fee {
+                total: decimal(&row.fee_total)?,
+                asset: asset(&row.fee_asset)?,
+                details,
+            },
+        },
+        sell_delivery_method: row.sell_delivery_method,
+        buy_delivery_method: row.buy_delivery_method,
+        country_code: row.country_code,
+        client_id: row.client_id,
+        created_at: row.created_at.and_utc(),
+        expires_at: row.expires_at.and_utc(),
+        used_by: row.used_by,
+        used_at: row.used_at.map(|t| t.and_utc()),
+    })
+}
+
+fn load(conn: &mut AnyConnection, id: &str) -> Result<Option<Quote>, Failure> {
+    let Some(row) = quotes::table
+        .find(id)
+        .select(QuoteRow::as_select())
+        .first(conn)
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let details = quote_fee_details::table
+        .filter(quote_fee_details::quote_id.eq(id))
+        .order(quote_fee_details::position)
+        .select(DetailRow::as_select())
+        .load(conn)?;
+    from_rows(row, details).map(Some)
+}
+
+fn reserved(conn: &mut AnyConnection, asset: &str, now: NaiveDateTime) -> Result<Decimal, Failure> {
+    let amounts: Vec<String> = quotes::table
+        .filter(quotes::buy_asset.eq(asset))
+        .filter(quotes::used_by.is_null())
+        .filter(quotes::expires_at.gt(now))
+        .select(quotes::buy_amount)
+        .load(conn)?;
+    amounts.iter().try_fold(Decimal::ZERO, |sum, a| {
+        let amount = Decimal::from_str(a).map_err(|e| Failure::Corrupt {
+            id: format!("(a {asset} quote)"),
+            reason: e.to_string(),
+        })?;
+        sum.checked_add(amount).ok_or_else(|| Failure::Corrupt {
+            id: format!("(the {asset} quotes)"),
+            reason: "reserved amounts overflow".into(),
+        })
+    })
+}
+
+fn create_firm(
+    conn: &mut AnyConnection,
+    quote: &Quote,
+    limit: Option<Decimal>,
+    now: NaiveDateTime,
+) -> Result<(), Failure> {
+    if let Some(limit) = limit {
+        // Writers reserving the same asset queue here, so the sum they read
+        // is the sum they write against.
+        lock_key(conn, &format!("mooring:liquidity:{}", quote.buy_asset))?;
+        let held = reserved(conn, quote.buy_asset.as_str(), now)?;
+        if held + quote.priced.buy_amount > limit {
+            return Err(Failure::InsufficientLiquidity);
+        }
+    }
+    diesel::insert_into(quotes::table)
+        .values(to_row(quote))
+        .execute(conn)?;
+    let details: Vec<DetailRow> = quote
+        .priced
+        .fee
+        .details
+        .iter()
+        .enumerate()
+        .map(|(i, d)| DetailRow {
+            quote_id: quote.id.to_string(),
+            position: i32::try_from(i).unwrap_or(i32::MAX),
+            name: d.name.clone(),
+            description: d.description.clone(),
+            amount: d.amount.to_string(),
+        })
+        .collect();
+    // One row at a time: batch inserts do not compile for both backends at once.
+    for detail in &details {
+        diesel::insert_into(quote_fee_details::table)
+            .values(detail)
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+fn mark_used(
+    conn: &mut AnyConnection,
+    id: &str,
+    transaction_id: &str,
+    now: NaiveDateTime,
+) -> Result<Quote, Failure> {
+    lock_row(conn, "quotes", id)?;
+    let mut quote = load(conn, id)?.ok_or(Failure::NotFound)?;
+    match &quote.used_by {
+        Some(t) if t == transaction_id => return Ok(quote),
+        Some(t) => return Err(Failure::AlreadyUsed(t.clone())),
+        None => {}
+    }
+    if quote.expires_at.naive_utc() <= now {
+        return Err(Failure::Expired);
+    }
+    diesel::update(quotes::table.find(id))
+        .set((quotes::used_by.eq(transaction_id), quotes::used_at.eq(now)))
+        .execute(conn)?;
+    quote.used_by = Some(transaction_id.to_owned());
+    quote.used_at = Some(now.and_utc());
+    Ok(quote)
+}
+
+#[async_trait]
+impl QuoteStore for Store {
+    #[tracing::instrument(skip_all, fields(quote.id = %quote.id))]
+    async fn create_firm(
+        &self,
+        quote: &Quote,
+        limit: Option<Decimal>,
+        now: DateTime<Utc>,
+    ) -> Result<(), QuoteStoreError> {
+        let quote = quote.clone();
+        let now = now.naive_utc();
+        Ok(self
+            .run(move |conn| write_tx(conn, |c| create_firm(c, &quote, limit, now)))
+            .await?)
+    }
+
+    #[tracing::instrument(skip_all, fields(quote.id = %id))]
+    async fn get(&self, id: &QuoteId) -> Result<Option<Quote>, QuoteStoreError> {
+        let id = id.to_string();
+        Ok(self
+            .run(move |conn| conn.transaction(|c| load(c, &id)))
+            .await?)
+    }
+
+    #[tracing::instrument(skip_all, fields(quote.id = %id))]
+    async fn mark_used(
+        &self,
+        id: &QuoteId,
+        transaction_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Quote, QuoteStoreError> {
+        let (id, transaction_id, now) =
+            (id.to_string(), transaction_id.to_owned(), now.naive_utc());
+        Ok(self
+            .run(move |conn| write_tx(conn, |c| mark_used(c, &id, &transaction_id, now)))
+            .await?)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list(&self, limit: usize) -> Result<Vec<Quote>, QuoteStoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let quotes = self
+            .run(move |conn| {
+                conn.transaction(|c| {
+                    let ids: Vec<String> = quotes::table
+                        .order((quotes::created_at.desc(), quotes::id))
+                        .limit(limit)
+                        .select(quotes::id)
+                        .load(c)?;
+                    ids.iter()
+                        .filter_map(|id| load(c, id).transpose())
+                        .collect::<Result<Vec<_>, Failure>>()
+                })
+            })
+            .await?;
+        Ok(quotes)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn reserved(
+        &self,
+        asset: &AssetId,
+        now: DateTime<Utc>,
+    ) -> Result<Decimal, QuoteStoreError> {
+        let (asset, now) = (asset.to_string(), now.naive_utc());
+        Ok(self.run(move |conn| reserved(conn, &asset, now)).await?)
+    }
+}
