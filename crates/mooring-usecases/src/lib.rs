@@ -6,5 +6,10 @@
 //! adapter crate.
 
 pub mod kyc;
+pub mod quotes;
 
 pub use kyc::{CustomerLookup, CustomerUpdate, CustomerView, KycError, KycService};
+pub use quotes::{
+    FeeAmount, FeeRequest, FeeService, QuoteError, QuoteService, QuoteServiceParts, RateRequest,
+    RateView,
+};

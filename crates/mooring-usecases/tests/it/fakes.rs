@@ -6,8 +6,13 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use mooring_domain::customer::{Customer, CustomerId, ProvidedValue, Review};
-use mooring_domain::{Memo, StellarAccount};
-use mooring_ports::{Clock, CustomerTarget, KycStore, KycStoreError, PutCustomer};
+use mooring_domain::quote::{Quote, QuoteId};
+use mooring_domain::{AssetId, Memo, StellarAccount};
+use mooring_ports::{
+    Clock, CustomerTarget, KycStore, KycStoreError, PutCustomer, QuoteStore, QuoteStoreError,
+    RateSource, RateSourceError,
+};
+use rust_decimal::Decimal;
 
 #[derive(Default)]
 pub struct FakeKycStore {
@@ -150,5 +155,121 @@ impl Default for FixedClock {
 impl Clock for FixedClock {
     fn now(&self) -> DateTime<Utc> {
         self.0
+    }
+}
+
+/// Prices by pair; a pair marked stale answers `Stale`.
+#[derive(Default)]
+pub struct FakeRates {
+    pub prices: Mutex<BTreeMap<(AssetId, AssetId), Decimal>>,
+    pub stale: Mutex<bool>,
+}
+
+#[async_trait]
+impl RateSource for FakeRates {
+    async fn mid_price(&self, sell: &AssetId, buy: &AssetId) -> Result<Decimal, RateSourceError> {
+        if *self.stale.lock().expect("lock") {
+            return Err(RateSourceError::Stale {
+                sell: sell.clone(),
+                buy: buy.clone(),
+                age_seconds: 120,
+                max_age_seconds: 60,
+            });
+        }
+        self.prices
+            .lock()
+            .expect("lock")
+            .get(&(sell.clone(), buy.clone()))
+            .copied()
+            .ok_or_else(|| RateSourceError::NoPrice {
+                sell: sell.clone(),
+                buy: buy.clone(),
+            })
+    }
+}
+
+/// Firm quotes in memory, with the store contract's reservation rule.
+#[derive(Default)]
+pub struct FakeQuoteStore {
+    quotes: Mutex<Vec<Quote>>,
+}
+
+#[async_trait]
+impl QuoteStore for FakeQuoteStore {
+    async fn create_firm(
+        &self,
+        quote: &Quote,
+        limit: Option<Decimal>,
+        now: DateTime<Utc>,
+    ) -> Result<(), QuoteStoreError> {
+        let mut quotes = self.quotes.lock().expect("lock");
+        if let Some(limit) = limit {
+            let held: Decimal = quotes
+                .iter()
+                .filter(|q| q.buy_asset == quote.buy_asset && q.is_reserving(now))
+                .map(|q| q.priced.buy_amount)
+                .sum();
+            if held + quote.priced.buy_amount > limit {
+                return Err(QuoteStoreError::InsufficientLiquidity);
+            }
+        }
+        quotes.push(quote.clone());
+        Ok(())
+    }
+
+    async fn get(&self, id: &QuoteId) -> Result<Option<Quote>, QuoteStoreError> {
+        Ok(self
+            .quotes
+            .lock()
+            .expect("lock")
+            .iter()
+            .find(|q| &q.id == id)
+            .cloned())
+    }
+
+    async fn mark_used(
+        &self,
+        id: &QuoteId,
+        transaction_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Quote, QuoteStoreError> {
+        let mut quotes = self.quotes.lock().expect("lock");
+        let q = quotes
+            .iter_mut()
+            .find(|q| &q.id == id)
+            .ok_or(QuoteStoreError::NotFound)?;
+        match &q.used_by {
+            Some(t) if t == transaction_id => return Ok(q.clone()),
+            Some(t) => {
+                return Err(QuoteStoreError::AlreadyUsed {
+                    transaction_id: t.clone(),
+                });
+            }
+            None if q.expires_at <= now => return Err(QuoteStoreError::Expired),
+            None => {}
+        }
+        q.used_by = Some(transaction_id.to_owned());
+        q.used_at = Some(now);
+        Ok(q.clone())
+    }
+
+    async fn list(&self, limit: usize) -> Result<Vec<Quote>, QuoteStoreError> {
+        let mut quotes = self.quotes.lock().expect("lock").clone();
+        quotes.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        quotes.truncate(limit);
+        Ok(quotes)
+    }
+
+    async fn reserved(
+        &self,
+        asset: &AssetId,
+        now: DateTime<Utc>,
+    ) -> Result<Decimal, QuoteStoreError> {
+        let quotes = self.quotes.lock().expect("lock");
+        Ok(quotes
+            .iter()
+            .filter(|q| &q.buy_asset == asset && q.is_reserving(now))
+            .map(|q| q.priced.buy_amount)
+            .sum())
     }
 }
