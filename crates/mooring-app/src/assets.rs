@@ -243,11 +243,13 @@ mod tests {
         let unsupported = AssetsSettings {
             kind: Some("url".into()),
             value: Some("http://x".into()),
+            ..Default::default()
         };
         assert!(load(&unsupported).is_err());
         let missing = AssetsSettings {
             kind: Some("file".into()),
             value: Some("/nonexistent/assets.yaml".into()),
+            ..Default::default()
         };
         assert!(
             load(&missing)

@@ -5,12 +5,19 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 use config::{Config, Environment, File, FileFormat};
 use mooring_domain::customer::{CustomerTypeSpec, CustomerTypes, ReviewMode, TypeRole};
+use mooring_domain::quote::{
+    DeliveryFee, FeeSchedule, FeeSchedules, PairPricing, Pricing, QuoteLifetime,
+};
+use mooring_domain::{AssetCatalog, AssetId, AssetInfo};
 use mooring_http::{AuthConfigError, CallbackAuth};
+use mooring_rates::FeedConfig;
 use mooring_store::{DatabaseUrl, StoreConfig};
+use rust_decimal::Decimal;
 use secrecy::SecretString;
 use serde::Deserialize;
 
@@ -58,7 +65,98 @@ pub struct Settings {
     pub callback_api: CallbackApiSettings,
     pub kyc: KycSettings,
     pub assets: AssetsSettings,
+    pub quotes: QuotesSettings,
+    pub pricing: PricingSettings,
+    #[serde(default)]
+    pub liquidity: BTreeMap<String, String>,
+    #[serde(default)]
+    pub fees: FeesSettings,
     pub log: LogSettings,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotesSettings {
+    pub firm_ttl_seconds: u64,
+    pub max_ttl_seconds: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PricingSettings {
+    pub source: String,
+    pub feed: FeedSettings,
+    #[serde(default)]
+    pub pairs: Vec<PairSettings>,
+    #[serde(default)]
+    pub clients: Vec<ClientMarkupSettings>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedSettings {
+    pub url: Option<String>,
+    pub interval_ms: u64,
+    pub max_age_ms: u64,
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PairSettings {
+    pub sell_asset: String,
+    pub buy_asset: String,
+    pub price: Option<String>,
+    #[serde(default)]
+    pub markup_bps: u32,
+    #[serde(default = "zero")]
+    pub fee_fixed: String,
+    #[serde(default = "zero")]
+    pub fee_percent: String,
+    #[serde(default)]
+    pub delivery_methods: Vec<DeliveryMethodSettings>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryMethodSettings {
+    pub name: String,
+    #[serde(default = "zero")]
+    pub fee_fixed: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientMarkupSettings {
+    pub client_id: String,
+    pub markup_bps: u32,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeesSettings {
+    #[serde(default)]
+    pub schedule: Vec<FeeScheduleSettings>,
+    #[serde(default)]
+    pub clients: Vec<FeeScheduleSettings>,
+}
+
+/// One fee schedule; `client_id` only in `fees.clients`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeeScheduleSettings {
+    pub client_id: Option<String>,
+    pub send_asset: String,
+    #[serde(default = "zero")]
+    pub fixed: String,
+    #[serde(default = "zero")]
+    pub percent: String,
+    pub min: Option<String>,
+    pub max: Option<String>,
+}
+
+fn zero() -> String {
+    "0".to_owned()
 }
 
 #[derive(Debug, Deserialize)]
@@ -114,6 +212,9 @@ pub struct AssetsSettings {
     #[serde(rename = "type")]
     pub kind: Option<String>,
     pub value: Option<String>,
+    /// significant_decimals of assets the AP's assets file does not list.
+    #[serde(default)]
+    pub decimals: BTreeMap<String, u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -172,6 +273,8 @@ impl Settings {
         self.callback_auth()?;
         self.review_mode()?;
         self.customer_types()?;
+        self.quote_setup()?;
+        self.fee_schedules()?;
         if self.server.multipart_limit_bytes == 0 {
             return Err(SettingsError(
                 "server.multipart_limit_bytes must be positive".into(),
@@ -277,9 +380,253 @@ impl Settings {
     }
 }
 
+/// Everything quoting needs, built and checked from the settings.
+pub struct QuoteSetup {
+    pub pricing: Pricing,
+    pub assets: AssetCatalog,
+    pub lifetime: QuoteLifetime,
+    pub liquidity: BTreeMap<AssetId, Decimal>,
+    pub source: RateSourceSetting,
+}
+
+/// Which rate source prices the pairs.
+pub enum RateSourceSetting {
+    Table,
+    Feed(FeedConfig),
+}
+
+fn decimal(key: &str, value: &str) -> Result<Decimal, SettingsError> {
+    Decimal::from_str(value.trim())
+        .map_err(|_| SettingsError(format!("{key}: {value:?} is not a decimal number")))
+}
+
+fn asset(key: &str, value: &str) -> Result<AssetId, SettingsError> {
+    AssetId::parse(value).map_err(|e| SettingsError(format!("{key}: {e}")))
+}
+
+impl Settings {
+    /// The significant decimals of every asset: `assets.decimals`, then the
+    /// AP's assets file, which wins where both name an asset.
+    pub fn asset_catalog(&self) -> Result<AssetCatalog, SettingsError> {
+        let mut assets = BTreeMap::new();
+        for (id, decimals) in &self.assets.decimals {
+            let id = asset(&format!("assets.decimals.{id}"), id)?;
+            assets.insert(
+                id.clone(),
+                AssetInfo {
+                    id,
+                    significant_decimals: *decimals,
+                    sep31_sender_types: vec![],
+                    sep31_receiver_types: vec![],
+                },
+            );
+        }
+        if let Some(file) = self.assets_file()? {
+            for info in file.catalog.iter() {
+                assets.insert(info.id.clone(), info.clone());
+            }
+        }
+        Ok(AssetCatalog::new(assets.into_values()))
+    }
+
+    fn decimals_of(catalog: &AssetCatalog, key: &str, id: &AssetId) -> Result<u32, SettingsError> {
+        catalog.get(id).map(|a| a.significant_decimals).ok_or_else(|| {
+            SettingsError(format!(
+                "{key}: {id} has no significant_decimals: list it in the AP assets file (ASSETS_VALUE) or in assets.decimals"
+            ))
+        })
+    }
+
+    /// Pricing, asset decimals, firm-quote lifetime, liquidity and the rate source.
+    pub fn quote_setup(&self) -> Result<QuoteSetup, SettingsError> {
+        let catalog = self.asset_catalog()?;
+        let feed = match self.pricing.source.as_str() {
+            "table" => None,
+            "http" => {
+                let f = &self.pricing.feed;
+                let url = f.url.clone().filter(|u| u.starts_with("http://") || u.starts_with("https://")).ok_or_else(|| {
+                    SettingsError("pricing.feed.url: an http:// or https:// URL is required when pricing.source = \"http\"".into())
+                })?;
+                if f.interval_ms == 0 || f.max_age_ms == 0 || f.timeout_ms == 0 {
+                    return Err(SettingsError(
+                        "pricing.feed: interval_ms, max_age_ms and timeout_ms must be positive"
+                            .into(),
+                    ));
+                }
+                Some(FeedConfig {
+                    url,
+                    interval: Duration::from_millis(f.interval_ms),
+                    max_age: Duration::from_millis(f.max_age_ms),
+                    timeout: Duration::from_millis(f.timeout_ms),
+                })
+            }
+            other => {
+                return Err(SettingsError(format!(
+                    "pricing.source: {other:?} is not one of table, http"
+                )));
+            }
+        };
+        let mut pairs = Vec::new();
+        for (i, p) in self.pricing.pairs.iter().enumerate() {
+            let key = format!("pricing.pairs[{i}]");
+            let pair = PairPricing {
+                sell_asset: asset(&format!("{key}.sell_asset"), &p.sell_asset)?,
+                buy_asset: asset(&format!("{key}.buy_asset"), &p.buy_asset)?,
+                price: p
+                    .price
+                    .as_deref()
+                    .map(|v| decimal(&format!("{key}.price"), v))
+                    .transpose()?,
+                markup_bps: p.markup_bps,
+                fee_fixed: decimal(&format!("{key}.fee_fixed"), &p.fee_fixed)?,
+                fee_percent: decimal(&format!("{key}.fee_percent"), &p.fee_percent)?,
+                delivery_methods: p
+                    .delivery_methods
+                    .iter()
+                    .map(|m| {
+                        Ok(DeliveryFee {
+                            name: m.name.clone(),
+                            fee_fixed: decimal(
+                                &format!("{key}.delivery_methods.{}.fee_fixed", m.name),
+                                &m.fee_fixed,
+                            )?,
+                        })
+                    })
+                    .collect::<Result<_, SettingsError>>()?,
+            };
+            if feed.is_none() && pair.price.is_none() {
+                return Err(SettingsError(format!(
+                    "{key}.price is required when pricing.source = \"table\""
+                )));
+            }
+            let sell_decimals =
+                Self::decimals_of(&catalog, &format!("{key}.sell_asset"), &pair.sell_asset)?;
+            Self::decimals_of(&catalog, &format!("{key}.buy_asset"), &pair.buy_asset)?;
+            pair.check(sell_decimals)
+                .map_err(|e| SettingsError(format!("{key}: {e}")))?;
+            pairs.push(pair);
+        }
+        let clients = self
+            .pricing
+            .clients
+            .iter()
+            .map(|c| (c.client_id.clone(), c.markup_bps))
+            .collect();
+        let pricing = Pricing::new(pairs, clients)
+            .map_err(|e| SettingsError(format!("pricing.pairs: {e}")))?;
+        let mut liquidity = BTreeMap::new();
+        for (id, limit) in &self.liquidity {
+            let key = format!("liquidity.{id}");
+            let limit = decimal(&key, limit)?;
+            if limit < Decimal::ZERO {
+                return Err(SettingsError(format!("{key} must not be negative")));
+            }
+            liquidity.insert(asset(&key, id)?, limit);
+        }
+        let q = &self.quotes;
+        if q.firm_ttl_seconds == 0 || q.max_ttl_seconds < q.firm_ttl_seconds {
+            return Err(SettingsError(
+                "quotes.firm_ttl_seconds must be positive and at most quotes.max_ttl_seconds"
+                    .into(),
+            ));
+        }
+        let seconds = |s: u64| {
+            chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX).min(10 * 365 * 86_400))
+        };
+        Ok(QuoteSetup {
+            pricing,
+            assets: catalog,
+            lifetime: QuoteLifetime {
+                firm_ttl: seconds(q.firm_ttl_seconds),
+                max_ttl: seconds(q.max_ttl_seconds),
+            },
+            liquidity,
+            source: feed.map_or(RateSourceSetting::Table, RateSourceSetting::Feed),
+        })
+    }
+
+    /// The `GET /fee` schedules.
+    pub fn fee_schedules(&self) -> Result<FeeSchedules, SettingsError> {
+        let catalog = self.asset_catalog()?;
+        let mut schedules = FeeSchedules::default();
+        let lists = [
+            ("fees.schedule", &self.fees.schedule, false),
+            ("fees.clients", &self.fees.clients, true),
+        ];
+        for (list, entries, per_client) in lists {
+            for (i, s) in entries.iter().enumerate() {
+                let key = format!("{list}[{i}]");
+                let send_asset = asset(&format!("{key}.send_asset"), &s.send_asset)?;
+                let decimals =
+                    Self::decimals_of(&catalog, &format!("{key}.send_asset"), &send_asset)?;
+                let optional = |name: &str, v: &Option<String>| {
+                    v.as_deref()
+                        .map(|v| decimal(&format!("{key}.{name}"), v))
+                        .transpose()
+                };
+                let schedule = FeeSchedule {
+                    fixed: decimal(&format!("{key}.fixed"), &s.fixed)?,
+                    percent: decimal(&format!("{key}.percent"), &s.percent)?,
+                    min: optional("min", &s.min)?,
+                    max: optional("max", &s.max)?,
+                };
+                schedule
+                    .check(decimals)
+                    .map_err(|e| SettingsError(format!("{key}: {e}")))?;
+                let duplicate = match (per_client, &s.client_id) {
+                    (false, None) => schedules.by_asset.insert(send_asset, schedule).is_some(),
+                    (true, Some(client)) => schedules
+                        .by_client
+                        .insert((client.clone(), send_asset), schedule)
+                        .is_some(),
+                    (false, Some(_)) => {
+                        return Err(SettingsError(format!(
+                            "{key}.client_id belongs in fees.clients"
+                        )));
+                    }
+                    (true, None) => {
+                        return Err(SettingsError(format!("{key}.client_id is required")));
+                    }
+                };
+                if duplicate {
+                    return Err(SettingsError(format!(
+                        "{key}: a schedule for this asset is already configured"
+                    )));
+                }
+            }
+        }
+        Ok(schedules)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_defaults_quote_out_of_the_box() {
+        let settings = Settings::load(&HashMap::new()).expect("defaults load");
+        let setup = settings.quote_setup().expect("quote setup");
+        assert_eq!(setup.pricing.pairs().len(), 2);
+        let usdc =
+            AssetId::parse("stellar:USDC:GBBD47IF6LWK7P7MDEVSCWR7DPUWV3NY3DTQEVFL4NAT4AQH3ZLLFLA5")
+                .expect("valid");
+        assert_eq!(
+            setup.assets.get(&usdc).map(|a| a.significant_decimals),
+            Some(2),
+            "asset keys keep their case"
+        );
+        let brl = AssetId::parse("iso4217:BRL").expect("valid");
+        assert_eq!(setup.liquidity.get(&brl), Some(&Decimal::from(1_000_000)));
+        assert!(matches!(setup.source, RateSourceSetting::Table));
+        assert!(
+            settings
+                .fee_schedules()
+                .expect("fees")
+                .by_asset
+                .contains_key(&usdc)
+        );
+    }
 
     #[test]
     fn default_toml_types_are_the_domain_defaults() {

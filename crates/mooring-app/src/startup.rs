@@ -6,11 +6,12 @@ use std::sync::Arc;
 use actix_web::dev::{Server, ServerHandle};
 use anyhow::Context;
 use mooring_http::{CallbackAuth, HttpConfig, Services};
-use mooring_ports::SystemClock;
+use mooring_ports::{RateSource, SystemClock};
+use mooring_rates::{FeedRates, TableRates};
 use mooring_store::Store;
-use mooring_usecases::KycService;
+use mooring_usecases::{FeeService, KycService, QuoteService, QuoteServiceParts};
 
-use crate::settings::Settings;
+use crate::settings::{RateSourceSetting, Settings};
 
 /// Opens the store, migrating it when `database.auto_migrate` is on.
 pub async fn open_store(settings: &Settings, migrate: bool) -> anyhow::Result<Store> {
@@ -42,6 +43,34 @@ pub fn kyc_service(settings: &Settings, store: Store) -> anyhow::Result<KycServi
     ))
 }
 
+/// The quote service over a store, with the configured rate source (a feed
+/// starts polling here).
+pub fn quote_service(settings: &Settings, store: Store) -> anyhow::Result<QuoteService> {
+    let setup = settings.quote_setup()?;
+    let rates: Arc<dyn RateSource> = match setup.source {
+        RateSourceSetting::Table => Arc::new(TableRates::from_pricing(&setup.pricing)),
+        RateSourceSetting::Feed(config) => FeedRates::start(config)?,
+    };
+    Ok(QuoteService::new(QuoteServiceParts {
+        pricing: setup.pricing,
+        assets: setup.assets,
+        rates,
+        store: Arc::new(store),
+        lifetime: setup.lifetime,
+        liquidity: setup.liquidity,
+        clock: Arc::new(SystemClock),
+    }))
+}
+
+/// The fee service (`GET /fee`).
+pub fn fee_service(settings: &Settings, kyc: KycService) -> anyhow::Result<FeeService> {
+    Ok(FeeService::new(
+        settings.fee_schedules()?,
+        settings.asset_catalog()?,
+        kyc,
+    ))
+}
+
 /// A built server, bound and ready to run.
 pub struct Application {
     port: u16,
@@ -54,7 +83,9 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let store = open_store(&settings, settings.database.auto_migrate).await?;
         let backend = store.backend();
-        let kyc = kyc_service(&settings, store)?;
+        let kyc = kyc_service(&settings, store.clone())?;
+        let quotes = quote_service(&settings, store)?;
+        let fees = fee_service(&settings, kyc.clone())?;
         let auth = settings.callback_auth()?;
         if matches!(auth, CallbackAuth::None) {
             tracing::warn!(
@@ -70,13 +101,20 @@ impl Application {
             multipart_limit_bytes: settings.server.multipart_limit_bytes,
             workers: settings.server.workers,
         };
-        let server = mooring_http::serve(listener, Services { kyc: kyc.clone() }, config)?;
+        let services = Services {
+            kyc: kyc.clone(),
+            quotes,
+            fees,
+        };
+        let server = mooring_http::serve(listener, services, config)?;
         tracing::info!(
             port,
             database = %backend,
             callback_auth = auth.kind(),
             kyc.review = %settings.kyc.review,
             kyc.types = kyc.types().names().collect::<Vec<_>>().join(","),
+            pricing.source = %settings.pricing.source,
+            pricing.pairs = settings.pricing.pairs.len(),
             "mooring listening"
         );
         Ok(Self { port, server })

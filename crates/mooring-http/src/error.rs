@@ -2,7 +2,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use mooring_usecases::KycError;
+use mooring_usecases::{KycError, QuoteError};
 
 /// An error answer: `{"error": "…"}` with a 4xx for the caller's mistakes,
 /// or a generic 500 whose cause was logged once when it was made.
@@ -83,4 +83,21 @@ pub(crate) async fn not_found() -> HttpResponse {
 
 pub(crate) async fn method_not_allowed() -> HttpResponse {
     ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed").error_response()
+}
+
+impl From<QuoteError> for ApiError {
+    fn from(e: QuoteError) -> Self {
+        match e {
+            QuoteError::BadRequest(message) => Self::bad_request(message),
+            QuoteError::Unprocessable(message) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, message)
+            }
+            QuoteError::Unavailable(message) => Self::new(StatusCode::SERVICE_UNAVAILABLE, message),
+            QuoteError::NotFound => Self::not_found("quote not found"),
+            e @ (QuoteError::Expired | QuoteError::AlreadyUsed(_)) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+            }
+            QuoteError::Unknown(cause) => Self::internal(&cause),
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! Mooring's inbound HTTP adapter: the Anchor Platform's Callback API
-//! (`/customer` now; `/rate`, `/fee`, `/unique_address` and `/event` as their
-//! issues land), served with actix-web.
+//! (`/customer`, `/rate`, `/fee`; `/unique_address` and `/event` with the
+//! payment engine), served with actix-web.
 //!
 //! This crate owns the wire: JSON and multipart bodies, query strings, the
 //! callback authentication the AP sends, and the one mapping from errors to
@@ -12,6 +12,7 @@ mod auth;
 mod body;
 mod customer;
 mod error;
+mod quote;
 mod telemetry;
 
 use std::net::TcpListener;
@@ -19,7 +20,7 @@ use std::net::TcpListener;
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
-use mooring_usecases::KycService;
+use mooring_usecases::{FeeService, KycService, QuoteService};
 
 pub use auth::{AuthConfigError, CallbackAuth};
 pub use error::ApiError;
@@ -42,6 +43,8 @@ pub struct HttpConfig {
 #[derive(Clone)]
 pub struct Services {
     pub kyc: KycService,
+    pub quotes: QuoteService,
+    pub fees: FeeService,
 }
 
 pub(crate) struct Limits {
@@ -55,12 +58,16 @@ pub fn configure(
 ) -> impl FnOnce(&mut web::ServiceConfig) + Clone + use<> {
     let auth = web::Data::new(config.auth.clone());
     let kyc = web::Data::new(services.kyc);
+    let quotes = web::Data::new(services.quotes);
+    let fees = web::Data::new(services.fees);
     let limits = web::Data::new(Limits {
         multipart_bytes: config.multipart_limit_bytes,
     });
     move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(auth)
             .app_data(kyc)
+            .app_data(quotes)
+            .app_data(fees)
             .app_data(limits)
             .app_data(
                 web::QueryConfig::default()
@@ -81,6 +88,18 @@ pub fn configure(
                 web::resource("/customer/{id}")
                     .wrap(from_fn(auth::require_callback_auth))
                     .route(web::delete().to(customer::delete_customer))
+                    .default_service(web::to(error::method_not_allowed)),
+            )
+            .service(
+                web::resource("/rate")
+                    .wrap(from_fn(auth::require_callback_auth))
+                    .route(web::get().to(quote::get_rate))
+                    .default_service(web::to(error::method_not_allowed)),
+            )
+            .service(
+                web::resource("/fee")
+                    .wrap(from_fn(auth::require_callback_auth))
+                    .route(web::get().to(quote::get_fee))
                     .default_service(web::to(error::method_not_allowed)),
             )
             .default_service(web::to(error::not_found));

@@ -13,9 +13,9 @@
 //!   at the buy asset's decimals (`p` = the marked-up price);
 //! - given the buy amount `B`, the sell amount
 //!   `S = ceil((p·B + fixed fees) / (1 − percent))` at the sell decimals;
-//! - the quoted price is then `(S − fee) / B`, unrounded (28 significant
-//!   digits), so that `S = price·B + fee` holds to far less than the AP's
-//!   tolerance of one unit of the sell asset's last decimal.
+//! - the quoted price is then `(S − fee) / B`, rounded to the fewest
+//!   decimals that keep `|S − (price·B + fee)|` under half a unit of the sell
+//!   asset's last decimal (the AP tolerates a whole unit).
 //!
 //! The fee is always in the sell asset and its details are each positive and
 //! sum exactly to the total (no details when it is zero). The property tests

@@ -169,6 +169,22 @@ fn down(d: Decimal, dp: u32) -> Decimal {
     d.round_dp_with_strategy(dp, RoundingStrategy::ToZero)
 }
 
+/// The shortest rounding of `exact` (= net / buy) that still keeps
+/// `|net − price·buy|` within half the AP's tolerance of one unit of the
+/// sell asset's last decimal: the same guarantee, a readable price.
+fn shortest_price(net: Decimal, buy: Decimal, exact: Decimal, sell_decimals: u32) -> Decimal {
+    let half_unit = Decimal::new(5, sell_decimals + 1);
+    (0..=exact.scale())
+        .map(|dp| exact.round_dp(dp))
+        .find(|p| {
+            *p > Decimal::ZERO
+                && p.checked_mul(buy)
+                    .is_some_and(|product| (net - product).abs() < half_unit)
+        })
+        .unwrap_or(exact)
+        .normalize()
+}
+
 /// Prices one exchange by the rounding rule of this module's parent.
 pub fn price(inputs: &PriceInputs<'_>) -> Result<Priced, PricingError> {
     let large = || PricingError::TooLarge;
@@ -219,7 +235,12 @@ pub fn price(inputs: &PriceInputs<'_>) -> Result<Priced, PricingError> {
     if buy <= Decimal::ZERO || net <= Decimal::ZERO {
         return Err(PricingError::TooSmall);
     }
-    let price = net.checked_div(buy).ok_or_else(large)?.normalize();
+    let price = shortest_price(
+        net,
+        buy,
+        net.checked_div(buy).ok_or_else(large)?,
+        inputs.sell_decimals,
+    );
 
     let mut details = Vec::new();
     let mut detail = |name: String, description: Option<String>, amount: Decimal| {
