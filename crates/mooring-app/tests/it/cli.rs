@@ -1,12 +1,12 @@
-//! The `mooring` binary: migrate, the back office's approve/reject, and
-//! refusing to start on bad configuration.
+//! The `mooring` binary: migrate, the back office's customer and quote
+//! commands, and refusing to start on bad configuration.
 
 use std::process::{Command, Output};
 
 use mooring_testsupport::{TestDb, on_both_backends};
 use serde_json::json;
 
-use crate::helpers::{sender, spawn_app_with};
+use crate::helpers::{sender, spawn_app, spawn_app_with};
 
 fn mooring(db: &TestDb, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_mooring"));
@@ -125,9 +125,58 @@ async fn operators_approve_and_reject_under_manual_review(db: TestDb) {
     assert!(text(&unknown).contains("not found"));
 }
 
+async fn operators_list_and_show_quotes(db: TestDb) {
+    let app = spawn_app(db).await;
+    let usdc = "stellar:USDC:GBBD47IF6LWK7P7MDEVSCWR7DPUWV3NY3DTQEVFL4NAT4AQH3ZLLFLA5";
+    let query = [
+        ("type", "firm"),
+        ("sell_asset", usdc),
+        ("buy_asset", "iso4217:BRL"),
+        ("buy_amount", "250"),
+        ("buy_delivery_method", "PIX"),
+    ];
+    let response = app
+        .client
+        .get(app.url("/rate"))
+        .query(&query)
+        .send()
+        .await
+        .expect("sent");
+    let (status, body) = crate::helpers::status_and_json(response).await;
+    assert_eq!(status, 200, "{body}");
+    let id = body["rate"]["id"].as_str().expect("id").to_owned();
+    let list = tokio::task::block_in_place(|| mooring(&app.db, &["quotes", "list"], &[]));
+    assert!(list.status.success(), "{}", text(&list));
+    let listed = text(&list);
+    assert!(
+        listed.contains(&id) && listed.contains("reserving") && listed.contains("USDC->BRL"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("liquidity: iso4217:BRL reserved 250 of 1000000"),
+        "{listed}"
+    );
+    let show = tokio::task::block_in_place(|| mooring(&app.db, &["quotes", "show", &id], &[]));
+    assert!(show.status.success(), "{}", text(&show));
+    let shown = text(&show);
+    assert!(
+        shown.contains("Delivery fee (PIX)") && shown.contains("buy_amount:  250"),
+        "{shown}"
+    );
+    let unknown = tokio::task::block_in_place(|| {
+        mooring(
+            &app.db,
+            &["quotes", "show", "8e4a7f0e-5a7c-4a8e-9a37-2f1c3c9d0b11"],
+            &[],
+        )
+    });
+    assert!(!unknown.status.success());
+}
+
 on_both_backends!(
     migrate_then_serve_without_auto_migrate,
-    operators_approve_and_reject_under_manual_review
+    operators_approve_and_reject_under_manual_review,
+    operators_list_and_show_quotes,
 );
 
 #[test]

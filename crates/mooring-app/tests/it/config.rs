@@ -191,6 +191,77 @@ fn bad_configuration_names_the_key() {
 }
 
 #[test]
+fn bad_pricing_configuration_names_the_key() {
+    let cases: &[(&str, &str)] = &[
+        ("[pricing]\nsource = \"oracle\"\n", "pricing.source"),
+        ("[pricing]\nsource = \"http\"\n", "pricing.feed.url"),
+        (
+            "[quotes]\nfirm_ttl_seconds = 0\nmax_ttl_seconds = 10\n",
+            "quotes.firm_ttl_seconds",
+        ),
+        (
+            "[liquidity]\n\"iso4217:BRL\" = \"lots\"\n",
+            "liquidity.iso4217:BRL",
+        ),
+        ("[liquidity]\n\"BRL\" = \"10\"\n", "liquidity.BRL"),
+        ("[assets.decimals]\n\"usdc\" = 2\n", "assets.decimals.usdc"),
+        (
+            "[[pricing.pairs]]\nsell_asset = \"stellar:USDC:GBBD47IF6LWK7P7MDEVSCWR7DPUWV3NY3DTQEVFL4NAT4AQH3ZLLFLA5\"\nbuy_asset = \"iso4217:BRL\"\nprice = \"cheap\"\n",
+            "pricing.pairs[0].price",
+        ),
+        (
+            "[[pricing.pairs]]\nsell_asset = \"stellar:USDC:GBBD47IF6LWK7P7MDEVSCWR7DPUWV3NY3DTQEVFL4NAT4AQH3ZLLFLA5\"\nbuy_asset = \"iso4217:BRL\"\n",
+            "pricing.pairs[0].price is required",
+        ),
+        (
+            "[[pricing.pairs]]\nsell_asset = \"stellar:USDC:GBBD47IF6LWK7P7MDEVSCWR7DPUWV3NY3DTQEVFL4NAT4AQH3ZLLFLA5\"\nbuy_asset = \"iso4217:JPY\"\nprice = \"1\"\n",
+            "pricing.pairs[0].buy_asset",
+        ),
+        (
+            "[[pricing.pairs]]\nsell_asset = \"stellar:USDC:GBBD47IF6LWK7P7MDEVSCWR7DPUWV3NY3DTQEVFL4NAT4AQH3ZLLFLA5\"\nbuy_asset = \"iso4217:BRL\"\nprice = \"1\"\nfee_fixed = \"0.001\"\n",
+            "pricing.pairs[0]",
+        ),
+        (
+            "[[fees.schedule]]\nsend_asset = \"iso4217:JPY\"\n",
+            "fees.schedule[0].send_asset",
+        ),
+        (
+            "[[fees.clients]]\nsend_asset = \"iso4217:BRL\"\npercent = \"1\"\n",
+            "fees.clients[0].client_id",
+        ),
+    ];
+    for (content, key) in cases {
+        let file = config_file(content);
+        let message = load_err(&[("MOORING_CONFIG", file.path().to_str().expect("utf-8"))]);
+        assert!(
+            message.contains(key),
+            "{content}: {message:?} does not name {key}"
+        );
+    }
+}
+
+#[test]
+fn a_configured_pair_list_replaces_the_default_one() {
+    let file = config_file(
+        "[[pricing.pairs]]\nsell_asset = \"stellar:USDC:GBBD47IF6LWK7P7MDEVSCWR7DPUWV3NY3DTQEVFL4NAT4AQH3ZLLFLA5\"\nbuy_asset = \"iso4217:BRL\"\nprice = \"0.2\"\n",
+    );
+    let s = Settings::load(&env(&[(
+        "MOORING_CONFIG",
+        file.path().to_str().expect("utf-8"),
+    )]))
+    .expect("loads");
+    let setup = s.quote_setup().expect("quote setup");
+    assert_eq!(setup.pricing.pairs().len(), 1);
+    assert_eq!(
+        setup.pricing.pairs()[0]
+            .price
+            .map(|p| p.to_string())
+            .as_deref(),
+        Some("0.2")
+    );
+}
+
+#[test]
 fn secrets_are_not_echoed_in_errors() {
     let message = load_err(&[
         ("CALLBACK_API_AUTH_TYPE", "jwt"),

@@ -9,3 +9,4 @@ mod faults;
 mod helpers;
 mod limits;
 mod logs;
+mod quotes_api;

@@ -255,7 +255,7 @@ impl QuoteStore for FakeQuoteStore {
 
     async fn list(&self, limit: usize) -> Result<Vec<Quote>, QuoteStoreError> {
         let mut quotes = self.quotes.lock().expect("lock").clone();
-        quotes.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        quotes.sort_by_key(|q| std::cmp::Reverse(q.created_at));
         quotes.truncate(limit);
         Ok(quotes)
     }
