@@ -5,13 +5,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
 use config::{Config, Environment, File, FileFormat};
 use mooring_domain::customer::{CustomerTypeSpec, CustomerTypes, ReviewMode, TypeRole};
 use mooring_domain::quote::{
-    DeliveryFee, FeeSchedule, FeeSchedules, PairPricing, Pricing, QuoteLifetime,
+    DeliveryFee, FeeSchedule, FeeSchedules, MAX_DECIMALS, PairPricing, Pricing, QuoteLifetime,
 };
 use mooring_domain::{AssetCatalog, AssetId, AssetInfo};
 use mooring_http::{AuthConfigError, CallbackAuth};
@@ -396,7 +395,7 @@ pub enum RateSourceSetting {
 }
 
 fn decimal(key: &str, value: &str) -> Result<Decimal, SettingsError> {
-    Decimal::from_str(value.trim())
+    Decimal::from_str_exact(value.trim())
         .map_err(|_| SettingsError(format!("{key}: {value:?} is not a decimal number")))
 }
 
@@ -410,7 +409,13 @@ impl Settings {
     pub fn asset_catalog(&self) -> Result<AssetCatalog, SettingsError> {
         let mut assets = BTreeMap::new();
         for (id, decimals) in &self.assets.decimals {
-            let id = asset(&format!("assets.decimals.{id}"), id)?;
+            let key = format!("assets.decimals.{id}");
+            if *decimals > MAX_DECIMALS {
+                return Err(SettingsError(format!(
+                    "{key}: at most {MAX_DECIMALS} significant_decimals"
+                )));
+            }
+            let id = asset(&key, id)?;
             assets.insert(
                 id.clone(),
                 AssetInfo {
@@ -423,6 +428,12 @@ impl Settings {
         }
         if let Some(file) = self.assets_file()? {
             for info in file.catalog.iter() {
+                if info.significant_decimals > MAX_DECIMALS {
+                    return Err(SettingsError(format!(
+                        "assets (ASSETS_VALUE): {} has more than {MAX_DECIMALS} significant_decimals",
+                        info.id
+                    )));
+                }
                 assets.insert(info.id.clone(), info.clone());
             }
         }
@@ -524,22 +535,25 @@ impl Settings {
             liquidity.insert(asset(&key, id)?, limit);
         }
         let q = &self.quotes;
-        if q.firm_ttl_seconds == 0 || q.max_ttl_seconds < q.firm_ttl_seconds {
-            return Err(SettingsError(
-                "quotes.firm_ttl_seconds must be positive and at most quotes.max_ttl_seconds"
-                    .into(),
-            ));
-        }
-        let seconds = |s: u64| {
-            chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX).min(10 * 365 * 86_400))
+        // Up to a century: beyond, dates leave what the calendar types hold.
+        const CENTURY: u64 = 100 * 365 * 86_400;
+        let seconds = |key: &str, s: u64| {
+            if s == 0 || s > CENTURY {
+                return Err(SettingsError(format!(
+                    "{key} must be a positive number of seconds, at most {CENTURY}"
+                )));
+            }
+            chrono::Duration::try_seconds(s as i64)
+                .ok_or_else(|| SettingsError(format!("{key} is too large")))
+        };
+        let lifetime = QuoteLifetime {
+            firm_ttl: seconds("quotes.firm_ttl_seconds", q.firm_ttl_seconds)?,
+            max_ttl: seconds("quotes.max_ttl_seconds", q.max_ttl_seconds)?,
         };
         Ok(QuoteSetup {
             pricing,
             assets: catalog,
-            lifetime: QuoteLifetime {
-                firm_ttl: seconds(q.firm_ttl_seconds),
-                max_ttl: seconds(q.max_ttl_seconds),
-            },
+            lifetime,
             liquidity,
             source: feed.map_or(RateSourceSetting::Table, RateSourceSetting::Feed),
         })
@@ -616,8 +630,7 @@ mod tests {
             Some(2),
             "asset keys keep their case"
         );
-        let brl = AssetId::parse("iso4217:BRL").expect("valid");
-        assert_eq!(setup.liquidity.get(&brl), Some(&Decimal::from(1_000_000)));
+        assert!(setup.liquidity.is_empty(), "no cap unless configured");
         assert!(matches!(setup.source, RateSourceSetting::Table));
         assert!(
             settings

@@ -1,7 +1,5 @@
 //! GET /rate (indicative and firm quotes, or a stored one by id) and GET /fee.
 
-use std::str::FromStr;
-
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, SecondsFormat, Utc};
 use mooring_domain::AssetId;
@@ -115,11 +113,14 @@ fn parse_amount(name: &str, value: &str) -> Result<Decimal, ApiError> {
         && value
             .bytes()
             .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-');
+    // Exact: a value with more digits than a Decimal holds is refused, not rounded.
     plain
-        .then(|| Decimal::from_str(value).ok())
+        .then(|| Decimal::from_str_exact(value).ok())
         .flatten()
         .ok_or_else(|| {
-            ApiError::bad_request(format!("{name} must be a decimal number such as 100.25"))
+            ApiError::bad_request(format!(
+                "{name} must be a decimal number such as 100.25, of at most 28 digits"
+            ))
         })
 }
 
@@ -266,7 +267,17 @@ mod tests {
                 .as_deref(),
             Some("100.00")
         );
-        for bad in ["", "abc", "1e5", "0x10", "1,5", " 1", "+1", "NaN"] {
+        for bad in [
+            "",
+            "abc",
+            "1e5",
+            "0x10",
+            "1,5",
+            " 1",
+            "+1",
+            "NaN",
+            "100.00000000000000000000000000001",
+        ] {
             assert!(parse_amount("a", bad).is_err(), "{bad:?}");
         }
     }

@@ -151,7 +151,13 @@ where
             }
         }
     } else {
-        conn.transaction(f)
+        conn.transaction(|c| {
+            // Locks taken inside (FOR UPDATE, advisory locks) must see what
+            // their holders committed: READ COMMITTED, whatever the server's
+            // default_transaction_isolation says.
+            c.batch_execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")?;
+            f(c)
+        })
     }
 }
 

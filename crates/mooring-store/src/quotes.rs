@@ -190,7 +190,8 @@ fn create_firm(
         // is the sum they write against.
         lock_key(conn, &format!("mooring:liquidity:{}", quote.buy_asset))?;
         let held = reserved(conn, quote.buy_asset.as_str(), now)?;
-        if held + quote.priced.buy_amount > limit {
+        let after = held.checked_add(quote.priced.buy_amount);
+        if after.is_none_or(|after| after > limit) {
             return Err(Failure::InsufficientLiquidity);
         }
     }

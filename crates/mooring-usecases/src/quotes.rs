@@ -341,14 +341,15 @@ impl FeeService {
             FeeAmount::Send(a) => ("send_amount", a),
             FeeAmount::Receive(a) => ("receive_amount", a),
         };
-        let amount_decimals = match request.amount {
-            FeeAmount::Send(_) => decimals,
-            FeeAmount::Receive(_) => self
-                .assets
-                .get(&request.receive_asset)
-                .map_or(decimals, |a| a.significant_decimals),
-        };
-        check_amount(name, amount, asset, amount_decimals)?;
+        if matches!(request.amount, FeeAmount::Receive(_))
+            && request.receive_asset != request.send_asset
+        {
+            return Err(QuoteError::Unprocessable(
+                "receive_amount is only priced when send_asset and receive_asset are the same; use GET /rate across assets"
+                    .into(),
+            ));
+        }
+        check_amount(name, amount, asset, decimals)?;
         let schedule = self
             .schedules
             .for_send(asset, request.client_id.as_deref())
@@ -356,9 +357,33 @@ impl FeeService {
         self.check_customer("sender", &request.sender_id).await?;
         self.check_customer("receiver", &request.receiver_id)
             .await?;
-        let fee = schedule
-            .fee(amount, decimals)
-            .ok_or_else(|| QuoteError::BadRequest(format!("{name} is too large")))?;
+        let too_large = || QuoteError::BadRequest(format!("{name} is too large"));
+        let fee = match request.amount {
+            FeeAmount::Send(send) => {
+                let fee = schedule.fee(send, decimals).ok_or_else(too_large)?;
+                if fee >= send {
+                    return Err(QuoteError::Unprocessable(format!(
+                        "send_amount {send} does not cover the fee of {fee}"
+                    )));
+                }
+                fee
+            }
+            // The percentage is of the amount sent, which is what is received
+            // plus the fee: the fee of `received + fee`, found by iteration
+            // (it settles at once unless min/max or rounding move it).
+            FeeAmount::Receive(received) => {
+                let mut fee = schedule.fee(received, decimals).ok_or_else(too_large)?;
+                for _ in 0..8 {
+                    let send = received.checked_add(fee).ok_or_else(too_large)?;
+                    let next = schedule.fee(send, decimals).ok_or_else(too_large)?;
+                    if next <= fee {
+                        break;
+                    }
+                    fee = next;
+                }
+                fee
+            }
+        };
         Ok((fee, asset.clone()))
     }
 

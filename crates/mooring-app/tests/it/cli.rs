@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 use mooring_testsupport::{TestDb, on_both_backends};
 use serde_json::json;
 
-use crate::helpers::{sender, spawn_app, spawn_app_with};
+use crate::helpers::{sender, spawn_app_with};
 
 fn mooring(db: &TestDb, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_mooring"));
@@ -126,7 +126,14 @@ async fn operators_approve_and_reject_under_manual_review(db: TestDb) {
 }
 
 async fn operators_list_and_show_quotes(db: TestDb) {
-    let app = spawn_app(db).await;
+    let mut file = tempfile::Builder::new()
+        .suffix(".toml")
+        .tempfile()
+        .expect("temp file");
+    std::io::Write::write_all(&mut file, b"[liquidity]\n\"iso4217:BRL\" = \"1000000\"\n")
+        .expect("written");
+    let config = file.path().to_str().expect("utf-8").to_owned();
+    let app = spawn_app_with(db, &[("MOORING_CONFIG", &config)]).await;
     let usdc = "stellar:USDC:GBBD47IF6LWK7P7MDEVSCWR7DPUWV3NY3DTQEVFL4NAT4AQH3ZLLFLA5";
     let query = [
         ("type", "firm"),
@@ -145,7 +152,9 @@ async fn operators_list_and_show_quotes(db: TestDb) {
     let (status, body) = crate::helpers::status_and_json(response).await;
     assert_eq!(status, 200, "{body}");
     let id = body["rate"]["id"].as_str().expect("id").to_owned();
-    let list = tokio::task::block_in_place(|| mooring(&app.db, &["quotes", "list"], &[]));
+    let list = tokio::task::block_in_place(|| {
+        mooring(&app.db, &["quotes", "list"], &[("MOORING_CONFIG", &config)])
+    });
     assert!(list.status.success(), "{}", text(&list));
     let listed = text(&list);
     assert!(

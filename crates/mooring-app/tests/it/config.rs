@@ -241,6 +241,24 @@ fn bad_pricing_configuration_names_the_key() {
 }
 
 #[test]
+fn any_positive_firm_ttl_is_accepted() {
+    let file = config_file("[quotes]\nfirm_ttl_seconds = 100000\nmax_ttl_seconds = 86400\n");
+    let s = Settings::load(&env(&[(
+        "MOORING_CONFIG",
+        file.path().to_str().expect("utf-8"),
+    )]))
+    .expect("loads");
+    assert_eq!(
+        s.quote_setup()
+            .expect("setup")
+            .lifetime
+            .firm_ttl
+            .num_seconds(),
+        100_000
+    );
+}
+
+#[test]
 fn a_configured_pair_list_replaces_the_default_one() {
     let file = config_file(
         "[[pricing.pairs]]\nsell_asset = \"stellar:USDC:GBBD47IF6LWK7P7MDEVSCWR7DPUWV3NY3DTQEVFL4NAT4AQH3ZLLFLA5\"\nbuy_asset = \"iso4217:BRL\"\nprice = \"0.2\"\n",

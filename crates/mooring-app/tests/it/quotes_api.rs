@@ -199,6 +199,10 @@ async fn bad_rate_requests_are_400_and_unsupported_pairs_422(db: TestDb) {
         ("exponent", with("sell_amount", "1e3")),
         ("too many decimals", with("sell_amount", "100.001")),
         ("too large", with("sell_amount", "99999999999999999")),
+        (
+            "more digits than can be kept",
+            with("sell_amount", "100.00000000000000000000000000001"),
+        ),
         ("malformed sell asset", with("sell_asset", "USDC")),
         ("malformed buy asset", with("buy_asset", "iso4217:brl")),
         ("missing asset", without("buy_asset")),

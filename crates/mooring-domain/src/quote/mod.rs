@@ -15,7 +15,9 @@
 //!   `S = ceil((p·B + fixed fees) / (1 − percent))` at the sell decimals;
 //! - the quoted price is then `(S − fee) / B`, rounded to the fewest
 //!   decimals that keep `|S − (price·B + fee)|` under half a unit of the sell
-//!   asset's last decimal (the AP tolerates a whole unit).
+//!   asset's last decimal (the AP tolerates a whole unit), checked in exact
+//!   arithmetic; amounts so large that no price passes are refused
+//!   (`TooLarge`), as are amounts over 15 digits before the point.
 //!
 //! The fee is always in the sell asset and its details are each positive and
 //! sum exactly to the total (no details when it is zero). The property tests
@@ -32,9 +34,11 @@ use crate::AssetId;
 pub use fee::{FeeSchedule, FeeSchedules};
 pub use pricing::{DeliveryFee, PairPricing, PriceInputs, Pricing, PricingConfigError, price};
 
-/// Most decimals an amount may have in any case (SEP-38 allows up to 7 on
-/// Stellar; fiat has fewer).
+/// Most digits an amount may have before the decimal point.
 pub const MAX_AMOUNT_DIGITS: u32 = 15;
+
+/// Most `significant_decimals` an asset may have (Stellar has 7; fiat fewer).
+pub const MAX_DECIMALS: u32 = 18;
 
 /// Indicative (a price only) or firm (an id, an expiry, reserved liquidity).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

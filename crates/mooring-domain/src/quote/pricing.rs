@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use rust_decimal::{Decimal, RoundingStrategy};
 
-use super::{Fee, FeeDetail, Priced, PricingError, Requested, decimals_of};
+use num_bigint::BigInt;
+
+use super::{Fee, FeeDetail, MAX_AMOUNT_DIGITS, Priced, PricingError, Requested, decimals_of};
 use crate::AssetId;
 
 /// A delivery method of a pair and the fixed fee it adds (in the sell asset).
@@ -54,6 +56,13 @@ impl PairPricing {
         };
         if self.sell_asset == self.buy_asset {
             return Err(err("sell and buy assets must differ".into()));
+        }
+        if sell_decimals > super::MAX_DECIMALS {
+            return Err(err(format!(
+                "{} has more than {} significant_decimals",
+                self.sell_asset,
+                super::MAX_DECIMALS
+            )));
         }
         if sell_decimals == 0 {
             return Err(err(format!(
@@ -169,20 +178,47 @@ fn down(d: Decimal, dp: u32) -> Decimal {
     d.round_dp_with_strategy(dp, RoundingStrategy::ToZero)
 }
 
-/// The shortest rounding of `exact` (= net / buy) that still keeps
-/// `|net − price·buy|` within half the AP's tolerance of one unit of the
-/// sell asset's last decimal: the same guarantee, a readable price.
-fn shortest_price(net: Decimal, buy: Decimal, exact: Decimal, sell_decimals: u32) -> Decimal {
-    let half_unit = Decimal::new(5, sell_decimals + 1);
+/// Whether `|sell − (price·buy + fee)|` is under half a unit of the sell
+/// asset's last decimal, computed exactly (as the AP's BigDecimal does).
+fn within_half_unit(
+    sell: Decimal,
+    fee: Decimal,
+    price: Decimal,
+    buy: Decimal,
+    sell_decimals: u32,
+) -> bool {
+    let exact = |d: Decimal| (BigInt::from(d.mantissa()), d.scale());
+    let (pm, ps) = exact(price);
+    let (bm, bs) = exact(buy);
+    let product = (pm * bm, ps + bs);
+    let k = product.1.max(sell.scale()).max(fee.scale());
+    let at = |(m, s): (BigInt, u32)| m * BigInt::from(10).pow(k - s);
+    let diff = at(exact(sell)) - at(exact(fee)) - at(product);
+    // |diff| / 10^k < 1/2 · 10^-d  ⇔  2 · |diff| · 10^d < 10^k
+    let lhs = diff.magnitude() * 2u32 * num_bigint::BigUint::from(10u32).pow(sell_decimals);
+    lhs < num_bigint::BigUint::from(10u32).pow(k)
+}
+
+/// The shortest rounding of `exact` (≈ (sell − fee) / buy) that keeps the
+/// AP's check true with half its tolerance to spare; `None` when even the
+/// full-precision quotient does not (amounts too large for 28 digits).
+fn shortest_price(
+    sell: Decimal,
+    fee: Decimal,
+    buy: Decimal,
+    exact: Decimal,
+    sell_decimals: u32,
+) -> Option<Decimal> {
     (0..=exact.scale())
         .map(|dp| exact.round_dp(dp))
-        .find(|p| {
-            *p > Decimal::ZERO
-                && p.checked_mul(buy)
-                    .is_some_and(|product| (net - product).abs() < half_unit)
-        })
-        .unwrap_or(exact)
-        .normalize()
+        .find(|p| *p > Decimal::ZERO && within_half_unit(sell, fee, *p, buy, sell_decimals))
+        .map(|p| p.normalize())
+}
+
+/// Whether an amount is small enough to quote: at most
+/// [`MAX_AMOUNT_DIGITS`] digits before the point.
+fn fits(amount: Decimal) -> bool {
+    amount.trunc().abs() < Decimal::from(10u64.pow(MAX_AMOUNT_DIGITS))
 }
 
 /// Prices one exchange by the rounding rule of this module's parent.
@@ -235,12 +271,12 @@ pub fn price(inputs: &PriceInputs<'_>) -> Result<Priced, PricingError> {
     if buy <= Decimal::ZERO || net <= Decimal::ZERO {
         return Err(PricingError::TooSmall);
     }
-    let price = shortest_price(
-        net,
-        buy,
-        net.checked_div(buy).ok_or_else(large)?,
-        inputs.sell_decimals,
-    );
+    if !fits(sell) || !fits(buy) {
+        return Err(PricingError::TooLarge);
+    }
+    let quotient = net.checked_div(buy).ok_or_else(large)?;
+    let price =
+        shortest_price(sell, total, buy, quotient, inputs.sell_decimals).ok_or_else(large)?;
 
     let mut details = Vec::new();
     let mut detail = |name: String, description: Option<String>, amount: Decimal| {
@@ -513,16 +549,25 @@ mod tests {
             match price(&inputs(&pair, requested, delivery.as_ref(), ds, db)) {
                 Ok(p) => assert_ap_accepts(&p, requested, ds, db),
                 Err(PricingError::TooSmall) => {}
-                Err(e) => prop_assert!(false, "unexpected {e:?} for {requested:?}"),
+                Err(PricingError::TooLarge) => {
+                    // Only for trades whose other side is genuinely huge.
+                    use rust_decimal::prelude::ToPrimitive;
+                    let p = pair.price.and_then(|p| p.to_f64()).unwrap_or(1.0);
+                    let other = match requested {
+                        Requested::Sell(s) => s.to_f64().unwrap_or(0.0) / p,
+                        Requested::Buy(b) => b.to_f64().unwrap_or(0.0) * p,
+                    };
+                    prop_assert!(other > 1e14, "TooLarge for an ordinary trade: {requested:?} at {p}");
+                }
             }
         }
 
         #[test]
         fn big_and_tiny_prices_pass_too(
-            ds in 1u32..=7,
-            db in 0u32..=7,
-            amount in decimal(1_000_000_000_000_000, 7),
-            price_value in prop_oneof![decimal(1_000_000, 0), decimal(1_000, 9)],
+            ds in 1u32..=18,
+            db in 0u32..=18,
+            amount in prop_oneof![decimal(i64::MAX, 7), decimal(i64::MAX, 0), decimal(999_999_999_999_999, 0)],
+            price_value in prop_oneof![decimal(i64::MAX, 0), decimal(1_000_000, 0), decimal(1_000, 9), decimal(1, 18)],
         ) {
             let pair = PairPricing {
                 sell_asset: usdc(),

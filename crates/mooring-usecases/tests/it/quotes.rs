@@ -366,6 +366,26 @@ async fn fees_need_accepted_sender_and_receiver() {
     assert!(
         matches!(fees.fee(no_schedule).await, Err(QuoteError::Unprocessable(m)) if m.contains("no fee schedule"))
     );
+    // The percentage is of what is sent: receiving 100 means sending 100 + fee.
+    let mut received = request(&ids[0], &ids[1], None);
+    received.amount = FeeAmount::Receive(d("100"));
+    assert_eq!(
+        fees.fee(received).await.expect("fee").0,
+        d("2.15"),
+        "0.10 + 2% of 102.15, rounded up"
+    );
+    let mut cross = request(&ids[0], &ids[1], None);
+    cross.amount = FeeAmount::Receive(d("100"));
+    cross.receive_asset = asset("iso4217:BRL");
+    assert!(matches!(
+        fees.fee(cross).await,
+        Err(QuoteError::Unprocessable(_))
+    ));
+    let mut uncovered = request(&ids[0], &ids[1], None);
+    uncovered.amount = FeeAmount::Send(d("0.10"));
+    assert!(
+        matches!(fees.fee(uncovered).await, Err(QuoteError::Unprocessable(m)) if m.contains("does not cover"))
+    );
     let mut too_precise = request(&ids[0], &ids[1], None);
     too_precise.amount = FeeAmount::Send(d("1.001"));
     assert!(matches!(
