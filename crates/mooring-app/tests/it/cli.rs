@@ -126,12 +126,7 @@ async fn operators_approve_and_reject_under_manual_review(db: TestDb) {
 }
 
 async fn operators_list_and_show_quotes(db: TestDb) {
-    let mut file = tempfile::Builder::new()
-        .suffix(".toml")
-        .tempfile()
-        .expect("temp file");
-    std::io::Write::write_all(&mut file, b"[liquidity]\n\"iso4217:BRL\" = \"1000000\"\n")
-        .expect("written");
+    let file = crate::helpers::config_file("[liquidity]\n\"iso4217:BRL\" = \"1000000\"\n");
     let config = file.path().to_str().expect("utf-8").to_owned();
     let app = spawn_app_with(db, &[("MOORING_CONFIG", &config)]).await;
     let usdc = "stellar:USDC:GBBD47IF6LWK7P7MDEVSCWR7DPUWV3NY3DTQEVFL4NAT4AQH3ZLLFLA5";

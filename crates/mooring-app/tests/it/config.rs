@@ -1,11 +1,12 @@
 //! Configuration layers, and bad configuration named by its key.
 
 use std::collections::HashMap;
-use std::io::Write;
 
 use mooring_app::Settings;
 use mooring_domain::customer::ReviewMode;
 use mooring_store::DatabaseUrl;
+
+use crate::helpers::config_file;
 
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
     pairs
@@ -18,15 +19,6 @@ fn load_err(pairs: &[(&str, &str)]) -> String {
     Settings::load(&env(pairs))
         .expect_err("bad configuration accepted")
         .to_string()
-}
-
-fn config_file(content: &str) -> tempfile::NamedTempFile {
-    let mut file = tempfile::Builder::new()
-        .suffix(".toml")
-        .tempfile()
-        .expect("temp file");
-    file.write_all(content.as_bytes()).expect("written");
-    file
 }
 
 #[test]

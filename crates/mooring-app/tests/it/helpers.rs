@@ -56,6 +56,16 @@ pub fn jwt(secret: &str, iat_offset: i64, exp_offset: i64, alg: jsonwebtoken::Al
     jsonwebtoken::encode(&jsonwebtoken::Header::new(alg), &claims, &key).expect("signed")
 }
 
+/// A TOML file for `MOORING_CONFIG`, deleted when dropped.
+pub fn config_file(content: &str) -> tempfile::NamedTempFile {
+    let mut file = tempfile::Builder::new()
+        .suffix(".toml")
+        .tempfile()
+        .expect("temp file");
+    file.write_all(content.as_bytes()).expect("written");
+    file
+}
+
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,

@@ -1,6 +1,5 @@
 //! GET /rate and GET /fee through the real server, on both backends.
 
-use std::io::Write;
 use std::str::FromStr;
 
 use chrono::{DateTime, Duration, Utc};
@@ -9,7 +8,7 @@ use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    ACCOUNT, TestApp, assert_error, sender, spawn_app, spawn_app_with, status_and_json,
+    ACCOUNT, TestApp, assert_error, config_file, sender, spawn_app, spawn_app_with, status_and_json,
 };
 
 const USDC: &str = "stellar:USDC:GBBD47IF6LWK7P7MDEVSCWR7DPUWV3NY3DTQEVFL4NAT4AQH3ZLLFLA5";
@@ -231,15 +230,6 @@ async fn bad_rate_requests_are_400_and_unsupported_pairs_422(db: TestDb) {
     assert_error(&app.rate(&with("buy_asset", "iso4217:EUR")).await, 422);
     // Understood, but too small to cover the 1.00 fixed fee.
     assert!(assert_error(&app.rate(&with("sell_amount", "1.00")).await, 422).contains("too small"));
-}
-
-fn config_file(content: &str) -> tempfile::NamedTempFile {
-    let mut file = tempfile::Builder::new()
-        .suffix(".toml")
-        .tempfile()
-        .expect("temp file");
-    file.write_all(content.as_bytes()).expect("written");
-    file
 }
 
 async fn a_client_markup_applies(db: TestDb) {
