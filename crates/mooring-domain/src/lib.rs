@@ -14,6 +14,7 @@
 
 pub mod asset;
 pub mod customer;
+pub mod deposit;
 pub mod quote;
 pub mod stellar;
 

@@ -1,17 +1,20 @@
 //! The ports of Mooring: the traits through which the use cases reach the
-//! world: the KYC store, the quote store, the rate source and the clock (the
-//! custodian, platform client and payout rail join with the payment engine).
+//! world: the KYC store, the quote store, the rate source, the custodian and
+//! the deposit addresses it gave, and the clock (the platform client and the
+//! payout rail join with the payment engine).
 //!
 //! A port speaks only in domain types. It must not know HTTP, SQL, JSON or
 //! any runtime: implementations live in adapter crates, and each port's
 //! error enum says which variant an implementation must return when.
 
 mod clock;
+mod deposit;
 mod kyc;
 mod quotes;
 mod rates;
 
 pub use clock::{Clock, SystemClock};
+pub use deposit::{Custodian, CustodianError, DepositAddressStore};
 pub use kyc::{CustomerTarget, FileUpload, KycStore, KycStoreError, PutCustomer};
 pub use quotes::{QuoteStore, QuoteStoreError};
 pub use rates::{RateSource, RateSourceError};

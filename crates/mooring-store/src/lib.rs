@@ -6,9 +6,11 @@
 //! Diesel is synchronous: every query runs on tokio's blocking pool, bounded
 //! by a semaphore the size of the connection pool, so the async runtime
 //! never waits on the database. This crate implements the store ports (the
-//! KYC store and the quote store); it must not know HTTP or any other adapter.
+//! KYC store, the quote store, the deposit addresses) and the anchor's own
+//! custodian; it must not know HTTP or any other adapter.
 
 mod conn;
+mod deposit;
 mod kyc;
 mod migrate;
 mod quotes;
@@ -22,6 +24,7 @@ use diesel::r2d2::Pool;
 use tokio::sync::Semaphore;
 
 pub use conn::{AnyConnection, Backend};
+pub use deposit::SelfCustodian;
 pub use url::DatabaseUrl;
 
 use conn::Manager;

@@ -74,6 +74,23 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    deposit_addresses (transaction_id) {
+        transaction_id -> Text,
+        account -> Text,
+        memo -> Text,
+        memo_type -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    counters (name) {
+        name -> Text,
+        value -> BigInt,
+    }
+}
+
 diesel::joinable!(customer_fields -> customers (customer_id));
 diesel::joinable!(quote_fee_details -> quotes (quote_id));
 diesel::joinable!(customer_files -> customers (customer_id));
@@ -85,5 +102,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     customer_files,
     customer_transactions,
     quotes,
-    quote_fee_details
+    quote_fee_details,
+    deposit_addresses,
+    counters
 );
