@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use config::{Config, Environment, File, FileFormat};
 use mooring_domain::customer::{CustomerTypeSpec, CustomerTypes, ReviewMode, TypeRole};
+use mooring_domain::deposit::DepositMemoKind;
 use mooring_domain::quote::{
     DeliveryFee, FeeSchedule, FeeSchedules, MAX_DECIMALS, PairPricing, Pricing, QuoteLifetime,
 };
-use mooring_domain::{AssetCatalog, AssetId, AssetInfo};
+use mooring_domain::{AssetCatalog, AssetId, AssetInfo, StellarAccount};
 use mooring_http::{AuthConfigError, CallbackAuth};
 use mooring_rates::FeedConfig;
 use mooring_store::{DatabaseUrl, StoreConfig};
@@ -70,7 +71,38 @@ pub struct Settings {
     pub liquidity: BTreeMap<String, String>,
     #[serde(default)]
     pub fees: FeesSettings,
+    pub custodian: CustodianSettings,
     pub log: LogSettings,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustodianSettings {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub distribution_account: Option<String>,
+    pub memo_type: String,
+    pub http: CustodianHttpSettings,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustodianHttpSettings {
+    pub url: Option<String>,
+    pub timeout_ms: u64,
+}
+
+/// Which custodian hands out deposit addresses.
+pub enum CustodianSetting {
+    /// None configured: `GET /unique_address` answers 503 saying so.
+    None,
+    /// The anchor itself: one account, a memo per transaction.
+    SelfCustody {
+        account: StellarAccount,
+        memo: DepositMemoKind,
+    },
+    /// A custodian service.
+    Http { url: String, timeout: Duration },
 }
 
 #[derive(Debug, Deserialize)]
@@ -274,6 +306,7 @@ impl Settings {
         self.customer_types()?;
         self.quote_setup()?;
         self.fee_schedules()?;
+        self.custodian()?;
         if self.server.multipart_limit_bytes == 0 {
             return Err(SettingsError(
                 "server.multipart_limit_bytes must be positive".into(),
@@ -557,6 +590,51 @@ impl Settings {
             liquidity,
             source: feed.map_or(RateSourceSetting::Table, RateSourceSetting::Feed),
         })
+    }
+
+    /// The custodian of deposit addresses.
+    pub fn custodian(&self) -> Result<CustodianSetting, SettingsError> {
+        let c = &self.custodian;
+        match c.kind.as_str() {
+            "self" => {
+                let memo = match c.memo_type.as_str() {
+                    "id" => DepositMemoKind::Id,
+                    "hash" => DepositMemoKind::Hash,
+                    other => {
+                        return Err(SettingsError(format!(
+                            "custodian.memo_type: {other:?} is not one of id, hash"
+                        )));
+                    }
+                };
+                match c.distribution_account.as_deref().filter(|a| !a.is_empty()) {
+                    None => Ok(CustodianSetting::None),
+                    Some(a) => {
+                        let account = StellarAccount::parse(a)
+                            .ok()
+                            .filter(|a| !a.is_muxed())
+                            .ok_or_else(|| SettingsError("custodian.distribution_account: must be a Stellar G... account".into()))?;
+                        Ok(CustodianSetting::SelfCustody { account, memo })
+                    }
+                }
+            }
+            "http" => {
+                let url = c.http.url.clone().filter(|u| u.starts_with("http://") || u.starts_with("https://")).ok_or_else(|| {
+                    SettingsError("custodian.http.url: an http:// or https:// URL is required when custodian.type = \"http\"".into())
+                })?;
+                if c.http.timeout_ms == 0 {
+                    return Err(SettingsError(
+                        "custodian.http.timeout_ms must be positive".into(),
+                    ));
+                }
+                Ok(CustodianSetting::Http {
+                    url,
+                    timeout: Duration::from_millis(c.http.timeout_ms),
+                })
+            }
+            other => Err(SettingsError(format!(
+                "custodian.type: {other:?} is not one of self, http"
+            ))),
+        }
     }
 
     /// The `GET /fee` schedules.

@@ -5,13 +5,16 @@ use std::sync::Arc;
 
 use actix_web::dev::{Server, ServerHandle};
 use anyhow::Context;
+use mooring_custodian::HttpCustodian;
 use mooring_http::{CallbackAuth, HttpConfig, Services};
-use mooring_ports::{RateSource, SystemClock};
+use mooring_ports::{Custodian, RateSource, SystemClock};
 use mooring_rates::{FeedRates, TableRates};
-use mooring_store::Store;
-use mooring_usecases::{FeeService, KycService, QuoteService, QuoteServiceParts};
+use mooring_store::{SelfCustodian, Store};
+use mooring_usecases::{
+    DepositService, FeeService, KycService, NoCustodian, QuoteService, QuoteServiceParts,
+};
 
-use crate::settings::{RateSourceSetting, Settings};
+use crate::settings::{CustodianSetting, RateSourceSetting, Settings};
 
 /// Opens the store, migrating it when `database.auto_migrate` is on.
 pub async fn open_store(settings: &Settings, migrate: bool) -> anyhow::Result<Store> {
@@ -62,6 +65,18 @@ pub fn quote_service(settings: &Settings, store: Store) -> anyhow::Result<QuoteS
     }))
 }
 
+/// The deposit-address service, with the configured custodian.
+pub fn deposit_service(settings: &Settings, store: Store) -> anyhow::Result<DepositService> {
+    let custodian: Arc<dyn Custodian> = match settings.custodian()? {
+        CustodianSetting::None => Arc::new(NoCustodian),
+        CustodianSetting::SelfCustody { account, memo } => {
+            Arc::new(SelfCustodian::new(store.clone(), account, memo))
+        }
+        CustodianSetting::Http { url, timeout } => Arc::new(HttpCustodian::new(url, timeout)?),
+    };
+    Ok(DepositService::new(custodian, Arc::new(store)))
+}
+
 /// The fee service (`GET /fee`).
 pub fn fee_service(settings: &Settings, kyc: KycService) -> anyhow::Result<FeeService> {
     Ok(FeeService::new(
@@ -84,7 +99,8 @@ impl Application {
         let store = open_store(&settings, settings.database.auto_migrate).await?;
         let backend = store.backend();
         let kyc = kyc_service(&settings, store.clone())?;
-        let quotes = quote_service(&settings, store)?;
+        let quotes = quote_service(&settings, store.clone())?;
+        let deposits = deposit_service(&settings, store)?;
         let fees = fee_service(&settings, kyc.clone())?;
         let auth = settings.callback_auth()?;
         if matches!(auth, CallbackAuth::None) {
@@ -105,6 +121,7 @@ impl Application {
             kyc: kyc.clone(),
             quotes,
             fees,
+            deposits,
         };
         let server = mooring_http::serve(listener, services, config)?;
         tracing::info!(

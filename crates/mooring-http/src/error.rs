@@ -2,7 +2,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use mooring_usecases::{KycError, QuoteError};
+use mooring_usecases::{DepositError, KycError, QuoteError};
 
 /// An error answer: `{"error": "…"}` with a 4xx for the caller's mistakes,
 /// or a generic 500 whose cause was logged once when it was made.
@@ -98,6 +98,18 @@ impl From<QuoteError> for ApiError {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
             }
             QuoteError::Unknown(cause) => Self::internal(&cause),
+        }
+    }
+}
+
+impl From<DepositError> for ApiError {
+    fn from(e: DepositError) -> Self {
+        match e {
+            DepositError::BadRequest(message) => Self::bad_request(message),
+            DepositError::Unavailable(message) => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
+            }
+            DepositError::Unknown(cause) => Self::internal(&cause),
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Mooring's inbound HTTP adapter: the Anchor Platform's Callback API
-//! (`/customer`, `/rate`, `/fee`; `/unique_address` and `/event` with the
+//! (`/customer`, `/rate`, `/fee`, `/unique_address`; `/event` with the
 //! payment engine), served with actix-web.
 //!
 //! This crate owns the wire: JSON and multipart bodies, query strings, the
@@ -11,6 +11,7 @@
 mod auth;
 mod body;
 mod customer;
+mod deposit;
 mod error;
 mod quote;
 mod telemetry;
@@ -20,7 +21,7 @@ use std::net::TcpListener;
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
-use mooring_usecases::{FeeService, KycService, QuoteService};
+use mooring_usecases::{DepositService, FeeService, KycService, QuoteService};
 
 pub use auth::{AuthConfigError, CallbackAuth};
 pub use error::ApiError;
@@ -45,6 +46,7 @@ pub struct Services {
     pub kyc: KycService,
     pub quotes: QuoteService,
     pub fees: FeeService,
+    pub deposits: DepositService,
 }
 
 pub(crate) struct Limits {
@@ -60,6 +62,7 @@ pub fn configure(
     let kyc = web::Data::new(services.kyc);
     let quotes = web::Data::new(services.quotes);
     let fees = web::Data::new(services.fees);
+    let deposits = web::Data::new(services.deposits);
     let limits = web::Data::new(Limits {
         multipart_bytes: config.multipart_limit_bytes,
     });
@@ -68,6 +71,7 @@ pub fn configure(
             .app_data(kyc)
             .app_data(quotes)
             .app_data(fees)
+            .app_data(deposits)
             .app_data(limits)
             .app_data(
                 web::QueryConfig::default()
@@ -100,6 +104,12 @@ pub fn configure(
                 web::resource("/fee")
                     .wrap(from_fn(auth::require_callback_auth))
                     .route(web::get().to(quote::get_fee))
+                    .default_service(web::to(error::method_not_allowed)),
+            )
+            .service(
+                web::resource("/unique_address")
+                    .wrap(from_fn(auth::require_callback_auth))
+                    .route(web::get().to(deposit::get_unique_address))
                     .default_service(web::to(error::method_not_allowed)),
             )
             .default_service(web::to(error::not_found));

@@ -5,9 +5,11 @@
 //! ports. It must not know HTTP, SQL or JSON, and must not depend on any
 //! adapter crate.
 
+pub mod deposit;
 pub mod kyc;
 pub mod quotes;
 
+pub use deposit::{DepositError, DepositService, NoCustodian};
 pub use kyc::{CustomerLookup, CustomerUpdate, CustomerView, KycError, KycService};
 pub use quotes::{
     FeeAmount, FeeRequest, FeeService, QuoteError, QuoteService, QuoteServiceParts, RateRequest,

@@ -5,6 +5,7 @@ mod auth;
 mod cli;
 mod config;
 mod customer_api;
+mod deposit_api;
 mod faults;
 mod helpers;
 mod limits;

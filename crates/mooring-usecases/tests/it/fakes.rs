@@ -6,11 +6,12 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use mooring_domain::customer::{Customer, CustomerId, ProvidedValue, Review};
+use mooring_domain::deposit::DepositAddress;
 use mooring_domain::quote::{Quote, QuoteId};
 use mooring_domain::{AssetId, Memo, StellarAccount};
 use mooring_ports::{
-    Clock, CustomerTarget, KycStore, KycStoreError, PutCustomer, QuoteStore, QuoteStoreError,
-    RateSource, RateSourceError,
+    Clock, Custodian, CustodianError, CustomerTarget, DepositAddressStore, KycStore, KycStoreError,
+    PutCustomer, QuoteStore, QuoteStoreError, RateSource, RateSourceError,
 };
 use rust_decimal::Decimal;
 
@@ -271,5 +272,58 @@ impl QuoteStore for FakeQuoteStore {
             .filter(|q| &q.buy_asset == asset && q.is_reserving(now))
             .map(|q| q.priced.buy_amount)
             .sum())
+    }
+}
+
+/// A custodian that numbers its answers and counts its calls.
+#[derive(Default)]
+pub struct FakeCustodian {
+    pub calls: Mutex<u32>,
+}
+
+#[async_trait]
+impl Custodian for FakeCustodian {
+    async fn deposit_address(
+        &self,
+        _transaction_id: &str,
+    ) -> Result<DepositAddress, CustodianError> {
+        let mut calls = self.calls.lock().expect("lock");
+        *calls += 1;
+        Ok(DepositAddress {
+            account: StellarAccount::parse(
+                "GBBD47IF6LWK7P7MDEVSCWR7DPUWV3NY3DTQEVFL4NAT4AQH3ZLLFLA5",
+            )
+            .expect("valid"),
+            memo: Some(Memo::parse(&calls.to_string(), None).expect("memo")),
+        })
+    }
+}
+
+#[derive(Default)]
+pub struct FakeDepositAddresses {
+    kept: Mutex<BTreeMap<String, DepositAddress>>,
+}
+
+#[async_trait]
+impl DepositAddressStore for FakeDepositAddresses {
+    async fn deposit_address_of(
+        &self,
+        transaction_id: &str,
+    ) -> Result<Option<DepositAddress>, CustodianError> {
+        Ok(self.kept.lock().expect("lock").get(transaction_id).cloned())
+    }
+
+    async fn keep_first_deposit_address(
+        &self,
+        transaction_id: &str,
+        address: &DepositAddress,
+    ) -> Result<DepositAddress, CustodianError> {
+        Ok(self
+            .kept
+            .lock()
+            .expect("lock")
+            .entry(transaction_id.to_owned())
+            .or_insert_with(|| address.clone())
+            .clone())
     }
 }

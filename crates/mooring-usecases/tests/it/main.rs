@@ -1,5 +1,6 @@
 //! Use-case tests against in-memory fake ports.
 
+mod deposit;
 mod fakes;
 mod kyc;
 mod quotes;
