@@ -15,9 +15,11 @@ use mooring_domain::quote::{
 };
 use mooring_domain::{AssetCatalog, AssetId, AssetInfo, StellarAccount};
 use mooring_http::{AuthConfigError, CallbackAuth};
+use mooring_platform::{ApiStyle, PlatformAuth, PlatformConfig};
 use mooring_rates::FeedConfig;
 use mooring_store::{DatabaseUrl, StoreConfig};
 use rust_decimal::Decimal;
+use secrecy::ExposeSecret;
 use secrecy::SecretString;
 use serde::Deserialize;
 
@@ -44,6 +46,11 @@ pub const AP_ENV: &[(&str, &str)] = &[
     ),
     ("ASSETS_TYPE", "assets.type"),
     ("ASSETS_VALUE", "assets.value"),
+    ("PLATFORM_API_BASE_URL", "platform.base_url"),
+    // 2.x enforces platform_server.auth; 3.x+ platform_api.auth, which wins.
+    ("PLATFORM_SERVER_AUTH_TYPE", "platform.auth_type"),
+    ("PLATFORM_API_AUTH_TYPE", "platform.auth_type"),
+    ("SECRET_PLATFORM_API_AUTH_SECRET", "platform.auth_secret"),
 ];
 
 /// A configuration that cannot be used; the message names the key.
@@ -72,7 +79,19 @@ pub struct Settings {
     #[serde(default)]
     pub fees: FeesSettings,
     pub custodian: CustodianSettings,
+    pub platform: PlatformSettings,
     pub log: LogSettings,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformSettings {
+    pub base_url: String,
+    pub api: String,
+    pub auth_type: String,
+    pub auth_secret: Option<SecretString>,
+    pub timeout_ms: u64,
+    pub max_attempts: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -307,6 +326,7 @@ impl Settings {
         self.quote_setup()?;
         self.fee_schedules()?;
         self.custodian()?;
+        self.platform()?;
         if self.server.multipart_limit_bytes == 0 {
             return Err(SettingsError(
                 "server.multipart_limit_bytes must be positive".into(),
@@ -589,6 +609,64 @@ impl Settings {
             lifetime,
             liquidity,
             source: feed.map_or(RateSourceSetting::Table, RateSourceSetting::Feed),
+        })
+    }
+
+    /// How to reach the AP's Platform API.
+    pub fn platform(&self) -> Result<PlatformConfig, SettingsError> {
+        let p = &self.platform;
+        if !(p.base_url.starts_with("http://") || p.base_url.starts_with("https://")) {
+            return Err(SettingsError(
+                "platform.base_url (PLATFORM_API_BASE_URL): an http:// or https:// URL is required"
+                    .into(),
+            ));
+        }
+        let api = match p.api.as_str() {
+            "rest" => ApiStyle::Rest,
+            "rpc" => ApiStyle::Rpc,
+            other => {
+                return Err(SettingsError(format!(
+                    "platform.api: {other:?} is not one of rest, rpc"
+                )));
+            }
+        };
+        let secret = || {
+            p.auth_secret
+                .clone()
+                .filter(|s| !s.expose_secret().is_empty())
+                .ok_or_else(|| SettingsError(format!("platform.auth_secret (SECRET_PLATFORM_API_AUTH_SECRET) is required for auth type {}", p.auth_type)))
+        };
+        let auth = match p.auth_type.to_ascii_lowercase().as_str() {
+            "none" => PlatformAuth::None,
+            "api_key" => PlatformAuth::ApiKey(secret()?),
+            "jwt" => {
+                let s = secret()?;
+                if s.expose_secret().len() < 32 {
+                    return Err(SettingsError(
+                        "platform.auth_secret (SECRET_PLATFORM_API_AUTH_SECRET) must be at least 32 bytes for jwt".into(),
+                    ));
+                }
+                PlatformAuth::Jwt(s)
+            }
+            other => {
+                return Err(SettingsError(format!(
+                    "platform.auth_type (PLATFORM_API_AUTH_TYPE): {other:?} is not one of none, api_key, jwt"
+                )));
+            }
+        };
+        if p.timeout_ms == 0 || p.max_attempts == 0 {
+            return Err(SettingsError(
+                "platform.timeout_ms and platform.max_attempts must be positive".into(),
+            ));
+        }
+        Ok(PlatformConfig {
+            base_url: p.base_url.clone(),
+            api,
+            auth,
+            timeout: Duration::from_millis(p.timeout_ms),
+            max_attempts: p.max_attempts,
+            backoff_base: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(10),
         })
     }
 

@@ -17,6 +17,7 @@ pub mod customer;
 pub mod deposit;
 pub mod quote;
 pub mod stellar;
+pub mod transaction;
 
 pub use asset::{AssetCatalog, AssetId, AssetInfo};
 pub use stellar::{Memo, MemoType, StellarAccount};

@@ -193,3 +193,68 @@ fn bad_configuration_stops_the_start() {
     assert_eq!(output.status.code(), Some(2));
     assert!(text(&output).contains("server.port"), "{}", text(&output));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_read_the_platforms_transactions() {
+    let platform = wiremock::MockServer::start().await;
+    let transaction = json!({"id": "82fhs729f63dh0v4", "sep": "31", "status": "pending_receiver",
+        "amount_in": {"amount": "100", "asset": "stellar:USDC:GBBD47IF6LWK7P7MDEVSCWR7DPUWV3NY3DTQEVFL4NAT4AQH3ZLLFLA5"},
+        "amount_out": {"amount": "543.94", "asset": "iso4217:BRL"}});
+    wiremock::Mock::given(wiremock::matchers::method("GET"))
+        .and(wiremock::matchers::path("/transactions"))
+        .and(wiremock::matchers::query_param(
+            "statuses",
+            "pending_receiver",
+        ))
+        .and(wiremock::matchers::header("x-api-key", "k-1"))
+        .respond_with(
+            wiremock::ResponseTemplate::new(200)
+                .set_body_json(json!({"records": [transaction.clone()]})),
+        )
+        .mount(&platform)
+        .await;
+    wiremock::Mock::given(wiremock::matchers::method("GET"))
+        .and(wiremock::matchers::path("/transactions/82fhs729f63dh0v4"))
+        .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(transaction))
+        .mount(&platform)
+        .await;
+    let run = |args: &[&str], base: &str| {
+        Command::new(env!("CARGO_BIN_EXE_mooring"))
+            .env_clear()
+            .env("PLATFORM_API_BASE_URL", base)
+            .env("PLATFORM_API_AUTH_TYPE", "api_key")
+            .env("SECRET_PLATFORM_API_AUTH_SECRET", "k-1")
+            .env("MOORING__PLATFORM__MAX_ATTEMPTS", "2")
+            .args(args)
+            .output()
+            .expect("mooring runs")
+    };
+    let uri = platform.uri();
+    let listed = tokio::task::block_in_place(|| {
+        run(
+            &["platform", "transactions", "--status", "pending_receiver"],
+            &uri,
+        )
+    });
+    assert!(listed.status.success(), "{}", text(&listed));
+    assert!(
+        text(&listed).contains("82fhs729f63dh0v4") && text(&listed).contains("543.94 BRL"),
+        "{}",
+        text(&listed)
+    );
+    let shown =
+        tokio::task::block_in_place(|| run(&["platform", "show", "82fhs729f63dh0v4"], &uri));
+    assert!(
+        shown.status.success() && text(&shown).contains("pending_receiver"),
+        "{}",
+        text(&shown)
+    );
+    let down = tokio::task::block_in_place(|| {
+        run(
+            &["platform", "show", "82fhs729f63dh0v4"],
+            "http://127.0.0.1:9",
+        )
+    });
+    assert!(!down.status.success());
+    assert!(text(&down).contains("unavailable"), "{}", text(&down));
+}

@@ -1,0 +1,349 @@
+//! Mooring's client of the Anchor Platform's Platform API, behind the
+//! `PlatformClient` port: REST (`GET /transactions`, `PATCH /transactions`,
+//! AP 2.x) or JSON-RPC (`POST /`, AP 2.3+, 3.x, 4.x), with the AP's
+//! authentication, timeouts, and retries with jittered exponential backoff
+//! on network errors and 5xx (never on a 4xx).
+//!
+//! The AP's transaction JSON is read leniently (`sep` as a string or a
+//! number, unknown fields ignored, absent fields as none). This crate must
+//! not know the store, the HTTP server or any other adapter.
+
+mod wire;
+
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use mooring_domain::transaction::{Transaction, TransactionId, TransactionUpdate};
+use mooring_ports::{Order, OrderBy, PlatformClient, PlatformError, TransactionQuery};
+use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+
+/// REST (AP 2.x) or JSON-RPC (AP 2.3+).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiStyle {
+    Rest,
+    Rpc,
+}
+
+/// How Mooring authenticates to the Platform API (the AP's
+/// `platform_api.auth` / 2.x `platform_server.auth`).
+#[derive(Clone)]
+pub enum PlatformAuth {
+    None,
+    /// The secret in `X-Api-Key`.
+    ApiKey(SecretString),
+    /// `Authorization: Bearer` HS256 tokens signed with the secret's bytes.
+    Jwt(SecretString),
+}
+
+/// Where the Platform API is and how to talk to it.
+#[derive(Clone)]
+pub struct PlatformConfig {
+    pub base_url: String,
+    pub api: ApiStyle,
+    pub auth: PlatformAuth,
+    /// Per attempt.
+    pub timeout: Duration,
+    /// Attempts per call, the first included.
+    pub max_attempts: u32,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+}
+
+/// How long a signed token is valid, and how long before its expiry a new
+/// one is signed.
+const TOKEN_LIFETIME_SECONDS: i64 = 300;
+const TOKEN_RENEW_BEFORE_SECONDS: i64 = 60;
+
+/// The Platform API over HTTP.
+pub struct HttpPlatform {
+    config: PlatformConfig,
+    client: reqwest::Client,
+    token: Mutex<Option<(String, i64)>>,
+    rpc_id: AtomicU64,
+}
+
+/// What went wrong with one attempt, and whether another may help.
+enum Attempt {
+    Retry(String),
+    Fail(PlatformError),
+}
+
+impl HttpPlatform {
+    pub fn new(config: PlatformConfig) -> Result<Self, PlatformError> {
+        let client = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout)
+            .build()
+            .map_err(|e| PlatformError::Unavailable(e.to_string()))?;
+        Ok(Self {
+            config,
+            client,
+            token: Mutex::new(None),
+            rpc_id: AtomicU64::new(1),
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.config.base_url.trim_end_matches('/'))
+    }
+
+    /// A token signed at most `TOKEN_LIFETIME - TOKEN_RENEW_BEFORE` ago:
+    /// reused, not signed per request.
+    fn bearer(&self, secret: &SecretString) -> Result<String, PlatformError> {
+        let now = chrono::Utc::now().timestamp();
+        let mut cached = self
+            .token
+            .lock()
+            .map_err(|_| PlatformError::Unavailable("token cache poisoned".into()))?;
+        if let Some((token, exp)) = cached.as_ref()
+            && *exp - now > TOKEN_RENEW_BEFORE_SECONDS
+        {
+            return Ok(token.clone());
+        }
+        let exp = now + TOKEN_LIFETIME_SECONDS;
+        let token = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &json!({"iat": now, "exp": exp}),
+            &jsonwebtoken::EncodingKey::from_secret(secret.expose_secret().as_bytes()),
+        )
+        .map_err(|e| PlatformError::Unavailable(format!("cannot sign the platform token: {e}")))?;
+        *cached = Some((token.clone(), exp));
+        Ok(token)
+    }
+
+    /// The delay before retry `attempt` (1-based): exponential, capped, with
+    /// full jitter.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let base = self.config.backoff_base.as_millis() as u64;
+        let cap = self.config.backoff_max.as_millis() as u64;
+        let ceiling = base.saturating_mul(1u64 << attempt.min(20)).min(cap).max(1);
+        let random = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        Duration::from_millis(random % ceiling)
+    }
+
+    async fn attempt(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<Value, Attempt> {
+        let mut request = self.client.request(method, self.url(path)).query(query);
+        request = match &self.config.auth {
+            PlatformAuth::None => request,
+            PlatformAuth::ApiKey(key) => request.header("X-Api-Key", key.expose_secret()),
+            PlatformAuth::Jwt(secret) => {
+                let token = self.bearer(secret).map_err(Attempt::Fail)?;
+                request.header("Authorization", format!("Bearer {token}"))
+            }
+        };
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| Attempt::Retry(format!("request failed: {e}")))?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|e| Attempt::Retry(format!("reading the answer failed: {e}")))?;
+        if status.is_server_error() {
+            return Err(Attempt::Retry(format!("it answered {status}")));
+        }
+        let value: Value = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).map_err(|_| {
+                Attempt::Fail(PlatformError::Rejected(format!(
+                    "{status}, and the answer is not JSON"
+                )))
+            })?
+        };
+        if status.is_success() {
+            return Ok(value);
+        }
+        let message = value
+            .get("error")
+            .and_then(Value::as_str)
+            .unwrap_or("no message")
+            .to_owned();
+        let not_found = status == StatusCode::NOT_FOUND || message.contains("not found");
+        Err(Attempt::Fail(if not_found {
+            PlatformError::NotFound
+        } else {
+            PlatformError::Rejected(format!("{status}: {message}"))
+        }))
+    }
+
+    /// One call, retried on network errors and 5xx.
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<Value, PlatformError> {
+        let attempts = self.config.max_attempts.max(1);
+        let mut last = String::new();
+        for attempt in 1..=attempts {
+            match self.attempt(method.clone(), path, query, body).await {
+                Ok(value) => return Ok(value),
+                Err(Attempt::Fail(e)) => return Err(e),
+                Err(Attempt::Retry(reason)) => {
+                    if attempt < attempts {
+                        let delay = self.backoff(attempt);
+                        tracing::warn!(attempt, retry_in_ms = delay.as_millis() as u64, reason = %reason, "platform call failed; retrying");
+                        tokio::time::sleep(delay).await;
+                    }
+                    last = reason;
+                }
+            }
+        }
+        Err(PlatformError::Unavailable(last))
+    }
+
+    /// One JSON-RPC request (sent as a batch of one, as the AP expects).
+    async fn rpc(&self, method: &str, params: Value) -> Result<Value, PlatformError> {
+        let id = self.rpc_id.fetch_add(1, Ordering::Relaxed);
+        let body = json!([{"jsonrpc": "2.0", "id": id, "method": method, "params": params}]);
+        let answer = self.call(Method::POST, "/", &[], Some(&body)).await?;
+        let reply = answer
+            .as_array()
+            .and_then(|a| {
+                a.iter()
+                    .find(|r| r.get("id").and_then(Value::as_u64) == Some(id))
+            })
+            .or_else(|| answer.as_array().and_then(|a| a.first()))
+            .ok_or_else(|| {
+                PlatformError::Rejected(format!("{method}: the answer is not a JSON-RPC batch"))
+            })?;
+        if let Some(error) = reply.get("error") {
+            let code = error.get("code").and_then(Value::as_i64).unwrap_or(0);
+            let message = error
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("no message")
+                .to_owned();
+            return Err(match code {
+                -32603 => PlatformError::Unavailable(format!("{method}: {message}")),
+                _ if message.contains("is not found") => PlatformError::NotFound,
+                _ => PlatformError::Rejected(format!("{method} ({code}): {message}")),
+            });
+        }
+        reply.get("result").cloned().ok_or_else(|| {
+            PlatformError::Rejected(format!("{method}: the answer has neither result nor error"))
+        })
+    }
+}
+
+fn order_by(o: OrderBy) -> &'static str {
+    match o {
+        OrderBy::CreatedAt => "created_at",
+        OrderBy::TransferReceivedAt => "transfer_received_at",
+    }
+}
+
+fn order(o: Order) -> &'static str {
+    match o {
+        Order::Asc => "asc",
+        Order::Desc => "desc",
+    }
+}
+
+fn records(value: &Value) -> Result<Vec<Transaction>, PlatformError> {
+    value
+        .get("records")
+        .and_then(Value::as_array)
+        .ok_or_else(|| PlatformError::Rejected("the answer has no records".into()))?
+        .iter()
+        .map(wire::transaction)
+        .collect()
+}
+
+#[async_trait]
+impl PlatformClient for HttpPlatform {
+    #[tracing::instrument(skip_all, fields(page = query.page_number))]
+    async fn transactions(
+        &self,
+        query: &TransactionQuery,
+    ) -> Result<Vec<Transaction>, PlatformError> {
+        let statuses: Vec<&str> = query.statuses.iter().map(|s| s.as_str()).collect();
+        match self.config.api {
+            ApiStyle::Rest => {
+                let mut params = vec![
+                    ("sep", "31".to_owned()),
+                    ("order_by", order_by(query.order_by).to_owned()),
+                    ("order", order(query.order).to_owned()),
+                    ("page_number", query.page_number.to_string()),
+                    ("page_size", query.page_size.to_string()),
+                ];
+                if !statuses.is_empty() {
+                    params.push(("statuses", statuses.join(",")));
+                }
+                records(
+                    &self
+                        .call(Method::GET, "/transactions", &params, None)
+                        .await?,
+                )
+            }
+            ApiStyle::Rpc => {
+                // The AP's code reads upper-case enum values and explicit paging.
+                let mut params = json!({
+                    "sep": "31",
+                    "order_by": order_by(query.order_by).to_uppercase(),
+                    "order": order(query.order).to_uppercase(),
+                    "page_number": query.page_number,
+                    "page_size": query.page_size,
+                });
+                if !statuses.is_empty() {
+                    params["statuses"] = json!(statuses);
+                }
+                records(&self.rpc("get_transactions", params).await?)
+            }
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(transaction.id = %id))]
+    async fn transaction(&self, id: &TransactionId) -> Result<Transaction, PlatformError> {
+        let value = match self.config.api {
+            ApiStyle::Rest => {
+                self.call(Method::GET, &format!("/transactions/{id}"), &[], None)
+                    .await?
+            }
+            ApiStyle::Rpc => {
+                self.rpc("get_transaction", json!({"transaction_id": id.as_str()}))
+                    .await?
+            }
+        };
+        wire::transaction(&value)
+    }
+
+    #[tracing::instrument(skip_all, fields(transaction.id = %update.id))]
+    async fn update(&self, update: &TransactionUpdate) -> Result<Transaction, PlatformError> {
+        match self.config.api {
+            ApiStyle::Rest => {
+                let body = json!({"records": [{"transaction": wire::patch(update)?}]});
+                let answer = self
+                    .call(Method::PATCH, "/transactions", &[], Some(&body))
+                    .await?;
+                records(&answer)?
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| PlatformError::Rejected("PATCH answered no record".into()))
+            }
+            ApiStyle::Rpc => {
+                let (method, params) = wire::rpc(update);
+                wire::transaction(&self.rpc(method, params).await?)
+            }
+        }
+    }
+}
