@@ -9,6 +9,9 @@
 //! - `cargo xtask ci`: `lint`, then `test`.
 //! - `cargo xtask pg`: starts a throwaway cluster like `test` does and keeps
 //!   it running until Enter, printing its URL (for running single tests).
+//! - `cargo xtask sim [--port 8085] [--v3] [--api-key KEY | --jwt SECRET]`:
+//!   runs the in-repo Anchor Platform simulator on loopback (Platform API in
+//!   REST and JSON-RPC; `/_sim/…` to create transactions and play payments).
 
 mod postgres;
 
@@ -21,8 +24,25 @@ fn main() -> ExitCode {
         Some("lint") => lint(),
         Some("ci") => lint().and_then(|()| test(&[])),
         Some("pg") => postgres::hold(),
+        Some("sim") => {
+            let mut command = cargo();
+            command
+                .args([
+                    "run",
+                    "--quiet",
+                    "--package",
+                    "mooring-apsim",
+                    "--bin",
+                    "ap-simulator",
+                    "--",
+                ])
+                .args(&args[1..]);
+            run(command, "ap-simulator")
+        }
         _ => {
-            eprintln!("usage: cargo xtask <test [cargo test args…] | lint | ci | pg>");
+            eprintln!(
+                "usage: cargo xtask <test [cargo test args…] | lint | ci | pg | sim [--port N] [--v3]>"
+            );
             return ExitCode::from(2);
         }
     };

@@ -28,7 +28,7 @@ const USECASES: &str = "mooring-usecases";
 const APP: &str = "mooring-app";
 const HTTP: &str = "mooring-http";
 /// Crates that serve tests and tooling only.
-const SUPPORT: &[&str] = &["mooring-testsupport", "xtask"];
+const SUPPORT: &[&str] = &["mooring-testsupport", "mooring-apsim", "xtask"];
 
 #[derive(Debug)]
 struct Edge {

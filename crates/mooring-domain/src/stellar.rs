@@ -48,7 +48,7 @@ impl StellarAccount {
 
 impl fmt::Display for StellarAccount {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 

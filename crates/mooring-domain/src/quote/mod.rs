@@ -116,7 +116,7 @@ impl QuoteId {
 
 impl std::fmt::Display for QuoteId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 
