@@ -81,6 +81,9 @@ pub struct Settings {
     pub custodian: CustodianSettings,
     pub platform: PlatformSettings,
     pub log: LogSettings,
+    /// The AP's assets file, read once when the settings are loaded.
+    #[serde(skip)]
+    assets_file: Option<AssetsFile>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -205,6 +208,18 @@ pub struct FeeScheduleSettings {
     pub max: Option<String>,
 }
 
+/// `value` when it is an http(s) URL; else an error naming `key`.
+fn http_url(key: &str, value: Option<&str>, when: &str) -> Result<String, SettingsError> {
+    value
+        .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            SettingsError(format!(
+                "{key}: an http:// or https:// URL is required{when}"
+            ))
+        })
+}
+
 fn zero() -> String {
     "0".to_owned()
 }
@@ -312,7 +327,8 @@ impl Settings {
                 builder = builder.set_override(*key, value.as_str())?;
             }
         }
-        let settings: Settings = builder.build()?.try_deserialize()?;
+        let mut settings: Settings = builder.build()?.try_deserialize()?;
+        settings.assets_file = assets::load(&settings.assets)?;
         settings.check()?;
         Ok(settings)
     }
@@ -391,7 +407,7 @@ impl Settings {
 
     /// The AP's assets file, when `assets.type` names one.
     pub fn assets_file(&self) -> Result<Option<AssetsFile>, SettingsError> {
-        assets::load(&self.assets)
+        Ok(self.assets_file.clone())
     }
 
     /// The configured customer types, plus those the AP's assets file names
@@ -508,9 +524,11 @@ impl Settings {
             "table" => None,
             "http" => {
                 let f = &self.pricing.feed;
-                let url = f.url.clone().filter(|u| u.starts_with("http://") || u.starts_with("https://")).ok_or_else(|| {
-                    SettingsError("pricing.feed.url: an http:// or https:// URL is required when pricing.source = \"http\"".into())
-                })?;
+                let url = http_url(
+                    "pricing.feed.url",
+                    f.url.as_deref(),
+                    " when pricing.source = \"http\"",
+                )?;
                 if f.interval_ms == 0 || f.max_age_ms == 0 || f.timeout_ms == 0 {
                     return Err(SettingsError(
                         "pricing.feed: interval_ms, max_age_ms and timeout_ms must be positive"
@@ -615,12 +633,11 @@ impl Settings {
     /// How to reach the AP's Platform API.
     pub fn platform(&self) -> Result<PlatformConfig, SettingsError> {
         let p = &self.platform;
-        if !(p.base_url.starts_with("http://") || p.base_url.starts_with("https://")) {
-            return Err(SettingsError(
-                "platform.base_url (PLATFORM_API_BASE_URL): an http:// or https:// URL is required"
-                    .into(),
-            ));
-        }
+        let base_url = http_url(
+            "platform.base_url (PLATFORM_API_BASE_URL)",
+            Some(&p.base_url),
+            "",
+        )?;
         let api = match p.api.as_str() {
             "rest" => ApiStyle::Rest,
             "rpc" => ApiStyle::Rpc,
@@ -660,7 +677,7 @@ impl Settings {
             ));
         }
         Ok(PlatformConfig {
-            base_url: p.base_url.clone(),
+            base_url,
             api,
             auth,
             timeout: Duration::from_millis(p.timeout_ms),
@@ -696,9 +713,11 @@ impl Settings {
                 }
             }
             "http" => {
-                let url = c.http.url.clone().filter(|u| u.starts_with("http://") || u.starts_with("https://")).ok_or_else(|| {
-                    SettingsError("custodian.http.url: an http:// or https:// URL is required when custodian.type = \"http\"".into())
-                })?;
+                let url = http_url(
+                    "custodian.http.url",
+                    c.http.url.as_deref(),
+                    " when custodian.type = \"http\"",
+                )?;
                 if c.http.timeout_ms == 0 {
                     return Err(SettingsError(
                         "custodian.http.timeout_ms must be positive".into(),

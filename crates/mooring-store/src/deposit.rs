@@ -135,6 +135,24 @@ fn new_memo(conn: &mut AnyConnection, kind: DepositMemoKind) -> Result<Memo, Fai
     })
 }
 
+/// The transaction's address: the one recorded, else `make`'s, recorded now
+/// — under the assignment lock, in one write transaction.
+fn assign(
+    conn: &mut AnyConnection,
+    transaction_id: &str,
+    make: impl FnOnce(&mut AnyConnection) -> Result<DepositAddress, Failure>,
+) -> Result<DepositAddress, Failure> {
+    write_tx(conn, |c| {
+        lock_key(c, ASSIGN_LOCK)?;
+        if let Some(existing) = find(c, transaction_id)? {
+            return Ok(existing);
+        }
+        let address = make(c)?;
+        insert(c, transaction_id, &address, Utc::now())?;
+        Ok(address)
+    })
+}
+
 /// The anchor as its own custodian: every transaction pays the one
 /// distribution account, told apart by a memo never given twice, across
 /// replicas sharing the database.
@@ -166,17 +184,11 @@ impl Custodian for SelfCustodian {
         let address = self
             .store
             .run(move |conn| {
-                write_tx(conn, |c| {
-                    lock_key(c, ASSIGN_LOCK)?;
-                    if let Some(existing) = find(c, &id)? {
-                        return Ok(existing);
-                    }
-                    let address = DepositAddress {
+                assign(conn, &id, |c| {
+                    Ok(DepositAddress {
                         account,
                         memo: Some(new_memo(c, kind)?),
-                    };
-                    insert(c, &id, &address, Utc::now())?;
-                    Ok::<_, Failure>(address)
+                    })
                 })
             })
             .await?;
@@ -201,16 +213,7 @@ impl DepositAddressStore for Store {
     ) -> Result<DepositAddress, CustodianError> {
         let (id, address) = (transaction_id.to_owned(), address.clone());
         let kept = self
-            .run(move |conn| {
-                write_tx(conn, |c| {
-                    lock_key(c, ASSIGN_LOCK)?;
-                    if let Some(existing) = find(c, &id)? {
-                        return Ok(existing);
-                    }
-                    insert(c, &id, &address, Utc::now())?;
-                    Ok::<_, Failure>(address)
-                })
-            })
+            .run(move |conn| assign(conn, &id, |_| Ok(address)))
             .await?;
         Ok(kept)
     }
