@@ -1,8 +1,9 @@
 //! The command line: `mooring [serve]`, `mooring migrate`, and the back
-//! office's `mooring customers …`.
+//! office's `mooring customers|quotes|platform|payouts …`.
 
 use clap::{Parser, Subcommand};
 use mooring_domain::customer::CustomerId;
+use mooring_domain::payout::{Payout, PayoutState};
 use mooring_domain::quote::QuoteId;
 use mooring_domain::transaction::{Amount, TransactionId, TransactionStatus};
 use mooring_platform::HttpPlatform;
@@ -10,7 +11,9 @@ use mooring_ports::{Order, OrderBy, PlatformClient, TransactionQuery};
 use mooring_usecases::CustomerView;
 
 use crate::Settings;
-use crate::startup::{Application, kyc_service, open_store, quote_service};
+use crate::startup::{
+    Application, deposit_service, kyc_service, open_store, payout_engine, quote_service,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -38,6 +41,34 @@ pub enum Command {
     /// The Anchor Platform's SEP-31 transactions, through its Platform API
     #[command(subcommand)]
     Platform(PlatformCommand),
+    /// The payout ledger: what the payment engine did with each transaction
+    #[command(subcommand)]
+    Payouts(PayoutsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PayoutsCommand {
+    /// The newest payouts, with a count per state
+    List {
+        /// e.g. --state failed --state rejected
+        #[arg(long = "state")]
+        states: Vec<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// One payout in full (ID is the AP transaction id)
+    Show { id: String },
+    /// Another attempt after a rejection or a failed payout, or now for a
+    /// step waiting out its backoff
+    Retry { id: String },
+    /// Record that the sender's funds were returned (no payout was made);
+    /// the AP is told the transaction is refunded
+    Refund {
+        id: String,
+        /// The refund's Stellar transaction hash
+        #[arg(long)]
+        reference: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -93,7 +124,82 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Customers(c) => customers(c, settings).await,
         Command::Quotes(c) => quotes(c, settings).await,
         Command::Platform(c) => platform(c, settings).await,
+        Command::Payouts(c) => payouts(c, settings).await,
     }
+}
+
+async fn payouts(command: PayoutsCommand, settings: Settings) -> anyhow::Result<()> {
+    let store = open_store(&settings, settings.database.auto_migrate).await?;
+    let kyc = kyc_service(&settings, store.clone())?;
+    let quotes = quote_service(&settings, store.clone())?;
+    let deposits = deposit_service(&settings, store.clone())?;
+    let engine = payout_engine(&settings, store, kyc, quotes, deposits)?;
+    let parse = |id: &str| TransactionId::parse(id).map_err(|e| anyhow::anyhow!("{e}: {id:?}"));
+    let amount = |a: &Option<Amount>| {
+        a.as_ref().map_or("-".to_owned(), |a| {
+            format!("{} {}", a.amount, short_asset(&a.asset))
+        })
+    };
+    let show = |p: &Payout| {
+        let at = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let or = |s: &Option<String>| s.clone().unwrap_or_else(|| "-".into());
+        println!("transaction:      {}", p.transaction_id);
+        println!("state:            {}", p.state);
+        println!("attempt:          {} (idempotency key {})", p.attempt, p.idempotency_key());
+        println!("amount_in:        {}", amount(&p.amount_in));
+        println!("amount_out:       {}", amount(&p.amount_out));
+        println!("quote:            {}", or(&p.quote_id));
+        println!("receiver:         {}", or(&p.receiver_id));
+        println!("rail payout id:   {}", or(&p.payout_id));
+        println!("reason:           {}", or(&p.reason));
+        println!("last error:       {} ({} failure(s) in a row)", or(&p.last_error), p.failures);
+        println!("refund reference: {}", or(&p.refund_reference));
+        println!("created:          {}", at(p.created_at));
+        println!("updated:          {}", at(p.updated_at));
+        println!("next step due:    {}", at(p.due_at));
+    };
+    match command {
+        PayoutsCommand::List { states, limit } => {
+            let states = states
+                .iter()
+                .map(|s| {
+                    PayoutState::parse(s).ok_or_else(|| {
+                        let known: Vec<_> = PayoutState::ALL.iter().map(|s| s.as_str()).collect();
+                        anyhow::anyhow!("unknown state {s:?}; known: {}", known.join(", "))
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let counts = engine.counts().await?;
+            let summary: Vec<String> = counts.iter().map(|(s, n)| format!("{s}: {n}")).collect();
+            println!("by state: {}", if summary.is_empty() { "-".into() } else { summary.join(", ") });
+            println!(
+                "{:<36}  {:<14}  {:>20}  {:<20}  {}",
+                "transaction", "state", "amount_out", "rail payout id", "reason / last error"
+            );
+            for p in engine.list(&states, limit.max(1)).await? {
+                println!(
+                    "{:<36}  {:<14}  {:>20}  {:<20}  {}",
+                    p.transaction_id,
+                    p.state.as_str(),
+                    amount(&p.amount_out),
+                    p.payout_id.as_deref().unwrap_or("-"),
+                    p.reason.as_deref().or(p.last_error.as_deref()).unwrap_or("")
+                );
+            }
+        }
+        PayoutsCommand::Show { id } => show(&engine.get(&parse(&id)?).await?),
+        PayoutsCommand::Retry { id } => {
+            let p = engine.retry(&parse(&id)?).await?;
+            println!("retry scheduled; a running server takes it up now");
+            show(&p);
+        }
+        PayoutsCommand::Refund { id, reference } => {
+            let p = engine.refund(&parse(&id)?, &reference).await?;
+            println!("refund recorded; a running server tells the AP");
+            show(&p);
+        }
+    }
+    Ok(())
 }
 
 async fn platform(command: PlatformCommand, settings: Settings) -> anyhow::Result<()> {

@@ -4,6 +4,7 @@
 
 pub mod assets;
 pub mod cli;
+pub mod engine;
 pub mod settings;
 pub mod startup;
 pub mod telemetry;

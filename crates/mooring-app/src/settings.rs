@@ -80,6 +80,7 @@ pub struct Settings {
     pub fees: FeesSettings,
     pub custodian: CustodianSettings,
     pub platform: PlatformSettings,
+    pub payout: PayoutSettings,
     pub log: LogSettings,
     /// The AP's assets file, read once when the settings are loaded.
     #[serde(skip)]
@@ -95,6 +96,54 @@ pub struct PlatformSettings {
     pub auth_secret: Option<SecretString>,
     pub timeout_ms: u64,
     pub max_attempts: u32,
+    pub enabled: bool,
+    pub poll_interval_ms: u64,
+    pub reconcile_interval_ms: u64,
+    pub page_size: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PayoutSettings {
+    pub rail: String,
+    pub concurrency: u32,
+    pub lease_ms: u64,
+    pub kyc_recheck_ms: u64,
+    pub follow_ms: u64,
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+    pub completion_message: String,
+    pub simulated: SimulatedRailSettings,
+    pub http: PayoutHttpSettings,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulatedRailSettings {
+    pub delay_ms: u64,
+    pub failure_rate: f64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PayoutHttpSettings {
+    pub url: Option<String>,
+    pub timeout_ms: u64,
+}
+
+/// Which payout rail pays.
+pub enum RailSetting {
+    Simulated { delay: Duration, failure_rate: f64 },
+    Http { url: String, timeout: Duration },
+}
+
+/// How the payment engine runs.
+pub struct EngineSetting {
+    pub enabled: bool,
+    pub poll_interval: Duration,
+    pub reconcile_interval: Duration,
+    pub concurrency: u32,
+    pub config: mooring_usecases::EngineConfig,
 }
 
 #[derive(Debug, Deserialize)]
@@ -343,6 +392,8 @@ impl Settings {
         self.fee_schedules()?;
         self.custodian()?;
         self.platform()?;
+        self.rail()?;
+        self.engine()?;
         if self.server.multipart_limit_bytes == 0 {
             return Err(SettingsError(
                 "server.multipart_limit_bytes must be positive".into(),
@@ -684,6 +735,92 @@ impl Settings {
             max_attempts: p.max_attempts,
             backoff_base: Duration::from_millis(200),
             backoff_max: Duration::from_secs(10),
+        })
+    }
+
+    /// The payout rail.
+    pub fn rail(&self) -> Result<RailSetting, SettingsError> {
+        let p = &self.payout;
+        match p.rail.as_str() {
+            "simulated" => {
+                let rate = p.simulated.failure_rate;
+                if !(0.0..=1.0).contains(&rate) {
+                    return Err(SettingsError(format!(
+                        "payout.simulated.failure_rate: {rate} is not between 0 and 1"
+                    )));
+                }
+                Ok(RailSetting::Simulated {
+                    delay: Duration::from_millis(p.simulated.delay_ms),
+                    failure_rate: rate,
+                })
+            }
+            "http" => {
+                let url = http_url(
+                    "payout.http.url (MOORING__PAYOUT__HTTP__URL)",
+                    p.http.url.as_deref(),
+                    " when payout.rail = \"http\"",
+                )?;
+                if p.http.timeout_ms == 0 {
+                    return Err(SettingsError("payout.http.timeout_ms must be positive".into()));
+                }
+                Ok(RailSetting::Http {
+                    url,
+                    timeout: Duration::from_millis(p.http.timeout_ms),
+                })
+            }
+            other => Err(SettingsError(format!(
+                "payout.rail: {other:?} is not one of simulated, http"
+            ))),
+        }
+    }
+
+    /// How the payment engine runs; `owner` names this replica in claims.
+    pub fn engine(&self) -> Result<EngineSetting, SettingsError> {
+        let (pl, p) = (&self.platform, &self.payout);
+        let positive = [
+            ("platform.poll_interval_ms", pl.poll_interval_ms),
+            ("platform.reconcile_interval_ms", pl.reconcile_interval_ms),
+            ("platform.page_size", u64::from(pl.page_size)),
+            ("payout.concurrency", u64::from(p.concurrency)),
+            ("payout.lease_ms", p.lease_ms),
+            ("payout.kyc_recheck_ms", p.kyc_recheck_ms),
+            ("payout.follow_ms", p.follow_ms),
+            ("payout.retry_base_ms", p.retry_base_ms),
+            ("payout.retry_max_ms", p.retry_max_ms),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(SettingsError(format!("{name} must be positive")));
+        }
+        if pl.page_size > 200 {
+            return Err(SettingsError("platform.page_size must be at most 200".into()));
+        }
+        if p.lease_ms < 2 * p.http.timeout_ms.max(pl.timeout_ms) {
+            return Err(SettingsError(
+                "payout.lease_ms must be at least twice the longest call timeout (payout.http.timeout_ms, platform.timeout_ms), so a claim outlives the step that holds it".into(),
+            ));
+        }
+        let ms = |v: u64| chrono::Duration::milliseconds(i64::try_from(v).unwrap_or(i64::MAX / 1_000_000));
+        let owner = format!(
+            "{}-{}-{}",
+            std::env::var("HOSTNAME").unwrap_or_else(|_| "mooring".into()),
+            std::process::id(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        let mut config = mooring_usecases::EngineConfig::new(owner);
+        config.request_funds = pl.api == "rpc";
+        config.page_size = pl.page_size;
+        config.lease = ms(p.lease_ms);
+        config.backoff_base = ms(p.retry_base_ms);
+        config.backoff_max = ms(p.retry_max_ms);
+        config.kyc_recheck = ms(p.kyc_recheck_ms);
+        config.rail_follow = ms(p.follow_ms);
+        config.completion_message = p.completion_message.clone();
+        Ok(EngineSetting {
+            enabled: pl.enabled,
+            poll_interval: Duration::from_millis(pl.poll_interval_ms),
+            reconcile_interval: Duration::from_millis(pl.reconcile_interval_ms),
+            concurrency: p.concurrency,
+            config,
         })
     }
 

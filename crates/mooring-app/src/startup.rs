@@ -7,14 +7,21 @@ use actix_web::dev::{Server, ServerHandle};
 use anyhow::Context;
 use mooring_custodian::HttpCustodian;
 use mooring_http::{CallbackAuth, HttpConfig, Services};
-use mooring_ports::{Custodian, RateSource, SystemClock};
+use mooring_platform::HttpPlatform;
+use mooring_ports::{Custodian, PayoutRail, RateSource, SystemClock};
+use mooring_rails::{HttpRail, SimulatedRail};
 use mooring_rates::{FeedRates, TableRates};
 use mooring_store::{SelfCustodian, Store};
 use mooring_usecases::{
-    DepositService, FeeService, KycService, NoCustodian, QuoteService, QuoteServiceParts,
+    DepositService, EngineParts, EventInbox, FeeService, KycService, NoCustodian, PayoutEngine,
+    QuoteService, QuoteServiceParts,
 };
 
-use crate::settings::{CustodianSetting, RateSourceSetting, Settings};
+use crate::engine::{EngineHandle, Schedule};
+use crate::settings::{CustodianSetting, RailSetting, RateSourceSetting, Settings};
+
+/// How long a stopping server gives the payout steps under way.
+const ENGINE_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Opens the store, migrating it when `database.auto_migrate` is on.
 pub async fn open_store(settings: &Settings, migrate: bool) -> anyhow::Result<Store> {
@@ -86,10 +93,42 @@ pub fn fee_service(settings: &Settings, kyc: KycService) -> anyhow::Result<FeeSe
     ))
 }
 
+/// The payment engine over a store, with the configured platform client
+/// and rail.
+pub fn payout_engine(
+    settings: &Settings,
+    store: Store,
+    kyc: KycService,
+    quotes: QuoteService,
+    deposits: DepositService,
+) -> anyhow::Result<PayoutEngine> {
+    let platform = HttpPlatform::new(settings.platform()?)?;
+    let rail: Arc<dyn PayoutRail> = match settings.rail()? {
+        RailSetting::Simulated {
+            delay,
+            failure_rate,
+        } => Arc::new(SimulatedRail::new(delay, failure_rate)),
+        RailSetting::Http { url, timeout } => Arc::new(HttpRail::new(url, timeout)?),
+    };
+    Ok(PayoutEngine::new(
+        EngineParts {
+            platform: Arc::new(platform),
+            ledger: Arc::new(store),
+            rail,
+            kyc,
+            quotes,
+            deposits,
+            clock: Arc::new(SystemClock),
+        },
+        settings.engine()?.config,
+    ))
+}
+
 /// A built server, bound and ready to run.
 pub struct Application {
     port: u16,
     server: Server,
+    engine: Option<EngineHandle>,
 }
 
 impl Application {
@@ -100,7 +139,7 @@ impl Application {
         let backend = store.backend();
         let kyc = kyc_service(&settings, store.clone())?;
         let quotes = quote_service(&settings, store.clone())?;
-        let deposits = deposit_service(&settings, store)?;
+        let deposits = deposit_service(&settings, store.clone())?;
         let fees = fee_service(&settings, kyc.clone())?;
         let auth = settings.callback_auth()?;
         if matches!(auth, CallbackAuth::None) {
@@ -117,11 +156,33 @@ impl Application {
             multipart_limit_bytes: settings.server.multipart_limit_bytes,
             workers: settings.server.workers,
         };
+        let engine_setting = settings.engine()?;
+        let engine = if engine_setting.enabled {
+            let engine = payout_engine(
+                &settings,
+                store.clone(),
+                kyc.clone(),
+                quotes.clone(),
+                deposits.clone(),
+            )?;
+            Some(crate::engine::start(
+                engine,
+                Schedule {
+                    poll_interval: engine_setting.poll_interval,
+                    reconcile_interval: engine_setting.reconcile_interval,
+                    concurrency: engine_setting.concurrency,
+                },
+            ))
+        } else {
+            tracing::info!("payment engine off (platform.enabled = false)");
+            None
+        };
         let services = Services {
             kyc: kyc.clone(),
             quotes,
             fees,
             deposits,
+            events: EventInbox::new(Arc::new(store)),
         };
         let server = mooring_http::serve(listener, services, config)?;
         tracing::info!(
@@ -132,9 +193,16 @@ impl Application {
             kyc.types = kyc.types().names().collect::<Vec<_>>().join(","),
             pricing.source = %settings.pricing.source,
             pricing.pairs = settings.pricing.pairs.len(),
+            platform.api = %settings.platform.api,
+            payout.rail = %settings.payout.rail,
+            engine = engine.is_some(),
             "mooring listening"
         );
-        Ok(Self { port, server })
+        Ok(Self {
+            port,
+            server,
+            engine,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -145,8 +213,13 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until the server is stopped through its handle.
+    /// Serves until the server is stopped through its handle; then stops
+    /// the payment engine (the steps under way finish, claims are released).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        if let Some(engine) = self.engine {
+            engine.stop(ENGINE_GRACE).await;
+        }
+        served
     }
 }

@@ -4,7 +4,8 @@
 //! memos, SEP-38 asset names and their decimals, customers and their SEP-9
 //! fields, and how a customer's KYC status follows from what they provided;
 //! quotes and fees, priced so that the Anchor Platform accepts every answer.
-//! Transactions join it with the payment engine.
+//! SEP-31 transactions as the AP holds them, and the payout ledger's state
+//! machine with the checks made before paying.
 //!
 //! It must not know HTTP, SQL, JSON or any I/O: it depends on no workspace
 //! crate and on no I/O crate (actix, diesel, reqwest, tokio, serde). Values
@@ -15,6 +16,7 @@
 pub mod asset;
 pub mod customer;
 pub mod deposit;
+pub mod payout;
 pub mod quote;
 pub mod stellar;
 pub mod transaction;

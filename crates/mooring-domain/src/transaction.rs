@@ -143,6 +143,18 @@ pub enum TransactionChange {
     },
     /// The transaction failed; the message says why (→ `error`).
     Error,
+    /// The operator fixed what failed; the transaction resumes
+    /// (`error` → `pending_receiver`).
+    Recover,
+    /// The funds went back to the sender (→ `refunded`): the refund's
+    /// reference (a Stellar transaction hash), the amount returned and the
+    /// fee kept (their total is the amount received).
+    RefundSent {
+        reference: String,
+        amount: Amount,
+        fee: Amount,
+        refunded_at: DateTime<Utc>,
+    },
     /// AP 3.x+: ask the sender to pay (→ `pending_sender`).
     RequestOnchainFunds {
         amount_in: Amount,

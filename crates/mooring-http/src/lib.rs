@@ -1,6 +1,6 @@
 //! Mooring's inbound HTTP adapter: the Anchor Platform's Callback API
-//! (`/customer`, `/rate`, `/fee`, `/unique_address`; `/event` with the
-//! payment engine), served with actix-web.
+//! (`/customer`, `/rate`, `/fee`, `/unique_address`, `/event`), served with
+//! actix-web.
 //!
 //! This crate owns the wire: JSON and multipart bodies, query strings, the
 //! callback authentication the AP sends, and the one mapping from errors to
@@ -13,6 +13,7 @@ mod body;
 mod customer;
 mod deposit;
 mod error;
+mod event;
 mod quote;
 mod telemetry;
 
@@ -21,7 +22,7 @@ use std::net::TcpListener;
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
-use mooring_usecases::{DepositService, FeeService, KycService, QuoteService};
+use mooring_usecases::{DepositService, EventInbox, FeeService, KycService, QuoteService};
 
 pub use auth::{AuthConfigError, CallbackAuth};
 pub use error::ApiError;
@@ -47,6 +48,7 @@ pub struct Services {
     pub quotes: QuoteService,
     pub fees: FeeService,
     pub deposits: DepositService,
+    pub events: EventInbox,
 }
 
 pub(crate) struct Limits {
@@ -63,6 +65,7 @@ pub fn configure(
     let quotes = web::Data::new(services.quotes);
     let fees = web::Data::new(services.fees);
     let deposits = web::Data::new(services.deposits);
+    let events = web::Data::new(services.events);
     let limits = web::Data::new(Limits {
         multipart_bytes: config.multipart_limit_bytes,
     });
@@ -72,6 +75,7 @@ pub fn configure(
             .app_data(quotes)
             .app_data(fees)
             .app_data(deposits)
+            .app_data(events)
             .app_data(limits)
             .app_data(
                 web::QueryConfig::default()
@@ -110,6 +114,12 @@ pub fn configure(
                 web::resource("/unique_address")
                     .wrap(from_fn(auth::require_callback_auth))
                     .route(web::get().to(deposit::get_unique_address))
+                    .default_service(web::to(error::method_not_allowed)),
+            )
+            .service(
+                web::resource("/event")
+                    .wrap(from_fn(auth::require_callback_auth))
+                    .route(web::post().to(event::post_event))
                     .default_service(web::to(error::method_not_allowed)),
             )
             .default_service(web::to(error::not_found));

@@ -16,7 +16,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use mooring_domain::transaction::{Transaction, TransactionId, TransactionUpdate};
+use mooring_domain::transaction::{
+    Transaction, TransactionChange, TransactionId, TransactionUpdate,
+};
 use mooring_ports::{Order, OrderBy, PlatformClient, PlatformError, TransactionQuery};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
@@ -213,6 +215,19 @@ impl HttpPlatform {
 
     /// One JSON-RPC request (sent as a batch of one, as the AP expects).
     async fn rpc(&self, method: &str, params: Value) -> Result<Value, PlatformError> {
+        self.rpc_reply(method, params).await?.map_err(|(code, message)| match code {
+            -32603 => PlatformError::Unavailable(format!("{method}: {message}")),
+            _ if message.contains("is not found") => PlatformError::NotFound,
+            _ => PlatformError::Rejected(format!("{method} ({code}): {message}")),
+        })
+    }
+
+    /// One JSON-RPC request: its result, or its error's code and message.
+    async fn rpc_reply(
+        &self,
+        method: &str,
+        params: Value,
+    ) -> Result<Result<Value, (i64, String)>, PlatformError> {
         let id = self.rpc_id.fetch_add(1, Ordering::Relaxed);
         let body = json!([{"jsonrpc": "2.0", "id": id, "method": method, "params": params}]);
         let answer = self.call(Method::POST, "/", &[], Some(&body)).await?;
@@ -233,17 +248,16 @@ impl HttpPlatform {
                 .and_then(Value::as_str)
                 .unwrap_or("no message")
                 .to_owned();
-            return Err(match code {
-                -32603 => PlatformError::Unavailable(format!("{method}: {message}")),
-                _ if message.contains("is not found") => PlatformError::NotFound,
-                _ => PlatformError::Rejected(format!("{method} ({code}): {message}")),
-            });
+            return Ok(Err((code, message)));
         }
-        reply.get("result").cloned().ok_or_else(|| {
+        reply.get("result").cloned().map(Ok).ok_or_else(|| {
             PlatformError::Rejected(format!("{method}: the answer has neither result nor error"))
         })
     }
 }
+
+/// JSON-RPC's "method not found".
+const METHOD_NOT_FOUND: i64 = -32601;
 
 fn order_by(o: OrderBy) -> &'static str {
     match o {
@@ -342,6 +356,27 @@ impl PlatformClient for HttpPlatform {
             }
             ApiStyle::Rpc => {
                 let (method, params) = wire::rpc(update);
+                if let TransactionChange::CustomerInfoNeeded { .. } = update.change {
+                    // AP 2.3–2.12 has request_customer_info_update; 3.x removed
+                    // it, and its notify_customer_info_updated reads the
+                    // customer's status from GET /customer instead.
+                    let mut request = json!({"transaction_id": update.id.as_str()});
+                    if let Some(message) = &update.message {
+                        request["message"] = json!(message);
+                    }
+                    match self
+                        .rpc_reply("request_customer_info_update", request)
+                        .await?
+                    {
+                        Ok(value) => return wire::transaction(&value),
+                        Err((METHOD_NOT_FOUND, _)) => {}
+                        Err((code, message)) => {
+                            return Err(PlatformError::Rejected(format!(
+                                "request_customer_info_update ({code}): {message}"
+                            )));
+                        }
+                    }
+                }
                 wire::transaction(&self.rpc(method, params).await?)
             }
         }

@@ -130,6 +130,31 @@ pub(crate) fn patch(update: &TransactionUpdate) -> Result<Value, PlatformError> 
         TransactionChange::CustomerInfoNeeded { .. } => "pending_customer_info_update",
         TransactionChange::CustomerInfoUpdated { .. } => "pending_receiver",
         TransactionChange::Error => "error",
+        TransactionChange::Recover => "pending_receiver",
+        TransactionChange::RefundSent {
+            reference,
+            amount,
+            fee,
+            refunded_at,
+        } => {
+            let total = Amount {
+                amount: amount.amount + fee.amount,
+                asset: amount.asset.clone(),
+            };
+            record["refunds"] = json!({
+                "amount_refunded": amount_json(&total),
+                "amount_fee": amount_json(fee),
+                "payments": [{
+                    "id": reference,
+                    "id_type": "stellar",
+                    "amount": amount_json(amount),
+                    "fee": amount_json(fee),
+                    "refunded_at": instant(*refunded_at),
+                }],
+            });
+            record["completed_at"] = json!(instant(*refunded_at));
+            "refunded"
+        }
         TransactionChange::RequestOnchainFunds { .. } => {
             return Err(PlatformError::Rejected(
                 "request_onchain_funds exists only in the JSON-RPC API (AP 3.x+): set platform.api = \"rpc\"".into(),
@@ -181,6 +206,20 @@ pub(crate) fn rpc(update: &TransactionUpdate) -> (&'static str, Value) {
             "notify_customer_info_updated"
         }
         TransactionChange::Error => "notify_transaction_error",
+        TransactionChange::Recover => "notify_transaction_recovery",
+        TransactionChange::RefundSent {
+            reference,
+            amount,
+            fee,
+            ..
+        } => {
+            params["refund"] = json!({
+                "id": reference,
+                "amount": amount_json(amount),
+                "amount_fee": amount_json(fee),
+            });
+            "notify_refund_sent"
+        }
         TransactionChange::RequestOnchainFunds {
             amount_in,
             amount_out,

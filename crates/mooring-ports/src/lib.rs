@@ -1,7 +1,7 @@
 //! The ports of Mooring: the traits through which the use cases reach the
 //! world: the KYC store, the quote store, the rate source, the custodian and
 //! the deposit addresses it gave, the Anchor Platform's Platform API, and the
-//! clock (the payout rail joins with the payment engine).
+//! clock, the payout ledger with its event inbox, and the payout rail.
 //!
 //! A port speaks only in domain types. It must not know HTTP, SQL, JSON or
 //! any runtime: implementations live in adapter crates, and each port's
@@ -10,6 +10,7 @@
 mod clock;
 mod deposit;
 mod kyc;
+mod payout;
 mod platform;
 mod quotes;
 mod rates;
@@ -17,6 +18,10 @@ mod rates;
 pub use clock::{Clock, SystemClock};
 pub use deposit::{Custodian, CustodianError, DepositAddressStore};
 pub use kyc::{CustomerTarget, FileUpload, KycStore, KycStoreError, PutCustomer};
+pub use payout::{
+    InboxEvent, LedgerError, PayoutLedger, PayoutOrder, PayoutRail, RailError, RailReceipt,
+    RailStatus,
+};
 pub use platform::{Order, OrderBy, PlatformClient, PlatformError, TransactionQuery};
 pub use quotes::{QuoteStore, QuoteStoreError};
 pub use rates::{RateSource, RateSourceError};

@@ -6,13 +6,14 @@
 //! Diesel is synchronous: every query runs on tokio's blocking pool, bounded
 //! by a semaphore the size of the connection pool, so the async runtime
 //! never waits on the database. This crate implements the store ports (the
-//! KYC store, the quote store, the deposit addresses) and the anchor's own
-//! custodian; it must not know HTTP or any other adapter.
+//! KYC store, the quote store, the deposit addresses, the payout ledger and
+//! its event inbox) and the anchor's own custodian; it must not know HTTP or any other adapter.
 
 mod conn;
 mod deposit;
 mod kyc;
 mod migrate;
+mod payout;
 mod quotes;
 pub mod schema;
 mod url;

@@ -91,6 +91,45 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    payouts (transaction_id) {
+        transaction_id -> Text,
+        state -> Text,
+        attempt -> Integer,
+        quote_id -> Nullable<Text>,
+        receiver_id -> Nullable<Text>,
+        amount_in -> Nullable<Text>,
+        amount_in_asset -> Nullable<Text>,
+        amount_out -> Nullable<Text>,
+        amount_out_asset -> Nullable<Text>,
+        payout_id -> Nullable<Text>,
+        told_pending -> Integer,
+        reason -> Nullable<Text>,
+        last_error -> Nullable<Text>,
+        failures -> Integer,
+        refund_reference -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        due_at -> Timestamp,
+        claimed_by -> Nullable<Text>,
+        lease_until -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    events (id) {
+        id -> Text,
+        kind -> Text,
+        occurred_at -> Timestamp,
+        received_at -> Timestamp,
+        transaction_id -> Nullable<Text>,
+        sighting -> Nullable<Text>,
+        customer_id -> Nullable<Text>,
+        body -> Text,
+        processed_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(customer_fields -> customers (customer_id));
 diesel::joinable!(quote_fee_details -> quotes (quote_id));
 diesel::joinable!(customer_files -> customers (customer_id));
@@ -104,5 +143,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     quotes,
     quote_fee_details,
     deposit_addresses,
-    counters
+    counters,
+    payouts,
+    events
 );

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use mooring_domain::customer::{
-    Assessment, Customer, CustomerId, CustomerTypeSpec, CustomerTypes, Review, ReviewMode, assess,
-    sep9,
+    Assessment, Customer, CustomerId, CustomerStatus, CustomerTypeSpec, CustomerTypes,
+    ProvidedValue, Review, ReviewMode, assess, sep9,
 };
 use mooring_domain::{Memo, StellarAccount};
 use mooring_ports::{Clock, CustomerTarget, FileUpload, KycStore, KycStoreError, PutCustomer};
@@ -81,6 +81,29 @@ impl std::fmt::Debug for CustomerUpdate {
 pub struct CustomerView {
     pub id: Option<CustomerId>,
     pub assessment: Assessment,
+}
+
+/// A receiver's KYC for a payout. `Debug` shows field names, never values.
+#[derive(Clone)]
+pub struct ReceiverKyc {
+    pub status: CustomerStatus,
+    pub message: Option<String>,
+    pub customer_type: String,
+    /// SEP-9 text values by name (PII).
+    pub fields: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for ReceiverKyc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReceiverKyc")
+            .field("status", &self.status)
+            .field("customer_type", &self.customer_type)
+            .field(
+                "fields",
+                &self.fields.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 /// The KYC service.
@@ -236,6 +259,35 @@ impl KycService {
         let customer = self.store.set_review(id, review, self.clock.now()).await?;
         tracing::info!(customer.id = %id, "customer rejected");
         Ok(self.view(None, Some(&customer)))
+    }
+
+    /// A receiver's KYC as the payment engine needs it: the status for the
+    /// customer's own type, that type, and the text values to pay them with.
+    /// `None` when there is no such customer.
+    pub async fn receiver(&self, id: &CustomerId) -> Result<Option<ReceiverKyc>, KycError> {
+        let Some(customer) = self.store.get(id).await? else {
+            return Ok(None);
+        };
+        let view = self.view(None, Some(&customer));
+        let customer_type = customer
+            .customer_type
+            .clone()
+            .filter(|t| self.types.contains(t))
+            .unwrap_or_else(|| self.types.default_type().name().to_owned());
+        let fields = customer
+            .fields
+            .iter()
+            .filter_map(|(name, value)| match value {
+                ProvidedValue::Text(text) => Some((name.clone(), text.clone())),
+                ProvidedValue::File { .. } => None,
+            })
+            .collect();
+        Ok(Some(ReceiverKyc {
+            status: view.assessment.status,
+            message: view.assessment.message,
+            customer_type,
+            fields,
+        }))
     }
 
     /// Looks a customer up by id, for the back office.

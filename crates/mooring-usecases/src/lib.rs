@@ -7,10 +7,14 @@
 
 pub mod deposit;
 pub mod kyc;
+pub mod payout;
 pub mod quotes;
 
 pub use deposit::{DepositError, DepositService, NoCustodian};
-pub use kyc::{CustomerLookup, CustomerUpdate, CustomerView, KycError, KycService};
+pub use kyc::{
+    CustomerLookup, CustomerUpdate, CustomerView, KycError, KycService, ReceiverKyc,
+};
+pub use payout::{EngineConfig, EngineError, EngineParts, EventInbox, PayoutEngine};
 pub use quotes::{
     FeeAmount, FeeRequest, FeeService, QuoteError, QuoteService, QuoteServiceParts, RateRequest,
     RateView,

@@ -1,0 +1,148 @@
+//! POST /event (AP 2.2.1+): the AP's events, kept durably in the inbox
+//! before the 200, once per event id; applied later, in order, by the
+//! payment engine.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Utc};
+use mooring_domain::payout::Sighting;
+use mooring_domain::transaction::{TransactionId, TransactionStatus};
+use mooring_ports::InboxEvent;
+use mooring_usecases::EventInbox;
+use serde_json::Value;
+
+use crate::body::read_limited;
+use crate::{ApiError, JSON_LIMIT_BYTES};
+
+/// The event types the AP sends (2.x–4.x); others are kept and logged.
+const KNOWN_TYPES: &[&str] = &[
+    "transaction_created",
+    "transaction_status_changed",
+    "transaction_error",
+    "quote_created",
+    "customer_updated",
+];
+
+/// The longest event id kept (AP ids are UUIDs).
+const MAX_ID_LEN: usize = 256;
+
+fn text<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+/// Reads an event; 400 with the reason when it is not one.
+pub(crate) fn parse(body: &[u8], now: DateTime<Utc>) -> Result<InboxEvent, ApiError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("the event is not valid JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(ApiError::bad_request("the event must be a JSON object"));
+    }
+    let id = text(&value, "id").ok_or_else(|| ApiError::bad_request("the event has no id"))?;
+    if id.len() > MAX_ID_LEN || id.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(format!(
+            "the event id must be 1 to {MAX_ID_LEN} characters, without control characters"
+        )));
+    }
+    let kind = text(&value, "type").ok_or_else(|| ApiError::bad_request("the event has no type"))?;
+    let occurred_at = text(&value, "timestamp")
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map_or(now, |t| t.with_timezone(&Utc));
+    let payload = value.get("payload");
+    let transaction = payload.and_then(|p| p.get("transaction")).filter(|t| t.is_object());
+    let transaction_id = transaction
+        .and_then(|t| match t.get("id") {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        })
+        .and_then(|id| TransactionId::parse(&id).ok());
+    let sighting = transaction.and_then(|t| {
+        let sep = match t.get("sep") {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => String::new(),
+        };
+        if !(sep.is_empty() || sep == "31") {
+            return None;
+        }
+        let status = TransactionStatus::parse(text(t, "status")?);
+        Sighting::from_status(&status, text(t, "transfer_received_at").is_some())
+    });
+    let customer_id = payload
+        .and_then(|p| p.get("customer"))
+        .and_then(|c| text(c, "id"))
+        .map(str::to_owned);
+    Ok(InboxEvent {
+        id: id.to_owned(),
+        kind: kind.to_owned(),
+        occurred_at,
+        received_at: now,
+        transaction_id: transaction_id.filter(|_| sighting.is_some()),
+        sighting,
+        customer_id,
+        body: String::from_utf8_lossy(body).into_owned(),
+    })
+}
+
+#[tracing::instrument(skip_all)]
+pub(crate) async fn post_event(
+    req: HttpRequest,
+    payload: web::Payload,
+    inbox: web::Data<EventInbox>,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_limited(&req, payload, JSON_LIMIT_BYTES).await?;
+    let event = parse(&body, Utc::now())?;
+    if !KNOWN_TYPES.contains(&event.kind.as_str()) {
+        tracing::warn!(event.id = %event.id, event.kind = %event.kind, "unknown event type; acknowledged");
+    }
+    inbox
+        .accept(&event)
+        .await
+        .map_err(|e| ApiError::internal(&anyhow::Error::new(e)))?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(body: &str) -> Result<InboxEvent, String> {
+        parse(body.as_bytes(), Utc::now()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn reads_a_transaction_event() {
+        let e = event(r#"{"id":"e1","type":"transaction_status_changed","timestamp":"2024-01-01T00:00:00Z",
+            "payload":{"transaction":{"id":"t1","sep":31,"status":"pending_receiver","transfer_received_at":"2024-01-01T00:00:00Z"}}}"#)
+        .expect("event");
+        assert_eq!((e.id.as_str(), e.kind.as_str()), ("e1", "transaction_status_changed"));
+        assert_eq!(e.sighting, Some(Sighting::Funded));
+        assert_eq!(e.transaction_id.as_ref().map(TransactionId::as_str), Some("t1"));
+        assert_eq!(e.occurred_at.to_rfc3339(), "2024-01-01T00:00:00+00:00");
+        let e = event(r#"{"id":"e2","type":"transaction_created","payload":{"transaction":{"id":"t1","sep":"31","status":"pending_sender"}}}"#)
+            .expect("event");
+        assert_eq!(e.sighting, Some(Sighting::Unfunded));
+        let e = event(r#"{"id":"e3","type":"transaction_created","payload":{"transaction":{"id":"t1","sep":"24","status":"completed"}}}"#)
+            .expect("event");
+        assert_eq!((e.sighting, e.transaction_id), (None, None));
+        let e = event(r#"{"id":"e4","type":"customer_updated","payload":{"customer":{"id":"c1"}}}"#).expect("event");
+        assert_eq!(e.customer_id.as_deref(), Some("c1"));
+        let e = event(r#"{"id":"e5","type":"something_new"}"#).expect("unknown types are kept");
+        assert_eq!(e.kind, "something_new");
+    }
+
+    #[test]
+    fn refuses_what_is_not_an_event() {
+        for (body, why) in [
+            ("[1]", "JSON object"),
+            ("\"x\"", "JSON object"),
+            ("{", "not valid JSON"),
+            (r#"{"type":"transaction_created"}"#, "no id"),
+            (r#"{"id":"","type":"transaction_created"}"#, "no id"),
+            (r#"{"id":"e1"}"#, "no type"),
+            (r#"{"id":7,"type":"x"}"#, "no id"),
+        ] {
+            let err = event(body).expect_err(body);
+            assert!(err.contains(why), "{body}: {err}");
+        }
+    }
+}

@@ -1,0 +1,618 @@
+//! The payout ledger and the event inbox.
+//!
+//! Claims: on PostgreSQL, `claim` picks due rows with `FOR UPDATE SKIP
+//! LOCKED`, so replicas claiming at once take disjoint rows without waiting
+//! on each other; on SQLite the writer lock (`BEGIN IMMEDIATE`) serialises
+//! claims. Every write of a claimed row is a compare-and-set on (owner,
+//! state).
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use mooring_domain::payout::{Payout, PayoutState, Sighting};
+use mooring_domain::transaction::{Amount, TransactionId};
+use mooring_ports::{InboxEvent, LedgerError, PayoutLedger};
+use rust_decimal::Decimal;
+
+use crate::conn::{lock_key, lock_row, write_tx};
+use crate::schema::{events, payouts};
+use crate::{AnyConnection, Store, StoreError};
+
+/// One event applier at a time, across replicas: events apply in order.
+const INBOX_LOCK: &str = "mooring:events";
+
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("stored payout {id} is unreadable: {reason}")]
+    Corrupt { id: String, reason: String },
+    #[error("not found")]
+    NotFound,
+    #[error("lost claim")]
+    LostClaim,
+    #[error("wrong state")]
+    WrongState(PayoutState),
+}
+
+impl From<DieselError> for Failure {
+    fn from(e: DieselError) -> Self {
+        Self::Store(StoreError::Query(e))
+    }
+}
+
+impl From<Failure> for LedgerError {
+    fn from(f: Failure) -> Self {
+        match f {
+            Failure::NotFound => Self::NotFound,
+            Failure::LostClaim => Self::LostClaim,
+            Failure::WrongState(s) => Self::WrongState(s),
+            other => Self::Unknown(anyhow::Error::new(other)),
+        }
+    }
+}
+
+#[derive(Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = payouts, treat_none_as_null = true)]
+struct PayoutRow {
+    transaction_id: String,
+    state: String,
+    attempt: i32,
+    quote_id: Option<String>,
+    receiver_id: Option<String>,
+    amount_in: Option<String>,
+    amount_in_asset: Option<String>,
+    amount_out: Option<String>,
+    amount_out_asset: Option<String>,
+    payout_id: Option<String>,
+    told_pending: i32,
+    reason: Option<String>,
+    last_error: Option<String>,
+    failures: i32,
+    refund_reference: Option<String>,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+    due_at: NaiveDateTime,
+}
+
+fn clamp(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+impl PayoutRow {
+    fn from_payout(p: &Payout) -> Self {
+        let split = |a: &Option<Amount>| match a {
+            Some(a) => (Some(a.amount.to_string()), Some(a.asset.clone())),
+            None => (None, None),
+        };
+        let (amount_in, amount_in_asset) = split(&p.amount_in);
+        let (amount_out, amount_out_asset) = split(&p.amount_out);
+        Self {
+            transaction_id: p.transaction_id.as_str().to_owned(),
+            state: p.state.as_str().to_owned(),
+            attempt: clamp(p.attempt),
+            quote_id: p.quote_id.clone(),
+            receiver_id: p.receiver_id.clone(),
+            amount_in,
+            amount_in_asset,
+            amount_out,
+            amount_out_asset,
+            payout_id: p.payout_id.clone(),
+            told_pending: i32::from(p.told_pending),
+            reason: p.reason.clone(),
+            last_error: p.last_error.clone(),
+            failures: clamp(p.failures),
+            refund_reference: p.refund_reference.clone(),
+            created_at: p.created_at.naive_utc(),
+            updated_at: p.updated_at.naive_utc(),
+            due_at: p.due_at.naive_utc(),
+        }
+    }
+
+    fn into_payout(self) -> Result<Payout, Failure> {
+        let corrupt = |reason: String| Failure::Corrupt {
+            id: self.transaction_id.clone(),
+            reason,
+        };
+        let amount = |amount: &Option<String>, asset: &Option<String>| -> Result<Option<Amount>, Failure> {
+            match (amount, asset) {
+                (Some(a), Some(asset)) => Ok(Some(Amount {
+                    amount: Decimal::from_str(a).map_err(|e| corrupt(e.to_string()))?,
+                    asset: asset.clone(),
+                })),
+                _ => Ok(None),
+            }
+        };
+        Ok(Payout {
+            transaction_id: TransactionId::parse(&self.transaction_id)
+                .map_err(|e| corrupt(e.to_string()))?,
+            state: PayoutState::parse(&self.state)
+                .ok_or_else(|| corrupt(format!("unknown state {:?}", self.state)))?,
+            attempt: u32::try_from(self.attempt).unwrap_or(1),
+            quote_id: self.quote_id.clone(),
+            receiver_id: self.receiver_id.clone(),
+            amount_in: amount(&self.amount_in, &self.amount_in_asset)?,
+            amount_out: amount(&self.amount_out, &self.amount_out_asset)?,
+            payout_id: self.payout_id.clone(),
+            told_pending: self.told_pending != 0,
+            reason: self.reason.clone(),
+            last_error: self.last_error.clone(),
+            failures: u32::try_from(self.failures).unwrap_or(0),
+            refund_reference: self.refund_reference.clone(),
+            created_at: self.created_at.and_utc(),
+            updated_at: self.updated_at.and_utc(),
+            due_at: self.due_at.and_utc(),
+        })
+    }
+}
+
+fn active_states() -> Vec<&'static str> {
+    PayoutState::ALL
+        .into_iter()
+        .filter(|s| s.is_active())
+        .map(PayoutState::as_str)
+        .collect()
+}
+
+fn state_of(conn: &mut AnyConnection, id: &str) -> Result<Option<PayoutState>, Failure> {
+    let state: Option<String> = payouts::table
+        .find(id)
+        .select(payouts::state)
+        .first(conn)
+        .optional()?;
+    state
+        .map(|s| {
+            PayoutState::parse(&s).ok_or_else(|| Failure::Corrupt {
+                id: id.to_owned(),
+                reason: format!("unknown state {s:?}"),
+            })
+        })
+        .transpose()
+}
+
+/// A sighting, inside the caller's write transaction.
+fn sight_in(
+    conn: &mut AnyConnection,
+    id: &TransactionId,
+    sighting: Sighting,
+    now: DateTime<Utc>,
+) -> Result<PayoutState, Failure> {
+    lock_row(conn, "payouts", id.as_str())?;
+    let current = state_of(conn, id.as_str())?;
+    let Some(next) = PayoutState::on_sighting(current, sighting) else {
+        // No change: the current state (on_sighting always creates).
+        return current.ok_or(Failure::NotFound);
+    };
+    match current {
+        None => {
+            let row = PayoutRow::from_payout(&Payout::new(id.clone(), next, now));
+            let inserted = conn.transaction(|c| {
+                diesel::insert_into(payouts::table)
+                    .values(&row)
+                    .execute(c)
+            });
+            match inserted {
+                Ok(_) => Ok(next),
+                // Another replica's sighting won the insert (PostgreSQL: no
+                // row existed to lock); apply this one on top of it.
+                Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+                    lock_row(conn, "payouts", id.as_str())?;
+                    let current = state_of(conn, id.as_str())?;
+                    match PayoutState::on_sighting(current, sighting) {
+                        Some(next) => {
+                            move_to(conn, id.as_str(), next, now)?;
+                            Ok(next)
+                        }
+                        None => current.ok_or(Failure::NotFound),
+                    }
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+        Some(_) => {
+            move_to(conn, id.as_str(), next, now)?;
+            Ok(next)
+        }
+    }
+}
+
+/// Moves an entry to `state`, due now, and frees its claim: whoever held it
+/// read an older state, and its next save fails the compare-and-set.
+fn move_to(
+    conn: &mut AnyConnection,
+    id: &str,
+    state: PayoutState,
+    now: DateTime<Utc>,
+) -> Result<(), Failure> {
+    let now = now.naive_utc();
+    diesel::update(payouts::table.find(id))
+        .set((
+            payouts::state.eq(state.as_str()),
+            payouts::due_at.eq(now),
+            payouts::updated_at.eq(now),
+            payouts::failures.eq(0),
+            payouts::last_error.eq(None::<String>),
+            payouts::claimed_by.eq(None::<String>),
+            payouts::lease_until.eq(None::<NaiveDateTime>),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+fn wake_in(conn: &mut AnyConnection, customer_id: &str, now: DateTime<Utc>) -> Result<u64, Failure> {
+    let n = diesel::update(
+        payouts::table
+            .filter(payouts::receiver_id.eq(customer_id))
+            .filter(payouts::state.eq(PayoutState::AwaitingKyc.as_str())),
+    )
+    .set(payouts::due_at.eq(now.naive_utc()))
+    .execute(conn)?;
+    Ok(n as u64)
+}
+
+#[derive(QueryableByName)]
+struct IdRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    transaction_id: String,
+}
+
+/// The ids of up to `limit` claimable rows, locked (and skipped by other
+/// claimers) on PostgreSQL until the transaction ends.
+fn claimable(conn: &mut AnyConnection, limit: u32, now: NaiveDateTime) -> Result<Vec<String>, Failure> {
+    use diesel::sql_types::{BigInt, Timestamp};
+    let states = active_states()
+        .iter()
+        .map(|s| format!("'{s}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let limit = i64::from(limit);
+    let rows: Vec<IdRow> = match conn {
+        AnyConnection::Postgresql(pg) => diesel::sql_query(format!(
+            "SELECT transaction_id FROM payouts WHERE state IN ({states}) AND due_at <= $1 \
+             AND (claimed_by IS NULL OR lease_until < $1) ORDER BY due_at LIMIT $2 \
+             FOR UPDATE SKIP LOCKED"
+        ))
+        .bind::<Timestamp, _>(now)
+        .bind::<BigInt, _>(limit)
+        .load(pg)?,
+        AnyConnection::Sqlite(sqlite) => diesel::sql_query(format!(
+            "SELECT transaction_id FROM payouts WHERE state IN ({states}) AND due_at <= ? \
+             AND (claimed_by IS NULL OR lease_until < ?) ORDER BY due_at LIMIT ?"
+        ))
+        .bind::<Timestamp, _>(now)
+        .bind::<Timestamp, _>(now)
+        .bind::<BigInt, _>(limit)
+        .load(sqlite)?,
+    };
+    Ok(rows.into_iter().map(|r| r.transaction_id).collect())
+}
+
+fn load(conn: &mut AnyConnection, ids: &[String]) -> Result<Vec<Payout>, Failure> {
+    let rows: Vec<PayoutRow> = payouts::table
+        .filter(payouts::transaction_id.eq_any(ids))
+        .order(payouts::due_at.asc())
+        .select(PayoutRow::as_select())
+        .load(conn)?;
+    rows.into_iter().map(PayoutRow::into_payout).collect()
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = events)]
+struct EventRow {
+    id: String,
+    kind: String,
+    occurred_at: NaiveDateTime,
+    received_at: NaiveDateTime,
+    transaction_id: Option<String>,
+    sighting: Option<String>,
+    customer_id: Option<String>,
+    body: String,
+}
+
+fn sighting_name(s: Sighting) -> &'static str {
+    match s {
+        Sighting::Unfunded => "unfunded",
+        Sighting::Funded => "funded",
+        Sighting::Finished => "finished",
+    }
+}
+
+fn sighting_of(name: &str) -> Option<Sighting> {
+    match name {
+        "unfunded" => Some(Sighting::Unfunded),
+        "funded" => Some(Sighting::Funded),
+        "finished" => Some(Sighting::Finished),
+        _ => None,
+    }
+}
+
+fn apply_in(conn: &mut AnyConnection, limit: u32, now: DateTime<Utc>) -> Result<u32, Failure> {
+    lock_key(conn, INBOX_LOCK)?;
+    let waiting: Vec<EventRow> = events::table
+        .filter(events::processed_at.is_null())
+        .order((
+            events::occurred_at.asc(),
+            events::received_at.asc(),
+            events::id.asc(),
+        ))
+        .limit(i64::from(limit))
+        .select(EventRow::as_select())
+        .load(conn)?;
+    for event in &waiting {
+        if let (Some(id), Some(sighting)) = (
+            event.transaction_id.as_deref(),
+            event.sighting.as_deref().and_then(sighting_of),
+        ) && let Ok(id) = TransactionId::parse(id)
+        {
+            sight_in(conn, &id, sighting, now)?;
+        }
+        if let Some(customer) = &event.customer_id {
+            wake_in(conn, customer, now)?;
+        }
+        diesel::update(events::table.find(&event.id))
+            .set(events::processed_at.eq(now.naive_utc()))
+            .execute(conn)?;
+    }
+    Ok(waiting.len() as u32)
+}
+
+impl Store {
+    async fn ledger<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut AnyConnection) -> Result<T, Failure> + Send + 'static,
+    ) -> Result<T, LedgerError> {
+        Ok(self.run(f).await?)
+    }
+}
+
+#[async_trait]
+impl PayoutLedger for Store {
+    async fn sight(
+        &self,
+        id: &TransactionId,
+        sighting: Sighting,
+        now: DateTime<Utc>,
+    ) -> Result<PayoutState, LedgerError> {
+        let id = id.clone();
+        self.ledger(move |conn| write_tx(conn, |c| sight_in(c, &id, sighting, now)))
+            .await
+    }
+
+    async fn knows_funds(&self, ids: &[TransactionId]) -> Result<Vec<bool>, LedgerError> {
+        let ids: Vec<String> = ids.iter().map(|i| i.as_str().to_owned()).collect();
+        self.ledger(move |conn| {
+            let rows: Vec<(String, String)> = payouts::table
+                .filter(payouts::transaction_id.eq_any(&ids))
+                .select((payouts::transaction_id, payouts::state))
+                .load(conn)
+                .map_err(Failure::from)?;
+            let states: HashMap<String, String> = rows.into_iter().collect();
+            Ok(ids
+                .iter()
+                .map(|id| {
+                    states
+                        .get(id)
+                        .and_then(|s| PayoutState::parse(s))
+                        .is_some_and(PayoutState::knows_funds)
+                })
+                .collect())
+        })
+        .await
+    }
+
+    async fn claim(
+        &self,
+        owner: &str,
+        limit: u32,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<Vec<Payout>, LedgerError> {
+        let owner = owner.to_owned();
+        self.ledger(move |conn| {
+            write_tx(conn, |c| {
+                let ids = claimable(c, limit, now.naive_utc())?;
+                if ids.is_empty() {
+                    return Ok(vec![]);
+                }
+                diesel::update(payouts::table.filter(payouts::transaction_id.eq_any(&ids)))
+                    .set((
+                        payouts::claimed_by.eq(&owner),
+                        payouts::lease_until.eq((now + lease).naive_utc()),
+                    ))
+                    .execute(c)?;
+                load(c, &ids)
+            })
+            
+        })
+        .await
+    }
+
+    async fn save(
+        &self,
+        owner: &str,
+        expected: PayoutState,
+        payout: &Payout,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<(), LedgerError> {
+        let owner = owner.to_owned();
+        let row = PayoutRow::from_payout(payout);
+        self.ledger(move |conn| {
+            let n = diesel::update(
+                payouts::table
+                    .find(&row.transaction_id)
+                    .filter(payouts::state.eq(expected.as_str()))
+                    .filter(payouts::claimed_by.eq(&owner)),
+            )
+            .set((&row, payouts::lease_until.eq((now + lease).naive_utc())))
+            .execute(conn)
+            .map_err(Failure::from)?;
+            if n == 0 {
+                return Err(Failure::LostClaim);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn release(&self, owner: &str) -> Result<u64, LedgerError> {
+        let owner = owner.to_owned();
+        self.ledger(move |conn| {
+            let n = diesel::update(payouts::table.filter(payouts::claimed_by.eq(&owner)))
+                .set((
+                    payouts::claimed_by.eq(None::<String>),
+                    payouts::lease_until.eq(None::<NaiveDateTime>),
+                ))
+                .execute(conn)
+                .map_err(Failure::from)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn get(&self, id: &TransactionId) -> Result<Option<Payout>, LedgerError> {
+        let id = id.as_str().to_owned();
+        self.ledger(move |conn| {
+            let row: Option<PayoutRow> = payouts::table
+                .find(&id)
+                .select(PayoutRow::as_select())
+                .first(conn)
+                .optional()
+                .map_err(Failure::from)?;
+            Ok(row.map(PayoutRow::into_payout).transpose()?)
+        })
+        .await
+    }
+
+    async fn list(
+        &self,
+        states: &[PayoutState],
+        limit: u32,
+    ) -> Result<Vec<Payout>, LedgerError> {
+        let states: Vec<&'static str> = states.iter().map(|s| s.as_str()).collect();
+        self.ledger(move |conn| {
+            let mut query = payouts::table
+                .order((payouts::created_at.desc(), payouts::transaction_id.asc()))
+                .limit(i64::from(limit))
+                .select(PayoutRow::as_select())
+                .into_boxed();
+            if !states.is_empty() {
+                query = query.filter(payouts::state.eq_any(states));
+            }
+            let rows: Vec<PayoutRow> = query.load(conn).map_err(Failure::from)?;
+            Ok(rows
+                .into_iter()
+                .map(PayoutRow::into_payout)
+                .collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
+    async fn counts(&self) -> Result<Vec<(PayoutState, u64)>, LedgerError> {
+        self.ledger(move |conn| {
+            let rows: Vec<(String, i64)> = payouts::table
+                .group_by(payouts::state)
+                .select((payouts::state, diesel::dsl::count_star()))
+                .load(conn)
+                .map_err(Failure::from)?;
+            Ok(rows
+                .into_iter()
+                .filter_map(|(s, n)| Some((PayoutState::parse(&s)?, n as u64)))
+                .collect())
+        })
+        .await
+    }
+
+    async fn reopen(
+        &self,
+        from: &[PayoutState],
+        payout: &Payout,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        let from: Vec<&'static str> = from.iter().map(|s| s.as_str()).collect();
+        let row = PayoutRow::from_payout(payout);
+        self.ledger(move |conn| {
+            write_tx(conn, |c| {
+                lock_row(c, "payouts", &row.transaction_id)?;
+                let current = state_of(c, &row.transaction_id)?.ok_or(Failure::NotFound)?;
+                if !from.contains(&current.as_str()) {
+                    return Err(Failure::WrongState(current));
+                }
+                let n = diesel::update(
+                    payouts::table.find(&row.transaction_id).filter(
+                        payouts::claimed_by
+                            .is_null()
+                            .or(payouts::lease_until.lt(now.naive_utc())),
+                    ),
+                )
+                .set((
+                    &row,
+                    payouts::claimed_by.eq(None::<String>),
+                    payouts::lease_until.eq(None::<NaiveDateTime>),
+                ))
+                .execute(c)?;
+                if n == 0 {
+                    return Err(Failure::LostClaim);
+                }
+                Ok(())
+            })
+            
+        })
+        .await
+    }
+
+    async fn wake_receiver(
+        &self,
+        customer_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, LedgerError> {
+        let customer_id = customer_id.to_owned();
+        self.ledger(move |conn| Ok(wake_in(conn, &customer_id, now)?))
+            .await
+    }
+
+    async fn accept_event(&self, event: &InboxEvent) -> Result<bool, LedgerError> {
+        let row = EventRow {
+            id: event.id.clone(),
+            kind: event.kind.clone(),
+            occurred_at: event.occurred_at.naive_utc(),
+            received_at: event.received_at.naive_utc(),
+            transaction_id: event
+                .transaction_id
+                .as_ref()
+                .map(|t| t.as_str().to_owned()),
+            sighting: event.sighting.map(|s| sighting_name(s).to_owned()),
+            customer_id: event.customer_id.clone(),
+            body: event.body.clone(),
+        };
+        self.ledger(move |conn| {
+            match diesel::insert_into(events::table).values(&row).execute(conn) {
+                Ok(_) => Ok(true),
+                Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => Ok(false),
+                Err(e) => Err(Failure::from(e)),
+            }
+        })
+        .await
+    }
+
+    async fn apply_events(&self, limit: u32, now: DateTime<Utc>) -> Result<u32, LedgerError> {
+        self.ledger(move |conn| write_tx(conn, |c| apply_in(c, limit, now)))
+            .await
+    }
+
+    async fn inbox_depth(&self) -> Result<u64, LedgerError> {
+        self.ledger(move |conn| {
+            let n: i64 = events::table
+                .filter(events::processed_at.is_null())
+                .count()
+                .get_result(conn)
+                .map_err(Failure::from)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+}
