@@ -141,18 +141,27 @@ async fn payouts(command: PayoutsCommand, settings: Settings) -> anyhow::Result<
         })
     };
     let show = |p: &Payout| {
-        let at = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let at =
+            |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let or = |s: &Option<String>| s.clone().unwrap_or_else(|| "-".into());
         println!("transaction:      {}", p.transaction_id);
         println!("state:            {}", p.state);
-        println!("attempt:          {} (idempotency key {})", p.attempt, p.idempotency_key());
+        println!(
+            "attempt:          {} (idempotency key {})",
+            p.attempt,
+            p.idempotency_key()
+        );
         println!("amount_in:        {}", amount(&p.amount_in));
         println!("amount_out:       {}", amount(&p.amount_out));
         println!("quote:            {}", or(&p.quote_id));
         println!("receiver:         {}", or(&p.receiver_id));
         println!("rail payout id:   {}", or(&p.payout_id));
         println!("reason:           {}", or(&p.reason));
-        println!("last error:       {} ({} failure(s) in a row)", or(&p.last_error), p.failures);
+        println!(
+            "last error:       {} ({} failure(s) in a row)",
+            or(&p.last_error),
+            p.failures
+        );
         println!("refund reference: {}", or(&p.refund_reference));
         println!("created:          {}", at(p.created_at));
         println!("updated:          {}", at(p.updated_at));
@@ -171,7 +180,14 @@ async fn payouts(command: PayoutsCommand, settings: Settings) -> anyhow::Result<
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let counts = engine.counts().await?;
             let summary: Vec<String> = counts.iter().map(|(s, n)| format!("{s}: {n}")).collect();
-            println!("by state: {}", if summary.is_empty() { "-".into() } else { summary.join(", ") });
+            println!(
+                "by state: {}",
+                if summary.is_empty() {
+                    "-".into()
+                } else {
+                    summary.join(", ")
+                }
+            );
             println!(
                 "{:<36}  {:<14}  {:>20}  {:<20}  {}",
                 "transaction", "state", "amount_out", "rail payout id", "reason / last error"
@@ -183,7 +199,10 @@ async fn payouts(command: PayoutsCommand, settings: Settings) -> anyhow::Result<
                     p.state.as_str(),
                     amount(&p.amount_out),
                     p.payout_id.as_deref().unwrap_or("-"),
-                    p.reason.as_deref().or(p.last_error.as_deref()).unwrap_or("")
+                    p.reason
+                        .as_deref()
+                        .or(p.last_error.as_deref())
+                        .unwrap_or("")
                 );
             }
         }

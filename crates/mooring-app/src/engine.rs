@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mooring_usecases::{EngineError, PayoutEngine};
 use mooring_ports::LedgerError;
+use mooring_usecases::{EngineError, PayoutEngine};
 use tokio::sync::{Notify, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
@@ -60,8 +60,18 @@ pub fn start(engine: PayoutEngine, schedule: Schedule) -> EngineHandle {
     let (stop, stopped) = watch::channel(false);
     let wake = Arc::new(Notify::new());
     let tasks = vec![
-        tokio::spawn(poll_loop(engine.clone(), schedule, stopped.clone(), wake.clone())),
-        tokio::spawn(reconcile_loop(engine.clone(), schedule, stopped.clone(), wake.clone())),
+        tokio::spawn(poll_loop(
+            engine.clone(),
+            schedule,
+            stopped.clone(),
+            wake.clone(),
+        )),
+        tokio::spawn(reconcile_loop(
+            engine.clone(),
+            schedule,
+            stopped.clone(),
+            wake.clone(),
+        )),
         tokio::spawn(event_loop(engine.clone(), stopped.clone(), wake.clone())),
         tokio::spawn(work_loop(engine.clone(), schedule, stopped, wake.clone())),
     ];
@@ -130,7 +140,9 @@ async fn reconcile_loop(
                 tracing::debug!(seen, "reconciliation pass done");
                 wake.notify_waiters();
             }
-            Err(e) => tracing::warn!(error = %e, retry_in_ms = schedule.reconcile_interval.as_millis() as u64, "reconciliation pass failed"),
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_ms = schedule.reconcile_interval.as_millis() as u64, "reconciliation pass failed")
+            }
         }
         if pause(&mut stopped, schedule.reconcile_interval).await {
             return;

@@ -761,7 +761,9 @@ impl Settings {
                     " when payout.rail = \"http\"",
                 )?;
                 if p.http.timeout_ms == 0 {
-                    return Err(SettingsError("payout.http.timeout_ms must be positive".into()));
+                    return Err(SettingsError(
+                        "payout.http.timeout_ms must be positive".into(),
+                    ));
                 }
                 Ok(RailSetting::Http {
                     url,
@@ -792,14 +794,18 @@ impl Settings {
             return Err(SettingsError(format!("{name} must be positive")));
         }
         if pl.page_size > 200 {
-            return Err(SettingsError("platform.page_size must be at most 200".into()));
+            return Err(SettingsError(
+                "platform.page_size must be at most 200".into(),
+            ));
         }
         if p.lease_ms < 2 * p.http.timeout_ms.max(pl.timeout_ms) {
             return Err(SettingsError(
                 "payout.lease_ms must be at least twice the longest call timeout (payout.http.timeout_ms, platform.timeout_ms), so a claim outlives the step that holds it".into(),
             ));
         }
-        let ms = |v: u64| chrono::Duration::milliseconds(i64::try_from(v).unwrap_or(i64::MAX / 1_000_000));
+        let ms = |v: u64| {
+            chrono::Duration::milliseconds(i64::try_from(v).unwrap_or(i64::MAX / 1_000_000))
+        };
         let owner = format!(
             "{}-{}-{}",
             std::env::var("HOSTNAME").unwrap_or_else(|_| "mooring".into()),

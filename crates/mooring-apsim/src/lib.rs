@@ -7,9 +7,15 @@
 //!
 //! Control endpoints under `/_sim` create transactions, play the Stellar
 //! observer (a payment arrives), set faults, and report what happened.
+//! With an event sink set, it delivers the AP's events (`transaction_created`,
+//! `transaction_status_changed`) to the business server's `POST /event` as
+//! the AP's event processor does (retrying until a 2xx), optionally each
+//! twice and out of order. Under `/_rail` it also plays a payout provider
+//! (Mooring's `http` rail protocol, with `Idempotency-Key`), so tests can
+//! count the payouts made per transaction.
 //! Never a normal dependency of Mooring's crates: it stands in for the AP.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -61,6 +67,41 @@ pub struct Faults {
     /// Every Platform API call waits this long first.
     #[serde(default)]
     pub delay_ms: u64,
+    /// Every event is delivered twice.
+    #[serde(default)]
+    pub duplicate_events: bool,
+    /// Events waiting together are delivered newest first.
+    #[serde(default)]
+    pub reorder_events: bool,
+    /// Every `rail_lose_every`-th payout request is carried out but
+    /// answered 503, as a provider whose answer is lost (0: never).
+    #[serde(default)]
+    pub rail_lose_every: u64,
+    /// Payouts start `pending` and complete when next asked about.
+    #[serde(default)]
+    pub rail_pending: bool,
+}
+
+/// A payout the simulated provider made.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RailPayout {
+    pub id: String,
+    pub idempotency_key: String,
+    pub transaction_id: String,
+    pub amount: String,
+    pub asset: String,
+    pub receiver: Value,
+    /// How many requests carried its key.
+    pub submissions: u64,
+    pub status: String,
+}
+
+/// Where events go: the business server's base URL and the auth header
+/// the AP would send.
+#[derive(Debug, Clone)]
+pub struct EventSink {
+    pub url: String,
+    pub header: Option<(String, String)>,
 }
 
 #[derive(Default)]
@@ -71,6 +112,25 @@ struct State {
     faults: Faults,
     /// Successful updates per (transaction, method or PATCH status).
     updates: BTreeMap<String, Vec<String>>,
+    sink: Option<EventSink>,
+    outbox: VecDeque<Value>,
+    events_delivered: u64,
+    /// Payouts by idempotency key.
+    payouts: BTreeMap<String, RailPayout>,
+    rail_calls: u64,
+}
+
+/// Queues the AP's event about a transaction.
+fn emit(state: &mut State, kind: &str, tx: &Tx) {
+    if state.sink.is_none() {
+        return;
+    }
+    state.outbox.push_back(json!({
+        "id": uuid::Uuid::new_v4().to_string(),
+        "timestamp": now(),
+        "type": kind,
+        "payload": {"transaction": Value::Object(tx.body.clone())},
+    }));
 }
 
 /// The simulator's shared state.
@@ -134,15 +194,34 @@ impl Simulator {
         body.insert("started_at".into(), json!(t));
         body.insert("updated_at".into(), json!(t));
         let created = state.next;
-        state.txs.insert(
-            id.clone(),
-            Tx {
-                body,
-                history: vec![status.to_owned()],
-                created,
-            },
-        );
+        let tx = Tx {
+            body,
+            history: vec![status.to_owned()],
+            created,
+        };
+        emit(&mut state, "transaction_created", &tx);
+        state.txs.insert(id.clone(), tx);
         id
+    }
+
+    /// Delivers events to `sink` from now on (see [`deliver_events`]).
+    pub fn send_events_to(&self, sink: EventSink) {
+        self.lock().sink = Some(sink);
+    }
+
+    /// Events delivered with a 2xx so far (duplicates included).
+    pub fn events_delivered(&self) -> u64 {
+        self.lock().events_delivered
+    }
+
+    /// Events waiting for delivery.
+    pub fn events_waiting(&self) -> usize {
+        self.lock().outbox.len()
+    }
+
+    /// Every payout the simulated provider made.
+    pub fn payouts(&self) -> Vec<RailPayout> {
+        self.lock().payouts.values().cloned().collect()
     }
 
     /// Plays the AP's Stellar observer: the sender's payment arrived
@@ -167,6 +246,8 @@ impl Simulator {
             json!([{"id": format!("stellar-{}", tx.created), "payments": []}]),
         );
         tx.move_to("pending_receiver", &t);
+        let tx = tx.clone();
+        emit(&mut state, "transaction_status_changed", &tx);
         true
     }
 
@@ -328,10 +409,45 @@ impl Simulator {
             {
                 Some("pending_receiver")
             }
+            // Removed in AP 3.0.
+            "request_customer_info_update" if self.v3 => {
+                return reply_err(-32601, format!("method {method} is not supported"));
+            }
             "request_customer_info_update" if status == "pending_receiver" => {
                 Some("pending_customer_info_update")
             }
             "notify_transaction_error" if !is_final && !is_error => Some("error"),
+            "notify_transaction_recovery" if is_error && tx.funds_received() => {
+                Some("pending_receiver")
+            }
+            "notify_refund_sent" if status == "pending_receiver" || status == "pending_stellar" => {
+                let refund = params.get("refund").cloned().unwrap_or(Value::Null);
+                let part = |k: &str| {
+                    refund
+                        .get(k)
+                        .and_then(|a| a.get("amount"))
+                        .and_then(Value::as_str)
+                        .and_then(|a| a.parse::<rust_decimal::Decimal>().ok())
+                };
+                let received = tx
+                    .body
+                    .get("amount_in")
+                    .and_then(|a| a.get("amount"))
+                    .and_then(Value::as_str)
+                    .and_then(|a| a.parse::<rust_decimal::Decimal>().ok());
+                match (part("amount"), part("amount_fee"), received) {
+                    (Some(a), Some(f), Some(r)) if a + f == r => {
+                        tx.set("refunds", json!({"payments": [refund]}));
+                        Some("refunded")
+                    }
+                    _ => {
+                        return reply_err(
+                            -32602,
+                            "refund amount and amount_fee must add up to amount_in".into(),
+                        );
+                    }
+                }
+            }
             "request_onchain_funds" if status == "pending_receiver" && !tx.funds_received() => {
                 Some("pending_sender")
             }
@@ -341,6 +457,8 @@ impl Simulator {
             | "notify_customer_info_updated"
             | "request_customer_info_update"
             | "notify_transaction_error"
+            | "notify_transaction_recovery"
+            | "notify_refund_sent"
             | "request_onchain_funds" => None,
             _ => {
                 return reply_err(
@@ -381,11 +499,13 @@ impl Simulator {
         if method == "notify_onchain_funds_received" {
             tx.set("transfer_received_at", json!(t));
         }
-        if next == "completed" {
+        if next == "completed" || next == "refunded" {
             tx.set("completed_at", json!(t));
         }
         tx.move_to(next, &t);
         let body = Value::Object(tx.body.clone());
+        let tx = tx.clone();
+        emit(&mut state, "transaction_status_changed", &tx);
         Self::record(&mut state, &tx_id, method.to_owned());
         json!({"jsonrpc": "2.0", "id": id, "result": body})
     }
@@ -416,6 +536,8 @@ impl Simulator {
         }
         tx.move_to(&status, &now());
         let body = Value::Object(tx.body.clone());
+        let tx = tx.clone();
+        emit(&mut state, "transaction_status_changed", &tx);
         Self::record(&mut state, id, format!("PATCH {status}"));
         Ok(body)
     }
@@ -599,15 +721,150 @@ async fn sim_faults(shared: web::Data<Shared>, body: web::Json<Faults>) -> HttpR
     HttpResponse::NoContent().finish()
 }
 
+fn rail_view(p: &RailPayout) -> Value {
+    json!({"id": p.id, "status": p.status})
+}
+
+/// `POST /_rail/payouts`: the payout provider (Mooring's `http` rail).
+async fn rail_submit(
+    req: HttpRequest,
+    shared: web::Data<Shared>,
+    body: web::Json<Value>,
+) -> HttpResponse {
+    let Some(key) = req
+        .headers()
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .filter(|k| !k.is_empty())
+        .map(str::to_owned)
+    else {
+        return error(400, "Idempotency-Key is required");
+    };
+    let field = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+    if field("transaction_id").is_empty() || field("amount").is_empty() || field("asset").is_empty()
+    {
+        return error(400, "transaction_id, amount and asset are required");
+    }
+    let mut state = shared.sim.lock();
+    state.rail_calls += 1;
+    let lose = state.faults.rail_lose_every > 0
+        && state
+            .rail_calls
+            .is_multiple_of(state.faults.rail_lose_every);
+    let pending = state.faults.rail_pending;
+    let next = state.payouts.len() + 1;
+    let payout = state
+        .payouts
+        .entry(key.clone())
+        .and_modify(|p| p.submissions += 1)
+        .or_insert_with(|| RailPayout {
+            id: format!("PAY-{next:08}"),
+            idempotency_key: key,
+            transaction_id: field("transaction_id"),
+            amount: field("amount"),
+            asset: field("asset"),
+            receiver: body.get("receiver").cloned().unwrap_or(Value::Null),
+            submissions: 1,
+            status: if pending { "pending" } else { "completed" }.into(),
+        });
+    let view = rail_view(payout);
+    if lose {
+        return error(
+            503,
+            "injected fault: the payout was made, the answer is lost",
+        );
+    }
+    HttpResponse::Created().json(view)
+}
+
+/// `GET /_rail/payouts/{id}`: a pending payout completes when asked about.
+async fn rail_status(shared: web::Data<Shared>, path: web::Path<String>) -> HttpResponse {
+    let id = path.into_inner();
+    let mut state = shared.sim.lock();
+    match state.payouts.values_mut().find(|p| p.id == id) {
+        Some(p) => {
+            let view = rail_view(p);
+            p.status = "completed".into();
+            HttpResponse::Ok().json(view)
+        }
+        None => error(404, "no such payout"),
+    }
+}
+
+/// Delivers queued events to the sink, as the AP's event processor does:
+/// each until it gets a 2xx or 3xx, waiting 100 ms after a failure. Runs
+/// until the task is aborted.
+pub async fn deliver_events(sim: Simulator) {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap_or_default();
+    loop {
+        let (batch, sink, faults) = {
+            let mut state = sim.lock();
+            let batch: Vec<Value> = state.outbox.drain(..).collect();
+            (batch, state.sink.clone(), state.faults)
+        };
+        let Some(sink) = sink.filter(|_| !batch.is_empty()) else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let mut batch = batch;
+        if faults.reorder_events {
+            batch.reverse();
+        }
+        let copies = if faults.duplicate_events { 2 } else { 1 };
+        let mut failed = Vec::new();
+        for event in batch {
+            let mut ok = true;
+            for _ in 0..copies {
+                let mut request = client
+                    .post(format!("{}/event", sink.url.trim_end_matches('/')))
+                    .json(&event);
+                if let Some((name, value)) = &sink.header {
+                    request = request.header(name, value);
+                }
+                match request.send().await {
+                    Ok(r) if r.status().is_success() || r.status().is_redirection() => {
+                        sim.lock().events_delivered += 1;
+                    }
+                    _ => ok = false,
+                }
+            }
+            if !ok {
+                failed.push(event);
+            }
+        }
+        if !failed.is_empty() {
+            {
+                let mut state = sim.lock();
+                for event in failed.into_iter().rev() {
+                    state.outbox.push_front(event);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
 /// A running simulator.
 pub struct Running {
     pub url: String,
     pub sim: Simulator,
     handle: ServerHandle,
+    delivery: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// The payout provider's URL (for Mooring's `payout.http.url`).
+    pub fn rail_url(&self) -> String {
+        format!("{}/_rail/payouts", self.url)
+    }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
+        self.delivery.abort();
         drop(self.handle.stop(false));
     }
 }
@@ -632,6 +889,8 @@ pub fn serve(listener: TcpListener, sim: Simulator, auth: SimAuth) -> std::io::R
                 web::get().to(sim_history),
             )
             .route("/_sim/faults", web::post().to(sim_faults))
+            .route("/_rail/payouts", web::post().to(rail_submit))
+            .route("/_rail/payouts/{id}", web::get().to(rail_status))
     })
     .workers(2)
     .disable_signals()
@@ -646,7 +905,13 @@ pub fn spawn(sim: Simulator, auth: SimAuth) -> std::io::Result<Running> {
     let server = serve(listener, sim.clone(), auth)?;
     let handle = server.handle();
     tokio::spawn(server);
-    Ok(Running { url, sim, handle })
+    let delivery = tokio::spawn(deliver_events(sim.clone()));
+    Ok(Running {
+        url,
+        sim,
+        handle,
+        delivery,
+    })
 }
 
 /// Parses an RFC 3339 instant, as the simulator writes them.

@@ -1,9 +1,11 @@
-//! `ap-simulator [--port 8085] [--v3] [--api-key KEY | --jwt SECRET]`: an
-//! Anchor Platform simulator on loopback (see the crate docs).
+//! `ap-simulator [--port 8085] [--v3] [--api-key KEY | --jwt SECRET]
+//! [--events-to URL [--events-api-key KEY]]`: an Anchor Platform simulator
+//! on loopback (see the crate docs), delivering events to `URL/event` when
+//! given one.
 
 use std::net::TcpListener;
 
-use mooring_apsim::{SimAuth, Simulator, serve};
+use mooring_apsim::{EventSink, SimAuth, Simulator, deliver_events, serve};
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
@@ -23,6 +25,13 @@ async fn main() -> std::io::Result<()> {
         _ => SimAuth::None,
     };
     let sim = Simulator::new(args.iter().any(|a| a == "--v3"));
+    if let Some(url) = value("--events-to") {
+        sim.send_events_to(EventSink {
+            url,
+            header: value("--events-api-key").map(|k| ("X-Api-Key".to_owned(), k)),
+        });
+    }
+    tokio::spawn(deliver_events(sim.clone()));
     let listener = TcpListener::bind(("127.0.0.1", port))?;
     println!(
         "ap-simulator listening on http://{}",

@@ -317,7 +317,10 @@ pub fn check_funds(tx: &Transaction, quote: Option<&Quote>) -> Result<Amount, St
         .as_ref()
         .ok_or_else(|| "the transaction has no amount_in".to_owned())?;
     if received.amount <= Decimal::ZERO {
-        return Err(format!("the amount received ({}) is not positive", received.amount));
+        return Err(format!(
+            "the amount received ({}) is not positive",
+            received.amount
+        ));
     }
     if let Some(quote) = quote {
         let sell = quote.priced.sell_amount;
@@ -411,7 +414,10 @@ mod tests {
         let now = Utc::now();
         Quote {
             id: QuoteId::generate(),
-            sell_asset: AssetId::parse("stellar:USDC:GA5ZSEJYB37JRC5AVCIA5MOP4RHTM335X2KGX3IHOJAPP5RE34K4KZVN").expect("asset"),
+            sell_asset: AssetId::parse(
+                "stellar:USDC:GA5ZSEJYB37JRC5AVCIA5MOP4RHTM335X2KGX3IHOJAPP5RE34K4KZVN",
+            )
+            .expect("asset"),
             buy_asset: AssetId::parse("iso4217:BRL").expect("asset"),
             priced: Priced {
                 price: Decimal::from_str("0.18").expect("d"),
@@ -419,7 +425,10 @@ mod tests {
                 buy_amount: Decimal::from_str("550.00").expect("d"),
                 fee: Fee {
                     total: Decimal::ONE,
-                    asset: AssetId::parse("stellar:USDC:GA5ZSEJYB37JRC5AVCIA5MOP4RHTM335X2KGX3IHOJAPP5RE34K4KZVN").expect("asset"),
+                    asset: AssetId::parse(
+                        "stellar:USDC:GA5ZSEJYB37JRC5AVCIA5MOP4RHTM335X2KGX3IHOJAPP5RE34K4KZVN",
+                    )
+                    .expect("asset"),
                     details: vec![],
                 },
             },
@@ -451,9 +460,15 @@ mod tests {
         assert_eq!(P::on_sighting(None, S::Unfunded), Some(P::New));
         assert_eq!(P::on_sighting(None, S::Funded), Some(P::Received));
         assert_eq!(P::on_sighting(None, S::Finished), Some(P::Closed));
-        assert_eq!(P::on_sighting(Some(P::AwaitingFunds), S::Funded), Some(P::Received));
+        assert_eq!(
+            P::on_sighting(Some(P::AwaitingFunds), S::Funded),
+            Some(P::Received)
+        );
         assert_eq!(P::on_sighting(Some(P::New), S::Funded), Some(P::Received));
-        assert_eq!(P::on_sighting(Some(P::AwaitingFunds), S::Finished), Some(P::Closed));
+        assert_eq!(
+            P::on_sighting(Some(P::AwaitingFunds), S::Finished),
+            Some(P::Closed)
+        );
         // A stale "unfunded" after the funds, or any sighting once the
         // engine has the entry, changes nothing.
         for state in PayoutState::ALL {
@@ -491,7 +506,10 @@ mod tests {
         assert!(check_funds(&t, Some(&q)).is_ok());
         t.amount_in = Some(amount("99.99", USDC));
         let err = check_funds(&t, Some(&q)).expect_err("short");
-        assert!(err.contains("99.99") && err.contains("requires 100"), "{err}");
+        assert!(
+            err.contains("99.99") && err.contains("requires 100"),
+            "{err}"
+        );
         t.amount_in = Some(amount("100", "iso4217:USD"));
         assert!(check_funds(&t, Some(&q)).is_err());
         t.amount_in = None;
@@ -512,7 +530,11 @@ mod tests {
         t.amount_expected = None;
         t.amount_out = None;
         t.fee = Some(amount("100", USDC));
-        assert!(check_funds(&t, None).expect_err("nothing left").contains("nothing to pay out"));
+        assert!(
+            check_funds(&t, None)
+                .expect_err("nothing left")
+                .contains("nothing to pay out")
+        );
         t.fee = Some(amount("1", "iso4217:BRL"));
         assert!(check_funds(&t, None).is_err());
         t.amount_in = Some(amount("0", USDC));

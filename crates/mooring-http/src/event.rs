@@ -42,12 +42,15 @@ pub(crate) fn parse(body: &[u8], now: DateTime<Utc>) -> Result<InboxEvent, ApiEr
             "the event id must be 1 to {MAX_ID_LEN} characters, without control characters"
         )));
     }
-    let kind = text(&value, "type").ok_or_else(|| ApiError::bad_request("the event has no type"))?;
+    let kind =
+        text(&value, "type").ok_or_else(|| ApiError::bad_request("the event has no type"))?;
     let occurred_at = text(&value, "timestamp")
         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
         .map_or(now, |t| t.with_timezone(&Utc));
     let payload = value.get("payload");
-    let transaction = payload.and_then(|p| p.get("transaction")).filter(|t| t.is_object());
+    let transaction = payload
+        .and_then(|p| p.get("transaction"))
+        .filter(|t| t.is_object());
     let transaction_id = transaction
         .and_then(|t| match t.get("id") {
             Some(Value::String(s)) => Some(s.clone()),
@@ -114,9 +117,15 @@ mod tests {
         let e = event(r#"{"id":"e1","type":"transaction_status_changed","timestamp":"2024-01-01T00:00:00Z",
             "payload":{"transaction":{"id":"t1","sep":31,"status":"pending_receiver","transfer_received_at":"2024-01-01T00:00:00Z"}}}"#)
         .expect("event");
-        assert_eq!((e.id.as_str(), e.kind.as_str()), ("e1", "transaction_status_changed"));
+        assert_eq!(
+            (e.id.as_str(), e.kind.as_str()),
+            ("e1", "transaction_status_changed")
+        );
         assert_eq!(e.sighting, Some(Sighting::Funded));
-        assert_eq!(e.transaction_id.as_ref().map(TransactionId::as_str), Some("t1"));
+        assert_eq!(
+            e.transaction_id.as_ref().map(TransactionId::as_str),
+            Some("t1")
+        );
         assert_eq!(e.occurred_at.to_rfc3339(), "2024-01-01T00:00:00+00:00");
         let e = event(r#"{"id":"e2","type":"transaction_created","payload":{"transaction":{"id":"t1","sep":"31","status":"pending_sender"}}}"#)
             .expect("event");
@@ -124,7 +133,9 @@ mod tests {
         let e = event(r#"{"id":"e3","type":"transaction_created","payload":{"transaction":{"id":"t1","sep":"24","status":"completed"}}}"#)
             .expect("event");
         assert_eq!((e.sighting, e.transaction_id), (None, None));
-        let e = event(r#"{"id":"e4","type":"customer_updated","payload":{"customer":{"id":"c1"}}}"#).expect("event");
+        let e =
+            event(r#"{"id":"e4","type":"customer_updated","payload":{"customer":{"id":"c1"}}}"#)
+                .expect("event");
         assert_eq!(e.customer_id.as_deref(), Some("c1"));
         let e = event(r#"{"id":"e5","type":"something_new"}"#).expect("unknown types are kept");
         assert_eq!(e.kind, "something_new");

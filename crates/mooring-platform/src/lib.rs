@@ -215,11 +215,13 @@ impl HttpPlatform {
 
     /// One JSON-RPC request (sent as a batch of one, as the AP expects).
     async fn rpc(&self, method: &str, params: Value) -> Result<Value, PlatformError> {
-        self.rpc_reply(method, params).await?.map_err(|(code, message)| match code {
-            -32603 => PlatformError::Unavailable(format!("{method}: {message}")),
-            _ if message.contains("is not found") => PlatformError::NotFound,
-            _ => PlatformError::Rejected(format!("{method} ({code}): {message}")),
-        })
+        self.rpc_reply(method, params)
+            .await?
+            .map_err(|(code, message)| match code {
+                -32603 => PlatformError::Unavailable(format!("{method}: {message}")),
+                _ if message.contains("is not found") => PlatformError::NotFound,
+                _ => PlatformError::Rejected(format!("{method} ({code}): {message}")),
+            })
     }
 
     /// One JSON-RPC request: its result, or its error's code and message.

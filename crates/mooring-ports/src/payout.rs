@@ -101,8 +101,7 @@ pub trait PayoutLedger: Send + Sync + 'static {
     async fn get(&self, id: &TransactionId) -> Result<Option<Payout>, LedgerError>;
 
     /// The newest entries first, only those in `states` when it is not empty.
-    async fn list(&self, states: &[PayoutState], limit: u32)
-    -> Result<Vec<Payout>, LedgerError>;
+    async fn list(&self, states: &[PayoutState], limit: u32) -> Result<Vec<Payout>, LedgerError>;
 
     /// Entries per state.
     async fn counts(&self) -> Result<Vec<(PayoutState, u64)>, LedgerError>;
@@ -159,7 +158,11 @@ impl fmt::Debug for PayoutOrder {
             .field("asset", &self.asset)
             .field(
                 "receiver_fields",
-                &self.receiver_fields.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+                &self
+                    .receiver_fields
+                    .iter()
+                    .map(|(k, _)| k)
+                    .collect::<Vec<_>>(),
             )
             .finish_non_exhaustive()
     }

@@ -34,15 +34,22 @@ impl HttpRail {
 
     /// Reads an answer: a 5xx, a timeout or an unreadable 2xx leaves the
     /// outcome unknown; another 4xx is a refusal.
-    async fn read(response: Result<reqwest::Response, reqwest::Error>) -> Result<RailReceipt, RailError> {
+    async fn read(
+        response: Result<reqwest::Response, reqwest::Error>,
+    ) -> Result<RailReceipt, RailError> {
         let response = response.map_err(|e| RailError::Unknown(format!("request failed: {e}")))?;
         let status = response.status();
         let text = response
             .text()
             .await
             .map_err(|e| RailError::Unknown(format!("reading the answer failed: {e}")))?;
-        if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS || status == reqwest::StatusCode::REQUEST_TIMEOUT {
-            return Err(RailError::Unknown(format!("the provider answered {status}")));
+        if status.is_server_error()
+            || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+            || status == reqwest::StatusCode::REQUEST_TIMEOUT
+        {
+            return Err(RailError::Unknown(format!(
+                "the provider answered {status}"
+            )));
         }
         if !status.is_success() {
             let message = serde_json::from_str::<Value>(&text)
@@ -57,12 +64,16 @@ impl HttpRail {
             return Err(RailError::Refused(format!("{status}: {message}")));
         }
         let answer: Answer = serde_json::from_str(&text).map_err(|e| {
-            RailError::Unknown(format!("the provider's answer is not the expected JSON: {e}"))
+            RailError::Unknown(format!(
+                "the provider's answer is not the expected JSON: {e}"
+            ))
         })?;
         let status = match answer.status.as_str() {
             "pending" => RailStatus::Pending,
             "completed" => RailStatus::Completed,
-            "failed" => RailStatus::Failed(answer.message.unwrap_or_else(|| "no reason given".into())),
+            "failed" => {
+                RailStatus::Failed(answer.message.unwrap_or_else(|| "no reason given".into()))
+            }
             other => {
                 return Err(RailError::Unknown(format!(
                     "the provider answered an unknown status {other:?}"
@@ -157,47 +168,93 @@ mod tests {
                 "delivery_method": "PIX",
                 "receiver": {"id": "cust-1", "bank_account_number": "12345"}
             })))
-            .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": "P1", "status": "pending"})))
+            .respond_with(
+                ResponseTemplate::new(201).set_body_json(json!({"id": "P1", "status": "pending"})),
+            )
             .expect(1)
             .mount(&server)
             .await;
         Mock::given(method("GET"))
             .and(path("/payouts/P1"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "P1", "status": "completed"})))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"id": "P1", "status": "completed"})),
+            )
             .mount(&server)
             .await;
-        let rail = HttpRail::new(format!("{}/payouts/", server.uri()), Duration::from_secs(2)).expect("rail");
+        let rail = HttpRail::new(format!("{}/payouts/", server.uri()), Duration::from_secs(2))
+            .expect("rail");
         let r = rail.submit(&order()).await.expect("submit");
         assert_eq!((r.id.as_str(), r.status), ("P1", RailStatus::Pending));
-        assert_eq!(rail.status("P1").await.expect("status").status, RailStatus::Completed);
+        assert_eq!(
+            rail.status("P1").await.expect("status").status,
+            RailStatus::Completed
+        );
     }
 
     #[tokio::test]
     async fn a_5xx_or_timeout_is_unknown_a_4xx_is_a_refusal_and_failed_carries_the_reason() {
         let server = MockServer::start().await;
-        Mock::given(method("POST")).and(path("/down")).respond_with(ResponseTemplate::new(503)).mount(&server).await;
-        Mock::given(method("POST")).and(path("/slow"))
-            .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_millis(500)).set_body_json(json!({"id": "P", "status": "completed"})))
-            .mount(&server).await;
-        Mock::given(method("POST")).and(path("/bad"))
-            .respond_with(ResponseTemplate::new(422).set_body_json(json!({"error": "invalid account"})))
-            .mount(&server).await;
-        Mock::given(method("POST")).and(path("/failed"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "P", "status": "failed", "message": "account closed"})))
-            .mount(&server).await;
-        Mock::given(method("POST")).and(path("/odd"))
+        Mock::given(method("POST"))
+            .and(path("/down"))
+            .respond_with(ResponseTemplate::new(503))
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/slow"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_delay(Duration::from_millis(500))
+                    .set_body_json(json!({"id": "P", "status": "completed"})),
+            )
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/bad"))
+            .respond_with(
+                ResponseTemplate::new(422).set_body_json(json!({"error": "invalid account"})),
+            )
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/failed"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(
+                    json!({"id": "P", "status": "failed", "message": "account closed"}),
+                ),
+            )
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/odd"))
             .respond_with(ResponseTemplate::new(200).set_body_string("<html>"))
-            .mount(&server).await;
-        let rail = |p: &str| HttpRail::new(format!("{}{p}", server.uri()), Duration::from_millis(200)).expect("rail");
-        assert!(matches!(rail("/down").submit(&order()).await, Err(RailError::Unknown(_))));
-        assert!(matches!(rail("/slow").submit(&order()).await, Err(RailError::Unknown(_))));
-        assert!(matches!(rail("/odd").submit(&order()).await, Err(RailError::Unknown(_))));
+            .mount(&server)
+            .await;
+        let rail = |p: &str| {
+            HttpRail::new(format!("{}{p}", server.uri()), Duration::from_millis(200)).expect("rail")
+        };
+        assert!(matches!(
+            rail("/down").submit(&order()).await,
+            Err(RailError::Unknown(_))
+        ));
+        assert!(matches!(
+            rail("/slow").submit(&order()).await,
+            Err(RailError::Unknown(_))
+        ));
+        assert!(matches!(
+            rail("/odd").submit(&order()).await,
+            Err(RailError::Unknown(_))
+        ));
         match rail("/bad").submit(&order()).await {
             Err(RailError::Refused(m)) => assert!(m.contains("invalid account"), "{m}"),
             other => panic!("{other:?}"),
         }
         assert_eq!(
-            rail("/failed").submit(&order()).await.expect("answer").status,
+            rail("/failed")
+                .submit(&order())
+                .await
+                .expect("answer")
+                .status,
             RailStatus::Failed("account closed".into())
         );
     }

@@ -140,7 +140,10 @@ mod tests {
         let payouts = rail.payouts();
         assert_eq!(payouts.len(), 1);
         assert_eq!(payouts[0].submissions, 2);
-        assert!(matches!(rail.status("nope").await, Err(RailError::Refused(_))));
+        assert!(matches!(
+            rail.status("nope").await,
+            Err(RailError::Refused(_))
+        ));
     }
 
     #[tokio::test]
@@ -160,7 +163,13 @@ mod tests {
         let half = SimulatedRail::new(Duration::ZERO, 0.5);
         let mut failed = 0;
         for i in 0..200 {
-            if matches!(half.submit(&order(&format!("k{i}"))).await.expect("submit").status, RailStatus::Failed(_)) {
+            if matches!(
+                half.submit(&order(&format!("k{i}")))
+                    .await
+                    .expect("submit")
+                    .status,
+                RailStatus::Failed(_)
+            ) {
                 failed += 1;
             }
         }

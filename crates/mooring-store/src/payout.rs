@@ -18,7 +18,7 @@ use mooring_domain::transaction::{Amount, TransactionId};
 use mooring_ports::{InboxEvent, LedgerError, PayoutLedger};
 use rust_decimal::Decimal;
 
-use crate::conn::{lock_key, lock_row, write_tx};
+use crate::conn::{lock_key, write_tx};
 use crate::schema::{events, payouts};
 use crate::{AnyConnection, Store, StoreError};
 
@@ -118,15 +118,16 @@ impl PayoutRow {
             id: self.transaction_id.clone(),
             reason,
         };
-        let amount = |amount: &Option<String>, asset: &Option<String>| -> Result<Option<Amount>, Failure> {
-            match (amount, asset) {
-                (Some(a), Some(asset)) => Ok(Some(Amount {
-                    amount: Decimal::from_str(a).map_err(|e| corrupt(e.to_string()))?,
-                    asset: asset.clone(),
-                })),
-                _ => Ok(None),
-            }
-        };
+        let amount =
+            |amount: &Option<String>, asset: &Option<String>| -> Result<Option<Amount>, Failure> {
+                match (amount, asset) {
+                    (Some(a), Some(asset)) => Ok(Some(Amount {
+                        amount: Decimal::from_str(a).map_err(|e| corrupt(e.to_string()))?,
+                        asset: asset.clone(),
+                    })),
+                    _ => Ok(None),
+                }
+            };
         Ok(Payout {
             transaction_id: TransactionId::parse(&self.transaction_id)
                 .map_err(|e| corrupt(e.to_string()))?,
@@ -158,6 +159,17 @@ fn active_states() -> Vec<&'static str> {
         .collect()
 }
 
+/// Locks one entry until the transaction ends (PostgreSQL; SQLite's writer
+/// holds the database lock).
+fn lock_payout(conn: &mut AnyConnection, id: &str) -> QueryResult<()> {
+    if let AnyConnection::Postgresql(pg) = conn {
+        diesel::sql_query("SELECT 1 FROM payouts WHERE transaction_id = $1 FOR UPDATE")
+            .bind::<diesel::sql_types::Text, _>(id)
+            .execute(pg)?;
+    }
+    Ok(())
+}
+
 fn state_of(conn: &mut AnyConnection, id: &str) -> Result<Option<PayoutState>, Failure> {
     let state: Option<String> = payouts::table
         .find(id)
@@ -181,7 +193,7 @@ fn sight_in(
     sighting: Sighting,
     now: DateTime<Utc>,
 ) -> Result<PayoutState, Failure> {
-    lock_row(conn, "payouts", id.as_str())?;
+    lock_payout(conn, id.as_str())?;
     let current = state_of(conn, id.as_str())?;
     let Some(next) = PayoutState::on_sighting(current, sighting) else {
         // No change: the current state (on_sighting always creates).
@@ -190,17 +202,14 @@ fn sight_in(
     match current {
         None => {
             let row = PayoutRow::from_payout(&Payout::new(id.clone(), next, now));
-            let inserted = conn.transaction(|c| {
-                diesel::insert_into(payouts::table)
-                    .values(&row)
-                    .execute(c)
-            });
+            let inserted =
+                conn.transaction(|c| diesel::insert_into(payouts::table).values(&row).execute(c));
             match inserted {
                 Ok(_) => Ok(next),
                 // Another replica's sighting won the insert (PostgreSQL: no
                 // row existed to lock); apply this one on top of it.
                 Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
-                    lock_row(conn, "payouts", id.as_str())?;
+                    lock_payout(conn, id.as_str())?;
                     let current = state_of(conn, id.as_str())?;
                     match PayoutState::on_sighting(current, sighting) {
                         Some(next) => {
@@ -243,7 +252,11 @@ fn move_to(
     Ok(())
 }
 
-fn wake_in(conn: &mut AnyConnection, customer_id: &str, now: DateTime<Utc>) -> Result<u64, Failure> {
+fn wake_in(
+    conn: &mut AnyConnection,
+    customer_id: &str,
+    now: DateTime<Utc>,
+) -> Result<u64, Failure> {
     let n = diesel::update(
         payouts::table
             .filter(payouts::receiver_id.eq(customer_id))
@@ -262,7 +275,11 @@ struct IdRow {
 
 /// The ids of up to `limit` claimable rows, locked (and skipped by other
 /// claimers) on PostgreSQL until the transaction ends.
-fn claimable(conn: &mut AnyConnection, limit: u32, now: NaiveDateTime) -> Result<Vec<String>, Failure> {
+fn claimable(
+    conn: &mut AnyConnection,
+    limit: u32,
+    now: NaiveDateTime,
+) -> Result<Vec<String>, Failure> {
     use diesel::sql_types::{BigInt, Timestamp};
     let states = active_states()
         .iter()
@@ -426,7 +443,6 @@ impl PayoutLedger for Store {
                     .execute(c)?;
                 load(c, &ids)
             })
-            
         })
         .await
     }
@@ -488,11 +504,7 @@ impl PayoutLedger for Store {
         .await
     }
 
-    async fn list(
-        &self,
-        states: &[PayoutState],
-        limit: u32,
-    ) -> Result<Vec<Payout>, LedgerError> {
+    async fn list(&self, states: &[PayoutState], limit: u32) -> Result<Vec<Payout>, LedgerError> {
         let states: Vec<&'static str> = states.iter().map(|s| s.as_str()).collect();
         self.ledger(move |conn| {
             let mut query = payouts::table
@@ -537,7 +549,7 @@ impl PayoutLedger for Store {
         let row = PayoutRow::from_payout(payout);
         self.ledger(move |conn| {
             write_tx(conn, |c| {
-                lock_row(c, "payouts", &row.transaction_id)?;
+                lock_payout(c, &row.transaction_id)?;
                 let current = state_of(c, &row.transaction_id)?.ok_or(Failure::NotFound)?;
                 if !from.contains(&current.as_str()) {
                     return Err(Failure::WrongState(current));
@@ -560,7 +572,6 @@ impl PayoutLedger for Store {
                 }
                 Ok(())
             })
-            
         })
         .await
     }
@@ -581,16 +592,16 @@ impl PayoutLedger for Store {
             kind: event.kind.clone(),
             occurred_at: event.occurred_at.naive_utc(),
             received_at: event.received_at.naive_utc(),
-            transaction_id: event
-                .transaction_id
-                .as_ref()
-                .map(|t| t.as_str().to_owned()),
+            transaction_id: event.transaction_id.as_ref().map(|t| t.as_str().to_owned()),
             sighting: event.sighting.map(|s| sighting_name(s).to_owned()),
             customer_id: event.customer_id.clone(),
             body: event.body.clone(),
         };
         self.ledger(move |conn| {
-            match diesel::insert_into(events::table).values(&row).execute(conn) {
+            match diesel::insert_into(events::table)
+                .values(&row)
+                .execute(conn)
+            {
                 Ok(_) => Ok(true),
                 Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => Ok(false),
                 Err(e) => Err(Failure::from(e)),

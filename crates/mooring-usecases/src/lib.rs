@@ -11,9 +11,7 @@ pub mod payout;
 pub mod quotes;
 
 pub use deposit::{DepositError, DepositService, NoCustodian};
-pub use kyc::{
-    CustomerLookup, CustomerUpdate, CustomerView, KycError, KycService, ReceiverKyc,
-};
+pub use kyc::{CustomerLookup, CustomerUpdate, CustomerView, KycError, KycService, ReceiverKyc};
 pub use payout::{EngineConfig, EngineError, EngineParts, EventInbox, PayoutEngine};
 pub use quotes::{
     FeeAmount, FeeRequest, FeeService, QuoteError, QuoteService, QuoteServiceParts, RateRequest,

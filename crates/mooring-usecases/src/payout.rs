@@ -152,7 +152,10 @@ impl PayoutEngine {
                     break 'pages;
                 }
                 if let Some(sighting) = Sighting::of(tx) {
-                    self.parts.ledger.sight(&tx.id, sighting, self.now()).await?;
+                    self.parts
+                        .ledger
+                        .sight(&tx.id, sighting, self.now())
+                        .await?;
                     new += 1;
                 }
             }
@@ -177,7 +180,11 @@ impl PayoutEngine {
                 .iter()
                 .filter(|t| Sighting::of(t) == Some(Sighting::Unfunded))
             {
-                if self.parts.ledger.sight(&tx.id, Sighting::Unfunded, self.now()).await?
+                if self
+                    .parts
+                    .ledger
+                    .sight(&tx.id, Sighting::Unfunded, self.now())
+                    .await?
                     == PayoutState::New
                 {
                     new += 1;
@@ -210,7 +217,10 @@ impl PayoutEngine {
                 .await?;
             for tx in &txs {
                 if let Some(sighting) = Sighting::of(tx) {
-                    self.parts.ledger.sight(&tx.id, sighting, self.now()).await?;
+                    self.parts
+                        .ledger
+                        .sight(&tx.id, sighting, self.now())
+                        .await?;
                 }
                 seen += 1;
             }
@@ -288,7 +298,12 @@ impl PayoutEngine {
             | PayoutState::Closed => Ok(()),
         };
         if let Err(Transient(error)) = result {
-            p.retry_later(error, now, self.config.backoff_base, self.config.backoff_max);
+            p.retry_later(
+                error,
+                now,
+                self.config.backoff_base,
+                self.config.backoff_max,
+            );
             tracing::warn!(
                 state = %p.state,
                 failures = p.failures,
@@ -343,7 +358,9 @@ impl PayoutEngine {
         id: &TransactionId,
     ) -> Result<Result<Quote, String>, Transient> {
         let Ok(parsed) = QuoteId::parse(quote_id) else {
-            return Ok(Err(format!("quote {quote_id} is not a quote of this anchor")));
+            return Ok(Err(format!(
+                "quote {quote_id} is not a quote of this anchor"
+            )));
         };
         match self.parts.quotes.mark_used(&parsed, id.as_str()).await {
             Ok(quote) => Ok(Ok(quote)),
@@ -441,7 +458,10 @@ impl PayoutEngine {
                 asset: amount_in.asset.clone(),
             });
         let change = TransactionChange::RequestOnchainFunds {
-            amount_expected: tx.amount_expected.clone().unwrap_or_else(|| amount_in.clone()),
+            amount_expected: tx
+                .amount_expected
+                .clone()
+                .unwrap_or_else(|| amount_in.clone()),
             amount_in,
             amount_out,
             fee,
@@ -511,7 +531,12 @@ impl PayoutEngine {
     }
 
     /// The receiver's KYC decides: pay, wait for it, or reject.
-    async fn check_receiver(&self, p: &mut Payout, tx: &Transaction, now: DateTime<Utc>) -> StepResult {
+    async fn check_receiver(
+        &self,
+        p: &mut Payout,
+        tx: &Transaction,
+        now: DateTime<Utc>,
+    ) -> StepResult {
         let Some(receiver) = tx.receiver_id.clone() else {
             Self::reject(p, "the transaction names no receiver".into(), now);
             return Ok(());
@@ -700,8 +725,14 @@ impl PayoutEngine {
         Ok(())
     }
 
-    /// Paid: tell the AP `completed`.
+    /// Paid: tell the AP `completed` (unless a step before a crash did).
     async fn on_confirmed(&self, p: &mut Payout, now: DateTime<Utc>) -> StepResult {
+        if let Some(tx) = self.fetch(&p.transaction_id).await?
+            && tx.status == TransactionStatus::Completed
+        {
+            p.advance(PayoutState::Completed, now);
+            return Ok(());
+        }
         let change = TransactionChange::OffchainFundsSent {
             external_transaction_id: p.payout_id.clone(),
             funds_sent_at: now,
@@ -831,7 +862,11 @@ impl PayoutEngine {
             .ok_or(EngineError::Ledger(LedgerError::NotFound))
     }
 
-    pub async fn list(&self, states: &[PayoutState], limit: u32) -> Result<Vec<Payout>, EngineError> {
+    pub async fn list(
+        &self,
+        states: &[PayoutState],
+        limit: u32,
+    ) -> Result<Vec<Payout>, EngineError> {
         Ok(self.parts.ledger.list(states, limit).await?)
     }
 
@@ -871,7 +906,8 @@ impl PayoutEngine {
         let reference = reference.trim();
         if reference.is_empty() || reference.len() > 256 {
             return Err(EngineError::BadRequest(
-                "the refund reference (the Stellar transaction hash) must be 1 to 256 characters".into(),
+                "the refund reference (the Stellar transaction hash) must be 1 to 256 characters"
+                    .into(),
             ));
         }
         let mut p = self.get(id).await?;

@@ -88,6 +88,8 @@ pub fn base_env(db: &TestDb) -> HashMap<String, String> {
         ("MOORING__SERVER__PORT".to_owned(), "0".to_owned()),
         ("MOORING__SERVER__WORKERS".to_owned(), "2".to_owned()),
         ("MOORING__DATABASE__POOL_SIZE".to_owned(), "4".to_owned()),
+        // The engine is on only in the tests that give it an AP.
+        ("MOORING__PLATFORM__ENABLED".to_owned(), "false".to_owned()),
     ])
 }
 

@@ -3,6 +3,7 @@
 
 mod deposit;
 mod kyc;
+mod payout;
 mod quotes;
 mod schema;
 
