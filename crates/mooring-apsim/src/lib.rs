@@ -783,9 +783,8 @@ async fn rail_status(shared: web::Data<Shared>, path: web::Path<String>) -> Http
     let mut state = shared.sim.lock();
     match state.payouts.values_mut().find(|p| p.id == id) {
         Some(p) => {
-            let view = rail_view(p);
             p.status = "completed".into();
-            HttpResponse::Ok().json(view)
+            HttpResponse::Ok().json(rail_view(p))
         }
         None => error(404, "no such payout"),
     }

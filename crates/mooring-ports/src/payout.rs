@@ -85,14 +85,16 @@ pub trait PayoutLedger: Send + Sync + 'static {
     ) -> Result<Vec<Payout>, LedgerError>;
 
     /// Writes `payout` if the entry is still claimed by `owner` and still in
-    /// `expected`; renews the claim until `now + lease`. `LostClaim` if not.
+    /// `expected`; renews the claim until `now + lease`, or with `None`
+    /// releases it (the owner is done with the entry for now). `LostClaim`
+    /// if not.
     async fn save(
         &self,
         owner: &str,
         expected: PayoutState,
         payout: &Payout,
         now: DateTime<Utc>,
-        lease: Duration,
+        lease: Option<Duration>,
     ) -> Result<(), LedgerError>;
 
     /// Gives up every claim of `owner` (a clean shutdown).

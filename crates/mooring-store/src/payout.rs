@@ -453,10 +453,14 @@ impl PayoutLedger for Store {
         expected: PayoutState,
         payout: &Payout,
         now: DateTime<Utc>,
-        lease: Duration,
+        lease: Option<Duration>,
     ) -> Result<(), LedgerError> {
         let owner = owner.to_owned();
         let row = PayoutRow::from_payout(payout);
+        let (claimed_by, lease_until) = match lease {
+            Some(lease) => (Some(owner.clone()), Some((now + lease).naive_utc())),
+            None => (None, None),
+        };
         self.ledger(move |conn| {
             let n = diesel::update(
                 payouts::table
@@ -464,7 +468,11 @@ impl PayoutLedger for Store {
                     .filter(payouts::state.eq(expected.as_str()))
                     .filter(payouts::claimed_by.eq(&owner)),
             )
-            .set((&row, payouts::lease_until.eq((now + lease).naive_utc())))
+            .set((
+                &row,
+                payouts::claimed_by.eq(claimed_by),
+                payouts::lease_until.eq(lease_until),
+            ))
             .execute(conn)
             .map_err(Failure::from)?;
             if n == 0 {

@@ -314,9 +314,13 @@ impl PayoutEngine {
         } else if p.state != expected {
             tracing::info!(from = %expected, to = %p.state, "payout moved");
         }
+        // Done with the entry for now: give the claim back, so this or any
+        // replica takes it up when it is next due.
+        let more_now = p.state.is_active() && p.due_at <= now;
+        let lease = more_now.then_some(self.config.lease);
         self.parts
             .ledger
-            .save(&self.config.owner, expected, &p, now, self.config.lease)
+            .save(&self.config.owner, expected, &p, now, lease)
             .await?;
         Ok(p)
     }

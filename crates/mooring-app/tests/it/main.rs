@@ -6,6 +6,7 @@ mod cli;
 mod config;
 mod customer_api;
 mod deposit_api;
+mod engine;
 mod faults;
 mod helpers;
 mod limits;

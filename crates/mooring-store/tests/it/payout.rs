@@ -144,17 +144,17 @@ async fn claims_are_exclusive_lapse_and_saves_are_compare_and_set(db: TestDb) {
     let old_owner = owners[&p.transaction_id];
     p.advance(PayoutState::Ready, later);
     let lost = store
-        .save(old_owner, PayoutState::Received, &p, later, lease)
+        .save(old_owner, PayoutState::Received, &p, later, Some(lease))
         .await;
     assert!(matches!(lost, Err(LedgerError::LostClaim)), "{lost:?}");
     // The new owner's save works once; a second with the old state fails.
     store
-        .save("d", PayoutState::Received, &p, later, lease)
+        .save("d", PayoutState::Received, &p, later, Some(lease))
         .await
         .expect("saved");
     assert!(matches!(
         store
-            .save("d", PayoutState::Received, &p, later, lease)
+            .save("d", PayoutState::Received, &p, later, Some(lease))
             .await,
         Err(LedgerError::LostClaim)
     ));
