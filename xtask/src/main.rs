@@ -12,6 +12,11 @@
 //! - `cargo xtask sim [--port 8085] [--v3] [--api-key KEY | --jwt SECRET]`:
 //!   runs the in-repo Anchor Platform simulator on loopback (Platform API in
 //!   REST and JSON-RPC; `/_sim/…` to create transactions and play payments).
+//! - `cargo xtask engine [--v3]`: the payment engine locally: the simulator
+//!   on :8085 (sending events to Mooring, and playing the payout provider)
+//!   and `mooring` on :8081 wired to it (REST, or JSON-RPC as AP 3.x with
+//!   `--v3`), with a SQLite database under `target/engine-dev/`. Ctrl-C
+//!   stops both.
 
 mod postgres;
 
@@ -39,9 +44,10 @@ fn main() -> ExitCode {
                 .args(&args[1..]);
             run(command, "ap-simulator")
         }
+        Some("engine") => engine(args.iter().any(|a| a == "--v3")),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test [cargo test args…] | lint | ci | pg | sim [--port N] [--v3]>"
+                "usage: cargo xtask <test [cargo test args…] | lint | ci | pg | sim [--port N] [--v3] | engine [--v3]>"
             );
             return ExitCode::from(2);
         }
@@ -69,6 +75,60 @@ fn cargo() -> Command {
     command.current_dir(root());
     command
 }
+
+/// The simulator and `mooring` wired together on loopback.
+fn engine(v3: bool) -> Result<(), String> {
+    let mut build = cargo();
+    build.args([
+        "build",
+        "--quiet",
+        "-p",
+        "mooring-app",
+        "-p",
+        "mooring-apsim",
+        "--bins",
+    ]);
+    run(build, "cargo build (mooring, ap-simulator)")?;
+    let bin = root().join("target").join("debug");
+    let mut sim = Command::new(bin.join("ap-simulator"));
+    sim.args(["--port", "8085", "--events-to", "http://127.0.0.1:8081"]);
+    if v3 {
+        sim.arg("--v3");
+    }
+    let mut sim = sim
+        .spawn()
+        .map_err(|e| format!("cannot start ap-simulator: {e}"))?;
+    let data = root().join("target").join("engine-dev");
+    let api = if v3 { "rpc" } else { "rest" };
+    eprintln!(
+        "xtask: mooring on http://127.0.0.1:8081 (platform.api = {api}), simulator on http://127.0.0.1:8085\n\
+         xtask: register a receiver:  curl -X PUT localhost:8081/customer -H 'Content-Type: application/json' -d '{{\"account\":\"GDJUOFZGW5WYBK4GIETCSSM6MTTIJ4SUMCQITPTLUWMQ6B4UIX2IEX47\",\"memo\":\"1\",\"memo_type\":\"id\",\"type\":\"sep31-receiver\",\"first_name\":\"Maria\",\"last_name\":\"Silva\",\"email_address\":\"m@example.com\",\"bank_account_number\":\"123\",\"bank_account_type\":\"checking\",\"bank_number\":\"341\"}}'\n\
+         xtask: create a transaction: curl -X POST localhost:8085/_sim/transactions -H 'Content-Type: application/json' -d '{{\"amount_in\":{{\"amount\":\"100\",\"asset\":\"{USDC}\"}},\"amount_out\":{{\"amount\":\"99\",\"asset\":\"{USDC}\"}},\"amount_fee\":{{\"amount\":\"1\",\"asset\":\"{USDC}\"}},\"customers\":{{\"receiver\":{{\"id\":\"<customer id>\"}}}}}}'\n\
+         xtask: the payment arrives:  curl -X POST localhost:8085/_sim/transactions/<id>/receive\n\
+         xtask: watch it:             curl localhost:8085/_sim/transactions/<id>/history   (and: mooring payouts list)"
+    );
+    let mut mooring = Command::new(bin.join("mooring"));
+    mooring.envs([
+        ("MOORING__SERVER__HOST", "127.0.0.1"),
+        ("MOORING__SERVER__PORT", "8081"),
+        ("PLATFORM_API_BASE_URL", "http://127.0.0.1:8085"),
+        ("MOORING__PLATFORM__API", api),
+        ("MOORING__PAYOUT__RAIL", "http"),
+        (
+            "MOORING__PAYOUT__HTTP__URL",
+            "http://127.0.0.1:8085/_rail/payouts",
+        ),
+        ("MOORING__CUSTODIAN__DISTRIBUTION_ACCOUNT", USDC_ISSUER),
+    ]);
+    mooring.env("MOORING__DATABASE__DATA_DIR", &data);
+    let result = run(mooring, "mooring");
+    let _ = sim.kill();
+    let _ = sim.wait();
+    result
+}
+
+const USDC_ISSUER: &str = "GBBD47IF6LWK7P7MDEVSCWR7DPUWV3NY3DTQEVFL4NAT4AQH3ZLLFLA5";
+const USDC: &str = "stellar:USDC:GBBD47IF6LWK7P7MDEVSCWR7DPUWV3NY3DTQEVFL4NAT4AQH3ZLLFLA5";
 
 fn run(mut command: Command, what: &str) -> Result<(), String> {
     eprintln!("xtask: {what}");

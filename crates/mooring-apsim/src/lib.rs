@@ -238,6 +238,7 @@ impl Simulator {
         let t = now();
         let amount = amount_in
             .or_else(|| tx.body.get("amount_expected").cloned())
+            .or_else(|| tx.body.get("amount_in").cloned())
             .unwrap_or(Value::Null);
         tx.set("amount_in", amount);
         tx.set("transfer_received_at", json!(t));
