@@ -189,8 +189,8 @@ async fn payouts(command: PayoutsCommand, settings: Settings) -> anyhow::Result<
                 }
             );
             println!(
-                "{:<36}  {:<14}  {:>20}  {:<20}  {}",
-                "transaction", "state", "amount_out", "rail payout id", "reason / last error"
+                "{:<36}  {:<14}  {:>20}  {:<20}  reason / last error",
+                "transaction", "state", "amount_out", "rail payout id"
             );
             for p in engine.list(&states, limit.max(1)).await? {
                 println!(

@@ -227,7 +227,7 @@ async fn faults_are_retried_and_auth_is_enforced() {
     let t = running.sim.create(json!({"amount_expected": usdc("1")}));
     running.sim.set_faults(Faults {
         fail_every: 2,
-        delay_ms: 0,
+        ..Faults::default()
     });
     let platform = client(
         &running.url,

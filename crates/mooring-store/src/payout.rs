@@ -507,7 +507,7 @@ impl PayoutLedger for Store {
                 .first(conn)
                 .optional()
                 .map_err(Failure::from)?;
-            Ok(row.map(PayoutRow::into_payout).transpose()?)
+            row.map(PayoutRow::into_payout).transpose()
         })
         .await
     }
@@ -524,10 +524,7 @@ impl PayoutLedger for Store {
                 query = query.filter(payouts::state.eq_any(states));
             }
             let rows: Vec<PayoutRow> = query.load(conn).map_err(Failure::from)?;
-            Ok(rows
-                .into_iter()
-                .map(PayoutRow::into_payout)
-                .collect::<Result<_, _>>()?)
+            rows.into_iter().map(PayoutRow::into_payout).collect()
         })
         .await
     }
@@ -590,7 +587,7 @@ impl PayoutLedger for Store {
         now: DateTime<Utc>,
     ) -> Result<u64, LedgerError> {
         let customer_id = customer_id.to_owned();
-        self.ledger(move |conn| Ok(wake_in(conn, &customer_id, now)?))
+        self.ledger(move |conn| wake_in(conn, &customer_id, now))
             .await
     }
 

@@ -28,7 +28,10 @@ async fn sightings_create_entries_and_only_move_them_forward(db: TestDb) {
         PayoutState::New
     );
     assert_eq!(
-        store.knows_funds(&[t.clone()]).await.expect("knows"),
+        store
+            .knows_funds(std::slice::from_ref(&t))
+            .await
+            .expect("knows"),
         vec![false]
     );
     assert_eq!(
@@ -274,7 +277,7 @@ async fn a_customer_event_wakes_the_payouts_awaiting_that_receiver(db: TestDb) {
     p.advance(PayoutState::AwaitingKyc, now);
     p.due_at = now + Duration::hours(1);
     store
-        .save("a", PayoutState::Received, &p, now, Duration::seconds(0))
+        .save("a", PayoutState::Received, &p, now, None)
         .await
         .expect("save");
     assert!(
