@@ -161,11 +161,17 @@ where
     }
 }
 
-/// Locks one row until the transaction ends (`SELECT … FOR UPDATE` on
-/// PostgreSQL). SQLite needs nothing: its writer holds the database lock.
-pub(crate) fn lock_row(conn: &mut AnyConnection, table: &'static str, id: &str) -> QueryResult<()> {
+/// Locks the row whose `key` column is `id` until the transaction ends
+/// (`SELECT … FOR UPDATE` on PostgreSQL). SQLite needs nothing: its writer
+/// holds the database lock.
+pub(crate) fn lock_row(
+    conn: &mut AnyConnection,
+    table: &'static str,
+    key: &'static str,
+    id: &str,
+) -> QueryResult<()> {
     if let AnyConnection::Postgresql(pg) = conn {
-        diesel::sql_query(format!("SELECT 1 FROM {table} WHERE id = $1 FOR UPDATE"))
+        diesel::sql_query(format!("SELECT 1 FROM {table} WHERE {key} = $1 FOR UPDATE"))
             .bind::<diesel::sql_types::Text, _>(id)
             .execute(pg)?;
     }

@@ -177,7 +177,7 @@ fn resolve(
 ) -> Result<String, Failure> {
     match target {
         CustomerTarget::Id(id) => {
-            lock_row(conn, "customers", id.as_str())?;
+            lock_row(conn, "customers", "id", id.as_str())?;
             if exists(conn, id.as_str())? {
                 Ok(id.to_string())
             } else {
@@ -203,7 +203,7 @@ fn resolve(
             // DELETE may remove it again: a few rounds settle both.
             for _ in 0..3 {
                 if let Some(id) = find_id(conn, &account, memo.as_ref())? {
-                    lock_row(conn, "customers", &id)?;
+                    lock_row(conn, "customers", "id", &id)?;
                     if exists(conn, &id)? {
                         return Ok(id);
                     }
@@ -377,7 +377,7 @@ fn put(conn: &mut AnyConnection, change: PutCustomer) -> Result<Customer, Failur
 }
 
 fn delete(conn: &mut AnyConnection, id: &str) -> Result<(), Failure> {
-    lock_row(conn, "customers", id)?;
+    lock_row(conn, "customers", "id", id)?;
     if !exists(conn, id)? {
         return Err(Failure::NotFound);
     }

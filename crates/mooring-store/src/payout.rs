@@ -18,7 +18,7 @@ use mooring_domain::transaction::{Amount, TransactionId};
 use mooring_ports::{InboxEvent, LedgerError, PayoutLedger};
 use rust_decimal::Decimal;
 
-use crate::conn::{lock_key, write_tx};
+use crate::conn::{lock_key, lock_row, write_tx};
 use crate::schema::{events, payouts};
 use crate::{AnyConnection, Store, StoreError};
 
@@ -159,15 +159,9 @@ fn active_states() -> Vec<&'static str> {
         .collect()
 }
 
-/// Locks one entry until the transaction ends (PostgreSQL; SQLite's writer
-/// holds the database lock).
+/// Locks one entry until the transaction ends.
 fn lock_payout(conn: &mut AnyConnection, id: &str) -> QueryResult<()> {
-    if let AnyConnection::Postgresql(pg) = conn {
-        diesel::sql_query("SELECT 1 FROM payouts WHERE transaction_id = $1 FOR UPDATE")
-            .bind::<diesel::sql_types::Text, _>(id)
-            .execute(pg)?;
-    }
-    Ok(())
+    lock_row(conn, "payouts", "transaction_id", id)
 }
 
 fn state_of(conn: &mut AnyConnection, id: &str) -> Result<Option<PayoutState>, Failure> {

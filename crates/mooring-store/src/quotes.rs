@@ -227,7 +227,7 @@ fn mark_used(
     transaction_id: &str,
     now: NaiveDateTime,
 ) -> Result<Quote, Failure> {
-    lock_row(conn, "quotes", id)?;
+    lock_row(conn, "quotes", "id", id)?;
     let mut quote = load(conn, id)?.ok_or(Failure::NotFound)?;
     match &quote.used_by {
         Some(t) if t == transaction_id => return Ok(quote),

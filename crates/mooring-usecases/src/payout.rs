@@ -24,7 +24,7 @@ use mooring_ports::{
 };
 use rust_decimal::Decimal;
 
-use crate::{DepositService, KycService, QuoteError, QuoteService};
+use crate::{DepositService, KycService, QuoteError, QuoteService, ReceiverKyc};
 
 /// How the engine works.
 #[derive(Debug, Clone)]
@@ -534,6 +534,19 @@ impl PayoutEngine {
         self.check_receiver(p, &tx, now).await
     }
 
+    /// The KYC of the customer `receiver` names; `None` when there is no
+    /// such customer (or the id cannot be one).
+    async fn receiver_kyc(&self, receiver: &str) -> Result<Option<ReceiverKyc>, Transient> {
+        let Ok(id) = CustomerId::parse(receiver) else {
+            return Ok(None);
+        };
+        self.parts
+            .kyc
+            .receiver(&id)
+            .await
+            .map_err(|e| Transient(format!("cannot read the receiver's KYC: {e}")))
+    }
+
     /// The receiver's KYC decides: pay, wait for it, or reject.
     async fn check_receiver(
         &self,
@@ -545,16 +558,7 @@ impl PayoutEngine {
             Self::reject(p, "the transaction names no receiver".into(), now);
             return Ok(());
         };
-        let kyc = match CustomerId::parse(&receiver) {
-            Ok(id) => self
-                .parts
-                .kyc
-                .receiver(&id)
-                .await
-                .map_err(|e| Transient(format!("cannot read the receiver's KYC: {e}")))?,
-            Err(_) => None,
-        };
-        let Some(kyc) = kyc else {
+        let Some(kyc) = self.receiver_kyc(&receiver).await? else {
             Self::reject(
                 p,
                 format!("the receiver {receiver} is not a customer of this anchor"),
@@ -604,18 +608,8 @@ impl PayoutEngine {
     }
 
     async fn on_awaiting_kyc(&self, p: &mut Payout, now: DateTime<Utc>) -> StepResult {
-        let status = match p
-            .receiver_id
-            .as_deref()
-            .and_then(|r| CustomerId::parse(r).ok())
-        {
-            Some(id) => self
-                .parts
-                .kyc
-                .receiver(&id)
-                .await
-                .map_err(|e| Transient(format!("cannot read the receiver's KYC: {e}")))?
-                .map(|k| k.status),
+        let status = match p.receiver_id.as_deref() {
+            Some(receiver) => self.receiver_kyc(receiver).await?.map(|k| k.status),
             None => None,
         };
         match status {
@@ -642,14 +636,9 @@ impl PayoutEngine {
             .receiver_id
             .clone()
             .ok_or_else(|| Transient("the payout has no receiver".into()))?;
-        let id = CustomerId::parse(&receiver)
-            .map_err(|_| Transient("the receiver's id is not valid".into()))?;
         let kyc = self
-            .parts
-            .kyc
-            .receiver(&id)
-            .await
-            .map_err(|e| Transient(format!("cannot read the receiver's KYC: {e}")))?
+            .receiver_kyc(&receiver)
+            .await?
             .ok_or_else(|| Transient("the receiver is no longer a customer".into()))?;
         let delivery_method = match &p.quote_id {
             Some(q) => match QuoteId::parse(q) {
