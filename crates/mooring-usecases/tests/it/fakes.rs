@@ -1,17 +1,23 @@
 //! In-memory fakes of the ports, faithful to their documented contracts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Duration, TimeZone, Utc};
 use mooring_domain::customer::{Customer, CustomerId, ProvidedValue, Review};
 use mooring_domain::deposit::DepositAddress;
+use mooring_domain::payout::{Payout, PayoutState, Sighting};
 use mooring_domain::quote::{Quote, QuoteId};
+use mooring_domain::transaction::{
+    Amount, Transaction, TransactionChange, TransactionId, TransactionStatus, TransactionUpdate,
+};
 use mooring_domain::{AssetId, Memo, StellarAccount};
 use mooring_ports::{
-    Clock, Custodian, CustodianError, CustomerTarget, DepositAddressStore, KycStore, KycStoreError,
-    PutCustomer, QuoteStore, QuoteStoreError, RateSource, RateSourceError,
+    Clock, Custodian, CustodianError, CustomerTarget, DepositAddressStore, InboxEvent, KycStore,
+    KycStoreError, LedgerError, Order, OrderBy, PayoutLedger, PayoutOrder, PayoutRail,
+    PlatformClient, PlatformError, PutCustomer, QuoteStore, QuoteStoreError, RailError,
+    RailReceipt, RailStatus, RateSource, RateSourceError, TransactionQuery,
 };
 use rust_decimal::Decimal;
 
@@ -141,21 +147,28 @@ impl KycStore for FakeKycStore {
     }
 }
 
-pub struct FixedClock(pub DateTime<Utc>);
+/// A clock that stands still until a test moves it.
+pub struct TestClock(Mutex<DateTime<Utc>>);
 
-impl Default for FixedClock {
+impl Default for TestClock {
     fn default() -> Self {
-        Self(
+        Self(Mutex::new(
             Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0)
                 .single()
                 .expect("valid date"),
-        )
+        ))
     }
 }
 
-impl Clock for FixedClock {
+impl TestClock {
+    pub fn advance(&self, by: Duration) {
+        *self.0.lock().expect("lock") += by;
+    }
+}
+
+impl Clock for TestClock {
     fn now(&self) -> DateTime<Utc> {
-        self.0
+        *self.0.lock().expect("lock")
     }
 }
 
@@ -325,5 +338,570 @@ impl DepositAddressStore for FakeDepositAddresses {
             .entry(transaction_id.to_owned())
             .or_insert_with(|| address.clone())
             .clone())
+    }
+}
+
+/// What the fake AP does with the next call of `update`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApFault {
+    /// Unreachable: nothing applied.
+    Down,
+    /// Applied, but the answer was lost on the way back.
+    AnswerLost,
+}
+
+/// The AP's Platform API in memory, with the AP's status rules for each
+/// move (a move its status does not allow is `Rejected`).
+#[derive(Default)]
+pub struct FakePlatform {
+    txs: Mutex<BTreeMap<String, Transaction>>,
+    /// The updates the AP applied, in order.
+    pub applied: Mutex<Vec<TransactionUpdate>>,
+    /// Faults for the next calls of `update`, in order.
+    pub update_faults: Mutex<VecDeque<ApFault>>,
+    /// The next this many reads (`transaction(s)`) fail as unavailable.
+    pub reads_down: Mutex<u32>,
+    /// Pages read by `transactions`.
+    pub pages_read: Mutex<u32>,
+}
+
+impl FakePlatform {
+    pub fn insert(&self, tx: Transaction) {
+        self.txs
+            .lock()
+            .expect("lock")
+            .insert(tx.id.as_str().to_owned(), tx);
+    }
+
+    pub fn tx(&self, id: &str) -> Transaction {
+        self.txs.lock().expect("lock")[id].clone()
+    }
+
+    /// The sender's payment arrives.
+    pub fn fund(&self, id: &str, amount_in: Amount, at: DateTime<Utc>) {
+        let mut txs = self.txs.lock().expect("lock");
+        let tx = txs.get_mut(id).expect("known transaction");
+        tx.amount_in = Some(amount_in);
+        tx.transfer_received_at = Some(at);
+        tx.status = TransactionStatus::PendingReceiver;
+    }
+
+    /// The kinds of move applied to `id`, in order.
+    pub fn moves(&self, id: &str) -> Vec<&'static str> {
+        self.applied
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|u| u.id.as_str() == id)
+            .map(|u| match u.change {
+                TransactionChange::OffchainFundsPending { .. } => "funds_pending",
+                TransactionChange::OffchainFundsSent { .. } => "funds_sent",
+                TransactionChange::CustomerInfoNeeded { .. } => "info_needed",
+                TransactionChange::CustomerInfoUpdated { .. } => "info_updated",
+                TransactionChange::Error => "error",
+                TransactionChange::Recover => "recover",
+                TransactionChange::RefundSent { .. } => "refund_sent",
+                TransactionChange::RequestOnchainFunds { .. } => "request_funds",
+            })
+            .collect()
+    }
+
+    fn read_down(&self) -> Result<(), PlatformError> {
+        let mut down = self.reads_down.lock().expect("lock");
+        if *down > 0 {
+            *down -= 1;
+            return Err(PlatformError::Unavailable("connection refused".into()));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl PlatformClient for FakePlatform {
+    async fn transactions(
+        &self,
+        query: &TransactionQuery,
+    ) -> Result<Vec<Transaction>, PlatformError> {
+        self.read_down()?;
+        *self.pages_read.lock().expect("lock") += 1;
+        let mut txs: Vec<Transaction> = self
+            .txs
+            .lock()
+            .expect("lock")
+            .values()
+            .filter(|t| query.statuses.is_empty() || query.statuses.contains(&t.status))
+            .cloned()
+            .collect();
+        // As the AP sorts: by the key, those without one last.
+        txs.sort_by(|a, b| {
+            let key = |t: &Transaction| match query.order_by {
+                OrderBy::CreatedAt => t.started_at,
+                OrderBy::TransferReceivedAt => t.transfer_received_at,
+            };
+            match (key(a), key(b)) {
+                (Some(x), Some(y)) if query.order == Order::Asc => x.cmp(&y),
+                (Some(x), Some(y)) => y.cmp(&x),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => std::cmp::Ordering::Equal,
+            }
+            .then_with(|| a.id.as_str().cmp(b.id.as_str()))
+        });
+        let size = query.page_size as usize;
+        Ok(txs
+            .into_iter()
+            .skip(query.page_number as usize * size)
+            .take(size)
+            .collect())
+    }
+
+    async fn transaction(&self, id: &TransactionId) -> Result<Transaction, PlatformError> {
+        self.read_down()?;
+        self.txs
+            .lock()
+            .expect("lock")
+            .get(id.as_str())
+            .cloned()
+            .ok_or(PlatformError::NotFound)
+    }
+
+    async fn update(&self, update: &TransactionUpdate) -> Result<Transaction, PlatformError> {
+        let fault = self.update_faults.lock().expect("lock").pop_front();
+        if fault == Some(ApFault::Down) {
+            return Err(PlatformError::Unavailable("connection refused".into()));
+        }
+        let mut txs = self.txs.lock().expect("lock");
+        let tx = txs
+            .get_mut(update.id.as_str())
+            .ok_or(PlatformError::NotFound)?;
+        use TransactionStatus as S;
+        let open = matches!(
+            tx.status,
+            S::PendingReceiver | S::PendingExternal | S::PendingCustomerInfoUpdate
+        );
+        let refuse = || {
+            Err(PlatformError::Rejected(format!(
+                "cannot apply this move to a transaction in {}",
+                tx.status.as_str()
+            )))
+        };
+        let next = match &update.change {
+            TransactionChange::OffchainFundsPending {
+                external_transaction_id,
+            } if open => {
+                tx.external_transaction_id
+                    .clone_from(external_transaction_id);
+                S::PendingExternal
+            }
+            TransactionChange::OffchainFundsSent {
+                external_transaction_id,
+                amount_out,
+                ..
+            } if open => {
+                tx.external_transaction_id
+                    .clone_from(external_transaction_id);
+                tx.amount_out.clone_from(amount_out);
+                S::Completed
+            }
+            TransactionChange::CustomerInfoNeeded { .. } if open => S::PendingCustomerInfoUpdate,
+            TransactionChange::CustomerInfoUpdated { .. }
+                if tx.status == S::PendingCustomerInfoUpdate =>
+            {
+                S::PendingReceiver
+            }
+            TransactionChange::Error if !tx.status.is_final() => S::Error,
+            TransactionChange::Recover if matches!(tx.status, S::Error | S::Expired) => {
+                S::PendingReceiver
+            }
+            TransactionChange::RefundSent { amount, fee, .. }
+                if open
+                    && Some(amount.amount + fee.amount)
+                        == tx.amount_in.as_ref().map(|a| a.amount) =>
+            {
+                S::Refunded
+            }
+            TransactionChange::RequestOnchainFunds { amount_in, .. }
+                if tx.status == S::PendingReceiver && tx.transfer_received_at.is_none() =>
+            {
+                tx.amount_expected = Some(amount_in.clone());
+                S::PendingSender
+            }
+            _ => return refuse(),
+        };
+        tx.status = next;
+        tx.message.clone_from(&update.message);
+        self.applied.lock().expect("lock").push(update.clone());
+        if fault == Some(ApFault::AnswerLost) {
+            return Err(PlatformError::Unavailable(
+                "the connection was reset".into(),
+            ));
+        }
+        Ok(tx.clone())
+    }
+}
+
+struct Entry {
+    payout: Payout,
+    claim: Option<(String, DateTime<Utc>)>,
+}
+
+/// The payout ledger in memory, with the port's claim and compare-and-set
+/// rules.
+#[derive(Default)]
+pub struct FakeLedger {
+    entries: Mutex<BTreeMap<String, Entry>>,
+    events: Mutex<Vec<(InboxEvent, bool)>>,
+    /// The next `save` of an entry leaving this state fails as if the
+    /// database went away: the step's side effect happened, its new state
+    /// was not written (a crash between the two).
+    pub fail_save_from: Mutex<Option<PayoutState>>,
+}
+
+impl FakeLedger {
+    pub fn state(&self, id: &str) -> Option<PayoutState> {
+        self.entries
+            .lock()
+            .expect("lock")
+            .get(id)
+            .map(|e| e.payout.state)
+    }
+
+    pub fn claimed_by(&self, id: &str) -> Option<String> {
+        self.entries
+            .lock()
+            .expect("lock")
+            .get(id)
+            .and_then(|e| e.claim.clone().map(|(owner, _)| owner))
+    }
+
+    fn sight_in(
+        entries: &mut BTreeMap<String, Entry>,
+        id: &TransactionId,
+        sighting: Sighting,
+        now: DateTime<Utc>,
+    ) -> Option<PayoutState> {
+        let current = entries.get(id.as_str()).map(|e| e.payout.state);
+        match PayoutState::on_sighting(current, sighting) {
+            Some(next) => {
+                let entry = entries.entry(id.as_str().to_owned()).or_insert(Entry {
+                    payout: Payout::new(id.clone(), next, now),
+                    claim: None,
+                });
+                entry.payout.state = next;
+                entry.payout.due_at = now;
+                Some(next)
+            }
+            None => current,
+        }
+    }
+
+    fn wake_in(entries: &mut BTreeMap<String, Entry>, customer: &str, now: DateTime<Utc>) -> u64 {
+        let mut n = 0;
+        for e in entries.values_mut() {
+            if e.payout.state == PayoutState::AwaitingKyc
+                && e.payout.receiver_id.as_deref() == Some(customer)
+            {
+                e.payout.due_at = now;
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+fn claim_free(claim: &Option<(String, DateTime<Utc>)>, now: DateTime<Utc>) -> bool {
+    claim.as_ref().is_none_or(|(_, until)| *until < now)
+}
+
+#[async_trait]
+impl PayoutLedger for FakeLedger {
+    async fn sight(
+        &self,
+        id: &TransactionId,
+        sighting: Sighting,
+        now: DateTime<Utc>,
+    ) -> Result<PayoutState, LedgerError> {
+        let mut entries = self.entries.lock().expect("lock");
+        Self::sight_in(&mut entries, id, sighting, now).ok_or(LedgerError::NotFound)
+    }
+
+    async fn knows_funds(&self, ids: &[TransactionId]) -> Result<Vec<bool>, LedgerError> {
+        let entries = self.entries.lock().expect("lock");
+        Ok(ids
+            .iter()
+            .map(|id| {
+                entries
+                    .get(id.as_str())
+                    .is_some_and(|e| e.payout.state.knows_funds())
+            })
+            .collect())
+    }
+
+    async fn claim(
+        &self,
+        owner: &str,
+        limit: u32,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<Vec<Payout>, LedgerError> {
+        let mut entries = self.entries.lock().expect("lock");
+        let mut due: Vec<&mut Entry> = entries
+            .values_mut()
+            .filter(|e| {
+                e.payout.state.is_active() && e.payout.due_at <= now && claim_free(&e.claim, now)
+            })
+            .collect();
+        due.sort_by_key(|e| e.payout.due_at);
+        Ok(due
+            .into_iter()
+            .take(limit as usize)
+            .map(|e| {
+                e.claim = Some((owner.to_owned(), now + lease));
+                e.payout.clone()
+            })
+            .collect())
+    }
+
+    async fn save(
+        &self,
+        owner: &str,
+        expected: PayoutState,
+        payout: &Payout,
+        now: DateTime<Utc>,
+        lease: Option<Duration>,
+    ) -> Result<(), LedgerError> {
+        {
+            let mut fail = self.fail_save_from.lock().expect("lock");
+            if *fail == Some(expected) {
+                *fail = None;
+                return Err(LedgerError::Unknown(anyhow::anyhow!(
+                    "database unreachable"
+                )));
+            }
+        }
+        let mut entries = self.entries.lock().expect("lock");
+        let entry = entries
+            .get_mut(payout.transaction_id.as_str())
+            .ok_or(LedgerError::NotFound)?;
+        let mine = entry.claim.as_ref().is_some_and(|(o, _)| o == owner);
+        if !mine || entry.payout.state != expected {
+            return Err(LedgerError::LostClaim);
+        }
+        entry.payout = payout.clone();
+        entry.claim = lease.map(|l| (owner.to_owned(), now + l));
+        Ok(())
+    }
+
+    async fn release(&self, owner: &str) -> Result<u64, LedgerError> {
+        let mut n = 0;
+        for e in self.entries.lock().expect("lock").values_mut() {
+            if e.claim.as_ref().is_some_and(|(o, _)| o == owner) {
+                e.claim = None;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    async fn get(&self, id: &TransactionId) -> Result<Option<Payout>, LedgerError> {
+        Ok(self
+            .entries
+            .lock()
+            .expect("lock")
+            .get(id.as_str())
+            .map(|e| e.payout.clone()))
+    }
+
+    async fn list(&self, states: &[PayoutState], limit: u32) -> Result<Vec<Payout>, LedgerError> {
+        let mut all: Vec<Payout> = self
+            .entries
+            .lock()
+            .expect("lock")
+            .values()
+            .filter(|e| states.is_empty() || states.contains(&e.payout.state))
+            .map(|e| e.payout.clone())
+            .collect();
+        all.sort_by_key(|p| std::cmp::Reverse(p.created_at));
+        all.truncate(limit as usize);
+        Ok(all)
+    }
+
+    async fn counts(&self) -> Result<Vec<(PayoutState, u64)>, LedgerError> {
+        let mut counts = BTreeMap::new();
+        for e in self.entries.lock().expect("lock").values() {
+            *counts.entry(e.payout.state).or_insert(0) += 1;
+        }
+        Ok(counts.into_iter().collect())
+    }
+
+    async fn reopen(
+        &self,
+        from: &[PayoutState],
+        payout: &Payout,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        let mut entries = self.entries.lock().expect("lock");
+        let entry = entries
+            .get_mut(payout.transaction_id.as_str())
+            .ok_or(LedgerError::NotFound)?;
+        if !from.contains(&entry.payout.state) {
+            return Err(LedgerError::WrongState(entry.payout.state));
+        }
+        if !claim_free(&entry.claim, now) {
+            return Err(LedgerError::LostClaim);
+        }
+        entry.payout = payout.clone();
+        entry.claim = None;
+        Ok(())
+    }
+
+    async fn wake_receiver(
+        &self,
+        customer_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, LedgerError> {
+        Ok(Self::wake_in(
+            &mut self.entries.lock().expect("lock"),
+            customer_id,
+            now,
+        ))
+    }
+
+    async fn accept_event(&self, event: &InboxEvent) -> Result<bool, LedgerError> {
+        let mut events = self.events.lock().expect("lock");
+        if events.iter().any(|(e, _)| e.id == event.id) {
+            return Ok(false);
+        }
+        events.push((event.clone(), false));
+        Ok(true)
+    }
+
+    async fn apply_events(&self, limit: u32, now: DateTime<Utc>) -> Result<u32, LedgerError> {
+        let mut events = self.events.lock().expect("lock");
+        let mut entries = self.entries.lock().expect("lock");
+        let mut waiting: Vec<&mut (InboxEvent, bool)> =
+            events.iter_mut().filter(|(_, done)| !done).collect();
+        waiting.sort_by_key(|(e, _)| (e.occurred_at, e.received_at));
+        let mut applied = 0;
+        for (event, done) in waiting.into_iter().take(limit as usize) {
+            if let (Some(id), Some(sighting)) = (&event.transaction_id, event.sighting) {
+                Self::sight_in(&mut entries, id, sighting, now);
+            }
+            if let Some(customer) = &event.customer_id {
+                Self::wake_in(&mut entries, customer, now);
+            }
+            *done = true;
+            applied += 1;
+        }
+        Ok(applied)
+    }
+
+    async fn inbox_depth(&self) -> Result<u64, LedgerError> {
+        Ok(self
+            .events
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|(_, done)| !done)
+            .count() as u64)
+    }
+}
+
+/// What the fake rail does with the next `submit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RailFault {
+    /// Unreachable: no payout made.
+    Down,
+    /// The payout was made; the answer was lost.
+    AnswerLost,
+    /// Refused (a 4xx): no payout made.
+    Refuse,
+    /// Made, and failed at the bank.
+    FailAtBank,
+}
+
+struct RailPayout {
+    order: PayoutOrder,
+    receipt: RailReceipt,
+    /// Status calls left before a pending payout completes.
+    pending_left: u32,
+}
+
+/// A payout provider in memory, honouring idempotency keys.
+#[derive(Default)]
+pub struct FakeRail {
+    payouts: Mutex<Vec<RailPayout>>,
+    pub faults: Mutex<VecDeque<RailFault>>,
+    /// New payouts stay pending for this many status calls.
+    pub pending_for: Mutex<u32>,
+}
+
+impl FakeRail {
+    /// The payouts made, in order.
+    pub fn made(&self) -> Vec<PayoutOrder> {
+        self.payouts
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|p| p.order.clone())
+            .collect()
+    }
+}
+
+#[async_trait]
+impl PayoutRail for FakeRail {
+    async fn submit(&self, order: &PayoutOrder) -> Result<RailReceipt, RailError> {
+        let fault = self.faults.lock().expect("lock").pop_front();
+        match fault {
+            Some(RailFault::Down) => return Err(RailError::Unknown("timed out".into())),
+            Some(RailFault::Refuse) => {
+                return Err(RailError::Refused("the account is closed".into()));
+            }
+            _ => {}
+        }
+        let mut payouts = self.payouts.lock().expect("lock");
+        let receipt = match payouts
+            .iter()
+            .find(|p| p.order.idempotency_key == order.idempotency_key)
+        {
+            Some(p) => p.receipt.clone(),
+            None => {
+                let pending_left = *self.pending_for.lock().expect("lock");
+                let status = match fault {
+                    Some(RailFault::FailAtBank) => RailStatus::Failed("invalid account".into()),
+                    _ if pending_left > 0 => RailStatus::Pending,
+                    _ => RailStatus::Completed,
+                };
+                let receipt = RailReceipt {
+                    id: format!("pay-{}", payouts.len() + 1),
+                    status,
+                };
+                payouts.push(RailPayout {
+                    order: order.clone(),
+                    receipt: receipt.clone(),
+                    pending_left,
+                });
+                receipt
+            }
+        };
+        if fault == Some(RailFault::AnswerLost) {
+            return Err(RailError::Unknown("the connection was reset".into()));
+        }
+        Ok(receipt)
+    }
+
+    async fn status(&self, id: &str) -> Result<RailReceipt, RailError> {
+        let mut payouts = self.payouts.lock().expect("lock");
+        let p = payouts
+            .iter_mut()
+            .find(|p| p.receipt.id == id)
+            .ok_or_else(|| RailError::Refused(format!("no payout {id}")))?;
+        if p.receipt.status == RailStatus::Pending {
+            p.pending_left = p.pending_left.saturating_sub(1);
+            if p.pending_left == 0 {
+                p.receipt.status = RailStatus::Completed;
+            }
+        }
+        Ok(p.receipt.clone())
     }
 }

@@ -7,7 +7,7 @@ use mooring_domain::{Memo, StellarAccount};
 use mooring_ports::FileUpload;
 use mooring_usecases::{CustomerLookup, CustomerUpdate, KycError, KycService};
 
-use crate::fakes::{FakeKycStore, FixedClock};
+use crate::fakes::{FakeKycStore, TestClock};
 
 const ACCOUNT: &str = "GDJUOFZGW5WYBK4GIETCSSM6MTTIJ4SUMCQITPTLUWMQ6B4UIX2IEX47";
 const OTHER: &str = "GBBD47IF6LWK7P7MDEVSCWR7DPUWV3NY3DTQEVFL4NAT4AQH3ZLLFLA5";
@@ -18,7 +18,7 @@ fn service(mode: ReviewMode) -> (KycService, Arc<FakeKycStore>) {
         store.clone(),
         CustomerTypes::builtin(),
         mode,
-        Arc::new(FixedClock::default()),
+        Arc::new(TestClock::default()),
     );
     (service, store)
 }

@@ -3,4 +3,5 @@
 mod deposit;
 mod fakes;
 mod kyc;
+mod payout;
 mod quotes;

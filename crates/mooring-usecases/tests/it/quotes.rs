@@ -16,11 +16,11 @@ use mooring_usecases::{
 };
 use rust_decimal::Decimal;
 
-use crate::fakes::{FakeKycStore, FakeQuoteStore, FakeRates, FixedClock};
+use crate::fakes::{FakeKycStore, FakeQuoteStore, FakeRates, TestClock};
 
-const USDC: &str = "stellar:USDC:GBBD47IF6LWK7P7MDEVSCWR7DPUWV3NY3DTQEVFL4NAT4AQH3ZLLFLA5";
+pub const USDC: &str = "stellar:USDC:GBBD47IF6LWK7P7MDEVSCWR7DPUWV3NY3DTQEVFL4NAT4AQH3ZLLFLA5";
 
-fn d(s: &str) -> Decimal {
+pub fn d(s: &str) -> Decimal {
     Decimal::from_str(s).expect("decimal")
 }
 
@@ -42,13 +42,13 @@ fn catalog() -> AssetCatalog {
     ])
 }
 
-struct World {
-    quotes: QuoteService,
-    rates: Arc<FakeRates>,
-    clock: Arc<FixedClock>,
+pub struct World {
+    pub quotes: QuoteService,
+    pub rates: Arc<FakeRates>,
+    pub clock: Arc<TestClock>,
 }
 
-fn world(liquidity: &[(&str, &str)]) -> World {
+pub fn world(liquidity: &[(&str, &str)]) -> World {
     let pair = PairPricing {
         sell_asset: asset(USDC),
         buy_asset: asset("iso4217:BRL"),
@@ -73,7 +73,7 @@ fn world(liquidity: &[(&str, &str)]) -> World {
         .lock()
         .expect("lock")
         .insert((asset(USDC), asset("iso4217:BRL")), d("0.18"));
-    let clock = Arc::new(FixedClock::default());
+    let clock = Arc::new(TestClock::default());
     let quotes = QuoteService::new(QuoteServiceParts {
         pricing: Pricing::new(vec![pair], [("GVIP".to_owned(), 10)].into()).expect("pricing"),
         assets: catalog(),
@@ -93,7 +93,7 @@ fn world(liquidity: &[(&str, &str)]) -> World {
     }
 }
 
-fn request(kind: QuoteKind, requested: Requested) -> RateRequest {
+pub fn request(kind: QuoteKind, requested: Requested) -> RateRequest {
     RateRequest {
         kind,
         sell_asset: asset(USDC),
@@ -265,7 +265,7 @@ async fn kyc_with(customers: &[(&str, bool)]) -> (KycService, Vec<String>) {
         Arc::new(FakeKycStore::default()),
         CustomerTypes::builtin(),
         ReviewMode::Auto,
-        Arc::new(FixedClock::default()),
+        Arc::new(TestClock::default()),
     );
     let mut ids = Vec::new();
     for (memo, complete) in customers {
