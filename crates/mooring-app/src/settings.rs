@@ -82,6 +82,8 @@ pub struct Settings {
     pub platform: PlatformSettings,
     pub payout: PayoutSettings,
     pub log: LogSettings,
+    #[serde(default)]
+    pub metrics: MetricsSettings,
     /// The AP's assets file, read once when the settings are loaded.
     #[serde(skip)]
     assets_file: Option<AssetsFile>,
@@ -329,6 +331,14 @@ pub struct AssetsSettings {
     /// significant_decimals of assets the AP's assets file does not list.
     #[serde(default)]
     pub decimals: BTreeMap<String, u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// `host:port` of a listener of its own for `/metrics`; unset, it is
+    /// served on the main port.
+    pub bind: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -6,22 +6,25 @@ use std::sync::Arc;
 use actix_web::dev::{Server, ServerHandle};
 use anyhow::Context;
 use mooring_custodian::HttpCustodian;
-use mooring_http::{CallbackAuth, HttpConfig, Services};
+use mooring_http::{CallbackAuth, HttpConfig, MetricsEndpoint, Services};
 use mooring_platform::HttpPlatform;
-use mooring_ports::{Custodian, PayoutRail, RateSource, SystemClock};
+use mooring_ports::{Custodian, PayoutRail, RateSource, ReadinessCheck, SystemClock};
 use mooring_rails::{HttpRail, SimulatedRail};
 use mooring_rates::{FeedRates, TableRates};
-use mooring_store::{SelfCustodian, Store};
+use mooring_store::{MigrationsCurrent, SelfCustodian, Store, StoreReachable};
 use mooring_usecases::{
-    DepositService, EngineParts, EventInbox, FeeService, KycService, NoCustodian, PayoutEngine,
-    QuoteService, QuoteServiceParts,
+    DepositService, EngineParts, EventInbox, FeeService, KycService, NoCustodian, Operations,
+    PayoutEngine, QuoteService, QuoteServiceParts,
 };
+use tokio::task::JoinHandle;
 
 use crate::engine::{EngineHandle, Schedule};
 use crate::settings::{CustodianSetting, RailSetting, RateSourceSetting, Settings};
 
-/// How long a stopping server gives the payout steps under way.
-const ENGINE_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long a stopping server gives the payout steps under way (after the
+/// requests in flight, `mooring_http::SHUTDOWN_TIMEOUT_SECONDS`): together
+/// within Kubernetes' default 30 s grace period.
+const ENGINE_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Opens the store, migrating it when `database.auto_migrate` is on.
 pub async fn open_store(settings: &Settings, migrate: bool) -> anyhow::Result<Store> {
@@ -102,7 +105,18 @@ pub fn payout_engine(
     quotes: QuoteService,
     deposits: DepositService,
 ) -> anyhow::Result<PayoutEngine> {
-    let platform = HttpPlatform::new(settings.platform()?)?;
+    let platform = Arc::new(HttpPlatform::new(settings.platform()?)?);
+    engine_over(settings, platform, store, kyc, quotes, deposits)
+}
+
+fn engine_over(
+    settings: &Settings,
+    platform: Arc<HttpPlatform>,
+    store: Store,
+    kyc: KycService,
+    quotes: QuoteService,
+    deposits: DepositService,
+) -> anyhow::Result<PayoutEngine> {
     let rail: Arc<dyn PayoutRail> = match settings.rail()? {
         RailSetting::Simulated {
             delay,
@@ -112,7 +126,7 @@ pub fn payout_engine(
     };
     Ok(PayoutEngine::new(
         EngineParts {
-            platform: Arc::new(platform),
+            platform,
             ledger: Arc::new(store),
             rail,
             kyc,
@@ -128,6 +142,9 @@ pub fn payout_engine(
 pub struct Application {
     port: u16,
     server: Server,
+    /// `/metrics` on its own listener (`metrics.bind`): its port, and the
+    /// running server.
+    metrics: Option<(u16, ServerHandle, JoinHandle<std::io::Result<()>>)>,
     engine: Option<EngineHandle>,
 }
 
@@ -151,20 +168,24 @@ impl Application {
         let listener = TcpListener::bind(&address)
             .with_context(|| format!("cannot listen on {address} (server.host, server.port)"))?;
         let port = listener.local_addr()?.port();
-        let config = HttpConfig {
-            auth: auth.clone(),
-            multipart_limit_bytes: settings.server.multipart_limit_bytes,
-            workers: settings.server.workers,
-        };
+        let mut checks: Vec<Arc<dyn ReadinessCheck>> = vec![
+            Arc::new(StoreReachable(store.clone())),
+            Arc::new(MigrationsCurrent(store.clone())),
+        ];
         let engine_setting = settings.engine()?;
+        let mut payouts = None;
         let engine = if engine_setting.enabled {
-            let engine = payout_engine(
+            let platform = Arc::new(HttpPlatform::new(settings.platform()?)?);
+            checks.push(platform.clone());
+            let engine = engine_over(
                 &settings,
+                platform,
                 store.clone(),
                 kyc.clone(),
                 quotes.clone(),
                 deposits.clone(),
             )?;
+            payouts = Some(engine.clone());
             Some(crate::engine::start(
                 engine,
                 Schedule {
@@ -177,12 +198,41 @@ impl Application {
             tracing::info!("payment engine off (platform.enabled = false)");
             None
         };
+        let ops = Operations::new(
+            checks,
+            Arc::new(store.clone()),
+            quotes.clone(),
+            payouts,
+            Arc::new(SystemClock),
+        );
+        let endpoint = MetricsEndpoint {
+            handle: crate::telemetry::metrics_handle(),
+            ops: ops.clone(),
+        };
+        let metrics = match &settings.metrics.bind {
+            Some(bind) => {
+                let listener = TcpListener::bind(bind)
+                    .with_context(|| format!("cannot listen on {bind} (metrics.bind)"))?;
+                let port = listener.local_addr()?.port();
+                tracing::info!(port, "metrics on their own listener");
+                let server = mooring_http::serve_metrics(listener, endpoint.clone())?;
+                Some((port, server.handle(), tokio::spawn(server)))
+            }
+            None => None,
+        };
+        let config = HttpConfig {
+            auth: auth.clone(),
+            multipart_limit_bytes: settings.server.multipart_limit_bytes,
+            workers: settings.server.workers,
+            metrics: metrics.is_none().then_some(endpoint),
+        };
         let services = Services {
             kyc: kyc.clone(),
             quotes,
             fees,
             deposits,
             events: EventInbox::new(Arc::new(store)),
+            ops,
         };
         let server = mooring_http::serve(listener, services, config)?;
         tracing::info!(
@@ -201,6 +251,7 @@ impl Application {
         Ok(Self {
             port,
             server,
+            metrics,
             engine,
         })
     }
@@ -209,16 +260,26 @@ impl Application {
         self.port
     }
 
+    /// The port of `/metrics`' own listener, when `metrics.bind` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _, _)| *port)
+    }
+
     pub fn handle(&self) -> ServerHandle {
         self.server.handle()
     }
 
     /// Serves until the server is stopped through its handle; then stops
-    /// the payment engine (the steps under way finish, claims are released).
+    /// the payment engine (the steps under way finish, claims are released)
+    /// and the metrics listener.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
         if let Some(engine) = self.engine {
             engine.stop(ENGINE_GRACE).await;
+        }
+        if let Some((_, handle, task)) = self.metrics {
+            handle.stop(true).await;
+            let _ = task.await;
         }
         served
     }

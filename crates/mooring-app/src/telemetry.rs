@@ -1,7 +1,10 @@
-//! Logging: one subscriber, pretty or JSON. Nothing here or anywhere else
+//! Logging (one subscriber, pretty or JSON) and the metrics recorder. Nothing here or anywhere else
 //! logs PII or secrets: handlers log ids and counts, never values, and
 //! request lines carry the route pattern, never the query string.
 
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing::Subscriber;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
@@ -30,7 +33,9 @@ where
                 tracing_subscriber::fmt::layer()
                     .json()
                     .with_current_span(true)
-                    .with_span_list(false)
+                    // Every enclosing span's fields: the request id and the
+                    // AP transaction id reach every line under them.
+                    .with_span_list(true)
                     .with_writer(writer),
             ),
         ),
@@ -45,4 +50,38 @@ pub fn init(settings: &LogSettings) {
     let subscriber = subscriber(settings.format, filter(settings), std::io::stderr);
     // A second call (tests) keeps the first subscriber.
     let _ = tracing::subscriber::set_global_default(subscriber);
+}
+
+/// Buckets of the request-latency histogram, in seconds.
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The process's Prometheus recorder, installed on first use (metrics are
+/// process-wide: every server in one process renders the same registry).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new().set_buckets_for_metric(
+                Matcher::Full("mooring_http_request_duration_seconds".into()),
+                &LATENCY_BUCKETS,
+            );
+            let recorder = match builder {
+                Ok(b) => b.build_recorder(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "bad latency buckets; histograms become summaries");
+                    PrometheusBuilder::new().build_recorder()
+                }
+            };
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!(
+                    "a metrics recorder was already installed; /metrics shows only this one's"
+                );
+            }
+            mooring_http::describe_metrics();
+            handle
+        })
+        .clone()
 }

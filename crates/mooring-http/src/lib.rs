@@ -1,5 +1,6 @@
 //! Mooring's inbound HTTP adapter: the Anchor Platform's Callback API
-//! (`/customer`, `/rate`, `/fee`, `/unique_address`, `/event`), served with
+//! (`/customer`, `/rate`, `/fee`, `/unique_address`, `/event`) and the
+//! operators' routes (`/health`, `/ready`, `/metrics`), served with
 //! actix-web.
 //!
 //! This crate owns the wire: JSON and multipart bodies, query strings, the
@@ -14,6 +15,7 @@ mod customer;
 mod deposit;
 mod error;
 mod event;
+mod ops;
 mod quote;
 mod telemetry;
 
@@ -22,10 +24,16 @@ use std::net::TcpListener;
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
-use mooring_usecases::{DepositService, EventInbox, FeeService, KycService, QuoteService};
+use mooring_usecases::{
+    DepositService, EventInbox, FeeService, KycService, Operations, QuoteService,
+};
 
 pub use auth::{AuthConfigError, CallbackAuth};
 pub use error::ApiError;
+pub use ops::{MetricsEndpoint, describe_metrics};
+
+/// How long a stopping server waits for the requests in flight.
+pub const SHUTDOWN_TIMEOUT_SECONDS: u64 = 10;
 
 /// JSON bodies larger than this are refused with 413.
 pub const JSON_LIMIT_BYTES: usize = 1024 * 1024;
@@ -39,6 +47,9 @@ pub struct HttpConfig {
     pub multipart_limit_bytes: usize,
     /// Worker threads; `None` means one per core.
     pub workers: Option<usize>,
+    /// `/metrics` on this listener; `None` when it has its own
+    /// (`metrics.bind`, see [`serve_metrics`]).
+    pub metrics: Option<MetricsEndpoint>,
 }
 
 /// The use cases the routes call.
@@ -49,6 +60,7 @@ pub struct Services {
     pub fees: FeeService,
     pub deposits: DepositService,
     pub events: EventInbox,
+    pub ops: Operations,
 }
 
 pub(crate) struct Limits {
@@ -66,6 +78,8 @@ pub fn configure(
     let fees = web::Data::new(services.fees);
     let deposits = web::Data::new(services.deposits);
     let events = web::Data::new(services.events);
+    let ops = web::Data::new(services.ops);
+    let metrics = config.metrics.clone().map(web::Data::new);
     let limits = web::Data::new(Limits {
         multipart_bytes: config.multipart_limit_bytes,
     });
@@ -77,6 +91,7 @@ pub fn configure(
             .app_data(deposits)
             .app_data(events)
             .app_data(limits)
+            .app_data(ops)
             .app_data(
                 web::QueryConfig::default()
                     .error_handler(|e, _| ApiError::bad_request(e.to_string()).into()),
@@ -122,7 +137,33 @@ pub fn configure(
                     .route(web::post().to(event::post_event))
                     .default_service(web::to(error::method_not_allowed)),
             )
-            .default_service(web::to(error::not_found));
+            .service(
+                web::resource("/health")
+                    .route(web::get().to(ops::health))
+                    .default_service(web::to(error::method_not_allowed)),
+            )
+            .service(
+                web::resource("/ready")
+                    .route(web::get().to(ops::ready))
+                    .default_service(web::to(error::method_not_allowed)),
+            );
+        if let Some(metrics) = metrics {
+            cfg.configure(metrics_route(metrics));
+        }
+        cfg.default_service(web::to(error::not_found));
+    }
+}
+
+fn metrics_route(
+    endpoint: web::Data<MetricsEndpoint>,
+) -> impl FnOnce(&mut web::ServiceConfig) + Clone {
+    move |cfg: &mut web::ServiceConfig| {
+        cfg.service(
+            web::resource("/metrics")
+                .app_data(endpoint)
+                .route(web::get().to(ops::metrics))
+                .default_service(web::to(error::method_not_allowed)),
+        );
     }
 }
 
@@ -139,9 +180,23 @@ pub fn serve(
             .wrap(from_fn(telemetry::trace_request))
             .configure(routes.clone())
     })
-    .listen(listener)?;
+    .listen(listener)?
+    .shutdown_timeout(SHUTDOWN_TIMEOUT_SECONDS);
     if let Some(n) = workers {
         server = server.workers(n.max(1));
     }
+    Ok(server.disable_signals().run())
+}
+
+/// Serves only `/metrics` on its own listener (`metrics.bind`).
+pub fn serve_metrics(listener: TcpListener, endpoint: MetricsEndpoint) -> std::io::Result<Server> {
+    let route = metrics_route(web::Data::new(endpoint));
+    let server = HttpServer::new(move || {
+        App::new()
+            .configure(route.clone())
+            .default_service(web::to(error::not_found))
+    })
+    .listen(listener)?
+    .workers(1);
     Ok(server.disable_signals().run())
 }

@@ -1,5 +1,6 @@
 //! One span and one log line per request: method, route pattern (never the
-//! query string, which carries accounts and memos), status and duration.
+//! query string, which carries accounts and memos), status and duration;
+//! and the request metrics by the same labels.
 
 use std::time::Instant;
 
@@ -34,14 +35,22 @@ pub(crate) async fn trace_request(
     let route = req
         .match_pattern()
         .unwrap_or_else(|| "<unmatched>".to_owned());
-    let span = tracing::info_span!("request", request_id = %id, http.method = %req.method(), http.route = %route);
+    let req_method = req.method().clone();
+    let span = tracing::info_span!("request", request_id = %id, http.method = %req_method, http.route = %route);
     let started = Instant::now();
     let result = next.call(req).instrument(span.clone()).await;
     let _entered = span.enter();
-    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = started.elapsed().as_secs_f64();
+    let duration_ms = elapsed * 1000.0;
+    let method = req_method.to_string();
+    let status = match &result {
+        Ok(res) => res.status().as_u16(),
+        Err(e) => e.as_response_error().status_code().as_u16(),
+    };
+    metrics::counter!("mooring_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status.to_string()).increment(1);
+    metrics::histogram!("mooring_http_request_duration_seconds", "method" => method, "route" => route).record(elapsed);
     match result {
         Ok(mut res) => {
-            let status = res.status().as_u16();
             if status >= 500 {
                 tracing::warn!(http.status = status, duration_ms, "request finished");
             } else {
@@ -53,11 +62,7 @@ pub(crate) async fn trace_request(
             Ok(res)
         }
         Err(e) => {
-            tracing::warn!(
-                http.status = e.as_response_error().status_code().as_u16(),
-                duration_ms,
-                "request failed"
-            );
+            tracing::warn!(http.status = status, duration_ms, "request failed");
             Err(e)
         }
     }

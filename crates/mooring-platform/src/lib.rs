@@ -19,7 +19,9 @@ use async_trait::async_trait;
 use mooring_domain::transaction::{
     Transaction, TransactionChange, TransactionId, TransactionUpdate,
 };
-use mooring_ports::{Order, OrderBy, PlatformClient, PlatformError, TransactionQuery};
+use mooring_ports::{
+    Order, OrderBy, PlatformClient, PlatformError, ReadinessCheck, TransactionQuery,
+};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
@@ -381,6 +383,52 @@ impl PlatformClient for HttpPlatform {
                 }
                 wire::transaction(&self.rpc(method, params).await?)
             }
+        }
+    }
+}
+
+/// How long the readiness check waits for the AP.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Ready when the AP answers one cheap read, once (no retries), within
+/// [`READY_TIMEOUT`], and does not refuse Mooring's credentials.
+#[async_trait]
+impl ReadinessCheck for HttpPlatform {
+    fn name(&self) -> &'static str {
+        "platform"
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        let probe = async {
+            match self.config.api {
+                ApiStyle::Rest => {
+                    let params = [
+                        ("sep", "31".to_owned()),
+                        ("page_number", "0".to_owned()),
+                        ("page_size", "1".to_owned()),
+                    ];
+                    self.attempt(Method::GET, "/transactions", &params, None)
+                        .await
+                }
+                ApiStyle::Rpc => {
+                    // AP 2.x has no get_transactions: its "method not found"
+                    // answer still shows the AP up and the credentials good.
+                    let body = json!([{"jsonrpc": "2.0", "id": 0, "method": "get_transactions",
+                        "params": {"sep": "31", "page_number": 0, "page_size": 1}}]);
+                    self.attempt(Method::POST, "/", &[], Some(&body)).await
+                }
+            }
+        };
+        match tokio::time::timeout(READY_TIMEOUT, probe).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(Attempt::Retry(reason))) => {
+                Err(format!("the platform is unreachable: {reason}"))
+            }
+            Ok(Err(Attempt::Fail(e))) => Err(e.to_string()),
+            Err(_) => Err(format!(
+                "the platform did not answer within {} ms",
+                READY_TIMEOUT.as_millis()
+            )),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The ports of Mooring: the traits through which the use cases reach the
 //! world: the KYC store, the quote store, the rate source, the custodian and
-//! the deposit addresses it gave, the Anchor Platform's Platform API, and the
-//! clock, the payout ledger with its event inbox, and the payout rail.
+//! the deposit addresses it gave, the Anchor Platform's Platform API, the
+//! clock, the payout ledger with its event inbox, the payout rail, and the
+//! readiness check of each dependency.
 //!
 //! A port speaks only in domain types. It must not know HTTP, SQL, JSON or
 //! any runtime: implementations live in adapter crates, and each port's
@@ -9,6 +10,7 @@
 
 mod clock;
 mod deposit;
+mod health;
 mod kyc;
 mod payout;
 mod platform;
@@ -17,6 +19,7 @@ mod rates;
 
 pub use clock::{Clock, SystemClock};
 pub use deposit::{Custodian, CustodianError, DepositAddressStore};
+pub use health::ReadinessCheck;
 pub use kyc::{CustomerTarget, FileUpload, KycStore, KycStoreError, PutCustomer};
 pub use payout::{
     InboxEvent, LedgerError, PayoutLedger, PayoutOrder, PayoutRail, RailError, RailReceipt,

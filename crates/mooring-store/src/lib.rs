@@ -11,6 +11,7 @@
 
 mod conn;
 mod deposit;
+mod health;
 mod kyc;
 mod migrate;
 mod payout;
@@ -26,6 +27,7 @@ use tokio::sync::Semaphore;
 
 pub use conn::{AnyConnection, Backend};
 pub use deposit::SelfCustodian;
+pub use health::{MigrationsCurrent, StoreReachable};
 pub use url::DatabaseUrl;
 
 use conn::Manager;

@@ -7,11 +7,13 @@
 
 pub mod deposit;
 pub mod kyc;
+pub mod ops;
 pub mod payout;
 pub mod quotes;
 
 pub use deposit::{DepositError, DepositService, NoCustodian};
 pub use kyc::{CustomerLookup, CustomerUpdate, CustomerView, KycError, KycService, ReceiverKyc};
+pub use ops::{Gauges, Operations, OpsError, Readiness};
 pub use payout::{EngineConfig, EngineError, EngineParts, EventInbox, PayoutEngine};
 pub use quotes::{
     FeeAmount, FeeRequest, FeeService, QuoteError, QuoteService, QuoteServiceParts, RateRequest,

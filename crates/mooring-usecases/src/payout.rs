@@ -9,7 +9,7 @@
 //! the claim lapses, without a second payout. This module has no runtime:
 //! the app crate schedules its calls.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
 use mooring_domain::customer::{CustomerId, CustomerStatus};
@@ -90,6 +90,8 @@ pub struct EngineParts {
 pub struct PayoutEngine {
     parts: EngineParts,
     config: Arc<EngineConfig>,
+    /// When the last poll of the AP succeeded (for the poll-lag gauge).
+    last_poll: Arc<Mutex<Option<DateTime<Utc>>>>,
 }
 
 /// Why a step could not finish: it is retried after a backoff.
@@ -112,11 +114,17 @@ impl PayoutEngine {
         Self {
             parts,
             config: Arc::new(config),
+            last_poll: Arc::new(Mutex::new(None)),
         }
     }
 
     pub fn config(&self) -> &EngineConfig {
         &self.config
+    }
+
+    /// When this engine's last poll of the AP succeeded.
+    pub fn last_poll(&self) -> Option<DateTime<Utc>> {
+        self.last_poll.lock().ok().and_then(|at| *at)
     }
 
     fn now(&self) -> DateTime<Utc> {
@@ -127,6 +135,15 @@ impl PayoutEngine {
     /// the first one the ledger already knows; then, for AP 3.x+, the newest
     /// unfunded ones (the AP sorts those last). Returns how many were new.
     pub async fn poll(&self) -> Result<u32, EngineError> {
+        let started = self.now();
+        let new = self.poll_pages().await?;
+        if let Ok(mut at) = self.last_poll.lock() {
+            *at = Some(started);
+        }
+        Ok(new)
+    }
+
+    async fn poll_pages(&self) -> Result<u32, EngineError> {
         let mut new = 0;
         let size = self.config.page_size.max(1);
         'pages: for page in 0.. {

@@ -283,6 +283,26 @@ impl QuoteService {
         }
         Ok(out)
     }
+
+    /// For every asset a configured pair buys: the buy amount reserving
+    /// quotes hold now, and the asset's limit if it has one.
+    pub async fn reserved_by_asset(
+        &self,
+    ) -> Result<Vec<(AssetId, Decimal, Option<Decimal>)>, QuoteError> {
+        let now = self.clock.now();
+        let mut assets: Vec<&AssetId> = self.pricing.pairs().iter().map(|p| &p.buy_asset).collect();
+        assets.sort();
+        assets.dedup();
+        let mut out = Vec::with_capacity(assets.len());
+        for asset in assets {
+            out.push((
+                asset.clone(),
+                self.store.reserved(asset, now).await?,
+                self.liquidity.get(asset).copied(),
+            ));
+        }
+        Ok(out)
+    }
 }
 
 /// The amount a `GET /fee` is about.

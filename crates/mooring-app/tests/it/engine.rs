@@ -51,7 +51,7 @@ pub fn engine_env(sim: &Running, api: &str) -> Vec<(String, String)> {
     .collect()
 }
 
-async fn start(db: TestDb, sim: &Running, api: &str, extra: &[(&str, &str)]) -> TestApp {
+pub async fn start(db: TestDb, sim: &Running, api: &str, extra: &[(&str, &str)]) -> TestApp {
     let env = engine_env(sim, api);
     let mut all: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     all.extend_from_slice(extra);

@@ -68,6 +68,8 @@ pub fn config_file(content: &str) -> tempfile::NamedTempFile {
 
 pub struct TestApp {
     pub address: String,
+    /// `/metrics`' own listener, when `metrics.bind` is set.
+    pub metrics_address: Option<String>,
     pub client: reqwest::Client,
     pub db: TestDb,
     handle: ServerHandle,
@@ -108,10 +110,14 @@ pub async fn spawn_app_with(db: TestDb, extra: &[(&str, &str)]) -> TestApp {
     let settings = Settings::load(&env).expect("test settings");
     let app = Application::build(settings).await.expect("server starts");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let metrics_address = app
+        .metrics_port()
+        .map(|port| format!("http://127.0.0.1:{port}"));
     let handle = app.handle();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
+        metrics_address,
         client: reqwest::Client::new(),
         db,
         handle,

@@ -12,5 +12,7 @@ mod faults;
 mod helpers;
 mod limits;
 mod logs;
+mod ops_api;
+mod process;
 mod quotes_api;
 mod replicas;

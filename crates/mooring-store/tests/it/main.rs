@@ -2,6 +2,7 @@
 //! on PostgreSQL, each on a database of its own.
 
 mod deposit;
+mod health;
 mod kyc;
 mod payout;
 mod quotes;

@@ -3,5 +3,6 @@
 mod deposit;
 mod fakes;
 mod kyc;
+mod ops;
 mod payout;
 mod quotes;
