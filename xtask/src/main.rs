@@ -17,6 +17,8 @@
 //!   and `mooring` on :8081 wired to it (REST, or JSON-RPC as AP 3.x with
 //!   `--v3`), with a SQLite database under `target/engine-dev/`. Ctrl-C
 //!   stops both.
+//! - `cargo xtask openapi`: writes `docs/openapi.json` from the code (a test
+//!   fails while the committed file differs).
 
 mod postgres;
 
@@ -45,9 +47,10 @@ fn main() -> ExitCode {
             run(command, "ap-simulator")
         }
         Some("engine") => engine(args.iter().any(|a| a == "--v3")),
+        Some("openapi") => openapi(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test [cargo test args…] | lint | ci | pg | sim [--port N] [--v3] | engine [--v3]>"
+                "usage: cargo xtask <test [cargo test args…] | lint | ci | pg | sim [--port N] [--v3] | engine [--v3] | openapi>"
             );
             return ExitCode::from(2);
         }
@@ -125,6 +128,25 @@ fn engine(v3: bool) -> Result<(), String> {
     let _ = sim.kill();
     let _ = sim.wait();
     result
+}
+
+/// Writes `docs/openapi.json` from `mooring openapi`.
+fn openapi() -> Result<(), String> {
+    let output = cargo()
+        .args(["run", "--quiet", "-p", "mooring-app", "--", "openapi"])
+        .output()
+        .map_err(|e| format!("cannot run mooring openapi: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "mooring openapi failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let path = root().join("docs").join("openapi.json");
+    std::fs::write(&path, &output.stdout)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    eprintln!("xtask: wrote {}", path.display());
+    Ok(())
 }
 
 const USDC_ISSUER: &str = "GBBD47IF6LWK7P7MDEVSCWR7DPUWV3NY3DTQEVFL4NAT4AQH3ZLLFLA5";

@@ -44,6 +44,8 @@ pub enum Command {
     /// The payout ledger: what the payment engine did with each transaction
     #[command(subcommand)]
     Payouts(PayoutsCommand),
+    /// Print the OpenAPI 3.1 document of Mooring's API (as served at /openapi.json)
+    Openapi,
 }
 
 #[derive(Debug, Subcommand)]
@@ -114,6 +116,10 @@ pub enum CustomersCommand {
 pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
         Command::Serve => serve(settings).await,
+        Command::Openapi => {
+            print!("{}", mooring_http::openapi_document());
+            Ok(())
+        }
         Command::Migrate => {
             let store = open_store(&settings, true).await?;
             let pending = store.pending_migrations().await?;

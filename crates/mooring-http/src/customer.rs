@@ -5,44 +5,121 @@ use std::collections::BTreeMap;
 
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpRequest, HttpResponse, web};
-use mooring_domain::customer::{Assessment, CustomerId, sep9};
+use mooring_domain::customer::sep9::{self, FieldKind};
+use mooring_domain::customer::{Assessment, CustomerId, CustomerStatus, FieldStatus};
 use mooring_domain::{Memo, StellarAccount};
 use mooring_ports::FileUpload;
 use mooring_usecases::{CustomerLookup, CustomerUpdate, CustomerView, KycService};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::body::{read_limited, read_multipart};
+use crate::error::ErrorBody;
 use crate::{ApiError, JSON_LIMIT_BYTES, Limits};
 
 /// The query of GET /customer. Unknown parameters are ignored, and so are
 /// `lang` (descriptions are in English) and `transaction_id` (the answer
 /// does not depend on the transaction).
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct GetCustomerQuery {
+    /// The customer's id, as Mooring gave it.
     id: Option<String>,
+    /// The customer's Stellar account (`G…`).
     account: Option<String>,
     memo: Option<String>,
+    /// `id`, `text` or `hash`; `id` when absent.
     memo_type: Option<String>,
+    /// The customer type the answer is about (e.g. `sep31-receiver`).
     #[serde(rename = "type")]
+    #[param(rename = "type")]
     customer_type: Option<String>,
 }
 
-#[derive(Serialize)]
-struct CustomerResponse {
+/// A SEP-12 customer status.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub(crate) enum StatusDto {
+    Accepted,
+    Processing,
+    NeedsInfo,
+    Rejected,
+}
+
+impl From<CustomerStatus> for StatusDto {
+    fn from(s: CustomerStatus) -> Self {
+        match s {
+            CustomerStatus::Accepted => Self::Accepted,
+            CustomerStatus::Processing => Self::Processing,
+            CustomerStatus::NeedsInfo => Self::NeedsInfo,
+            CustomerStatus::Rejected => Self::Rejected,
+        }
+    }
+}
+
+/// The verdict on one provided field.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub(crate) enum FieldStatusDto {
+    Accepted,
+    Processing,
+    Rejected,
+}
+
+impl From<FieldStatus> for FieldStatusDto {
+    fn from(s: FieldStatus) -> Self {
+        match s {
+            FieldStatus::Accepted => Self::Accepted,
+            FieldStatus::Processing => Self::Processing,
+            FieldStatus::Rejected => Self::Rejected,
+        }
+    }
+}
+
+/// A SEP-9 field's kind.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum FieldKindDto {
+    String,
+    Binary,
+    Number,
+    Date,
+}
+
+impl From<FieldKind> for FieldKindDto {
+    fn from(k: FieldKind) -> Self {
+        match k {
+            FieldKind::String => Self::String,
+            FieldKind::Binary => Self::Binary,
+            FieldKind::Number => Self::Number,
+            FieldKind::Date => Self::Date,
+        }
+    }
+}
+
+/// The SEP-12 answer of `GET /customer` and `PUT /customer`.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct CustomerResponse {
+    /// Absent for a customer not known yet.
     #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<String>,
-    status: &'static str,
+    status: StatusDto,
+    /// The fields still needed, by SEP-9 name.
     fields: BTreeMap<&'static str, FieldDto>,
+    /// The fields provided, by SEP-9 name, with their verdict.
     provided_fields: BTreeMap<&'static str, ProvidedFieldDto>,
+    /// Why the customer is `REJECTED` or what `NEEDS_INFO` means.
     #[serde(skip_serializing_if = "Option::is_none")]
     message: Option<String>,
 }
 
-#[derive(Serialize)]
-struct FieldDto {
+/// A SEP-9 field as SEP-12 describes it.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct FieldDto {
     #[serde(rename = "type")]
-    kind: &'static str,
+    #[schema(rename = "type")]
+    kind: FieldKindDto,
     description: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     choices: Option<Vec<String>>,
@@ -50,19 +127,46 @@ struct FieldDto {
 }
 
 /// A provided field: the field's description plus its verdict.
-#[derive(Serialize)]
-struct ProvidedFieldDto {
-    #[serde(flatten)]
-    field: FieldDto,
-    status: &'static str,
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ProvidedFieldDto {
+    #[serde(rename = "type")]
+    #[schema(rename = "type")]
+    kind: FieldKindDto,
+    description: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    choices: Option<Vec<String>>,
+    optional: bool,
+    status: FieldStatusDto,
+    /// Why the value was refused (`REJECTED`).
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+}
+
+/// `PUT /customer` as JSON: who (`id`, or `account` with `memo`), the
+/// `type`, optionally the transaction, and any SEP-9 text field by its name
+/// (`first_name`, `bank_account_number`, …) as a string. Binary fields go
+/// as `multipart/form-data` parts of the same names.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct PutCustomerRequest {
+    id: Option<String>,
+    account: Option<String>,
+    memo: Option<String>,
+    memo_type: Option<String>,
+    #[schema(rename = "type")]
+    customer_type: Option<String>,
+    transaction_id: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    email_address: Option<String>,
+    bank_account_number: Option<String>,
+    bank_number: Option<String>,
 }
 
 impl FieldDto {
     fn new(field: &'static sep9::Sep9Field, choices: Option<Vec<String>>, optional: bool) -> Self {
         Self {
-            kind: field.kind.as_str(),
+            kind: field.kind.into(),
             description: field.description,
             choices,
             optional,
@@ -80,7 +184,7 @@ impl From<CustomerView> for CustomerResponse {
         } = view.assessment;
         Self {
             id: view.id.map(|id| id.to_string()),
-            status: status.as_str(),
+            status: status.into(),
             fields: fields
                 .into_iter()
                 .map(|f| (f.field.name, FieldDto::new(f.field, f.choices, f.optional)))
@@ -89,8 +193,11 @@ impl From<CustomerView> for CustomerResponse {
                 .into_iter()
                 .map(|f| {
                     let dto = ProvidedFieldDto {
-                        field: FieldDto::new(f.field, f.choices, f.optional),
-                        status: f.status.as_str(),
+                        kind: f.field.kind.into(),
+                        description: f.field.description,
+                        choices: f.choices,
+                        optional: f.optional,
+                        status: f.status.into(),
                         error: f.error,
                     };
                     (f.field.name, dto)
@@ -125,6 +232,15 @@ fn parse_id(id: Option<&str>) -> Result<Option<CustomerId>, ApiError> {
     }
 }
 
+/// A customer's SEP-12 status, and the fields the type asked about needs.
+#[utoipa::path(get, path = "/customer", tag = "KYC (SEP-12)", params(GetCustomerQuery),
+    responses(
+        (status = 200, description = "The customer, or what a new one must provide", body = CustomerResponse),
+        (status = 400, description = "Neither id nor account, an unknown type, a malformed account or memo", body = ErrorBody),
+        (status = 401, description = "Missing or bad callback credentials", body = ErrorBody),
+        (status = 404, description = "No such customer", body = ErrorBody),
+    ),
+    security((), ("jwt" = []), ("api_key" = [])))]
 #[tracing::instrument(skip_all)]
 pub(crate) async fn get_customer(
     kyc: web::Data<KycService>,
@@ -226,6 +342,20 @@ fn parse_json(body: &[u8]) -> Result<(PutKeys, Vec<(String, String)>), ApiError>
     Ok((keys, text))
 }
 
+/// Creates or updates a customer; empty values clear fields.
+#[utoipa::path(put, path = "/customer", tag = "KYC (SEP-12)",
+    request_body(content(
+        (PutCustomerRequest = "application/json"),
+        (PutCustomerRequest = "multipart/form-data"),
+    )),
+    responses(
+        (status = 200, description = "The customer after the change", body = CustomerResponse),
+        (status = 400, description = "A malformed value, an unknown type, or neither id nor account", body = ErrorBody),
+        (status = 401, description = "Missing or bad callback credentials", body = ErrorBody),
+        (status = 404, description = "No such customer id", body = ErrorBody),
+        (status = 413, description = "The body is over its limit", body = ErrorBody),
+    ),
+    security((), ("jwt" = []), ("api_key" = [])))]
 #[tracing::instrument(skip_all)]
 pub(crate) async fn put_customer(
     req: HttpRequest,
@@ -276,6 +406,15 @@ pub(crate) async fn put_customer(
     Ok(HttpResponse::Ok().json(CustomerResponse::from(view)))
 }
 
+/// Deletes a customer and every value they provided.
+#[utoipa::path(delete, path = "/customer/{id}", tag = "KYC (SEP-12)",
+    params(("id" = String, Path, description = "The customer's id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Missing or bad callback credentials", body = ErrorBody),
+        (status = 404, description = "No such customer", body = ErrorBody),
+    ),
+    security((), ("jwt" = []), ("api_key" = [])))]
 #[tracing::instrument(skip_all)]
 pub(crate) async fn delete_customer(
     kyc: web::Data<KycService>,

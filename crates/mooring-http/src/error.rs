@@ -3,6 +3,15 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use mooring_usecases::{DepositError, KycError, QuoteError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Every error's body.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ErrorBody {
+    /// What went wrong, for people; never PII.
+    pub error: String,
+}
 
 /// An error answer: `{"error": "…"}` with a 4xx for the caller's mistakes,
 /// or a generic 500 whose cause was logged once when it was made.
@@ -63,7 +72,9 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(serde_json::json!({ "error": self.message }))
+        HttpResponse::build(self.status).json(ErrorBody {
+            error: self.message.clone(),
+        })
     }
 }
 

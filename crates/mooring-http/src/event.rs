@@ -9,8 +9,10 @@ use mooring_domain::transaction::{TransactionId, TransactionStatus};
 use mooring_ports::InboxEvent;
 use mooring_usecases::EventInbox;
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::body::read_limited;
+use crate::error::ErrorBody;
 use crate::{ApiError, JSON_LIMIT_BYTES};
 
 /// The event types the AP sends (2.x–4.x); others are kept and logged.
@@ -86,6 +88,36 @@ pub(crate) fn parse(body: &[u8], now: DateTime<Utc>) -> Result<InboxEvent, ApiEr
     })
 }
 
+/// An event as the AP sends it (the fields Mooring reads; the whole body is
+/// kept).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct EventRequest {
+    /// Unique per event: a repeated id is acknowledged and not kept twice.
+    id: String,
+    /// `transaction_created`, `transaction_status_changed`,
+    /// `transaction_error`, `quote_created`, `customer_updated`; others are
+    /// kept and logged.
+    #[schema(rename = "type")]
+    kind: String,
+    /// When it happened (RFC 3339); events apply in this order.
+    #[schema(format = DateTime)]
+    timestamp: Option<String>,
+    /// `transaction` (with `id`, `sep`, `status`, `transfer_received_at`)
+    /// or `customer` (with `id`).
+    payload: Option<serde_json::Value>,
+}
+
+/// Keeps an AP event durably before answering; the payment engine applies
+/// it later, as a hint to read the AP again.
+#[utoipa::path(post, path = "/event", tag = "Events", request_body = EventRequest,
+    responses(
+        (status = 200, description = "Kept (or kept before): the AP goes on to its next event"),
+        (status = 400, description = "Not an event (malformed JSON, no id, no type)", body = ErrorBody),
+        (status = 401, description = "Missing or bad callback credentials", body = ErrorBody),
+        (status = 413, description = "The body is over 1 MiB", body = ErrorBody),
+    ),
+    security((), ("jwt" = []), ("api_key" = [])))]
 #[tracing::instrument(skip_all)]
 pub(crate) async fn post_event(
     req: HttpRequest,

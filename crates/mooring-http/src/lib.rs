@@ -1,6 +1,6 @@
 //! Mooring's inbound HTTP adapter: the Anchor Platform's Callback API
 //! (`/customer`, `/rate`, `/fee`, `/unique_address`, `/event`) and the
-//! operators' routes (`/health`, `/ready`, `/metrics`), served with
+//! operators' routes (`/health`, `/ready`, `/metrics`, `/openapi.json`), served with
 //! actix-web.
 //!
 //! This crate owns the wire: JSON and multipart bodies, query strings, the
@@ -15,6 +15,7 @@ mod customer;
 mod deposit;
 mod error;
 mod event;
+mod openapi;
 mod ops;
 mod quote;
 mod telemetry;
@@ -30,6 +31,7 @@ use mooring_usecases::{
 
 pub use auth::{AuthConfigError, CallbackAuth};
 pub use error::ApiError;
+pub use openapi::{openapi, openapi_document};
 pub use ops::{MetricsEndpoint, describe_metrics};
 
 /// How long a stopping server waits for the requests in flight.
@@ -145,6 +147,11 @@ pub fn configure(
             .service(
                 web::resource("/ready")
                     .route(web::get().to(ops::ready))
+                    .default_service(web::to(error::method_not_allowed)),
+            )
+            .service(
+                web::resource("/openapi.json")
+                    .route(web::get().to(openapi::openapi_json))
                     .default_service(web::to(error::method_not_allowed)),
             );
         if let Some(metrics) = metrics {

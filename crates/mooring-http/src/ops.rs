@@ -3,6 +3,7 @@
 //! `GET /metrics` (Prometheus text). None asks for authentication: probes
 //! and scrapers send none, and none of them shows PII.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
@@ -10,6 +11,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use mooring_usecases::{Gauges, Operations};
 use rust_decimal::prelude::ToPrimitive;
 use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
 
 /// The longest `/ready` waits for its checks (each is bounded by its own
 /// adapter's timeout too): probes time out after a few seconds.
@@ -55,10 +57,45 @@ pub fn describe_metrics() {
     metrics::describe_gauge!("mooring_build_info", "1, labelled with the version");
 }
 
+/// `GET /health`'s answer.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct HealthResponse {
+    /// `ok`.
+    status: String,
+}
+
+/// `GET /ready`'s answer: `ready`, and each check's `ok` or reason.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct ReadyResponse {
+    status: String,
+    checks: BTreeMap<String, String>,
+}
+
+/// `GET /ready`'s answer when not ready.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct NotReadyResponse {
+    /// `not ready: ` and each failed check with its reason.
+    error: String,
+    checks: BTreeMap<String, String>,
+}
+
+/// Liveness: the process serves HTTP.
+#[utoipa::path(get, path = "/health", tag = "Operations",
+    responses((status = 200, description = "Alive", body = HealthResponse)))]
 pub(crate) async fn health() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
+/// Readiness: the store answers, its migrations are current, and the AP
+/// answers when the payment engine is on.
+#[utoipa::path(get, path = "/ready", tag = "Operations",
+    responses(
+        (status = 200, description = "Ready", body = ReadyResponse),
+        (status = 503, description = "A check failed", body = NotReadyResponse),
+    ))]
 pub(crate) async fn ready(ops: web::Data<Operations>) -> HttpResponse {
     let Ok(readiness) = actix_web::rt::time::timeout(READY_BOUND, ops.readiness()).await else {
         return HttpResponse::ServiceUnavailable().json(json!({
@@ -87,6 +124,9 @@ pub(crate) async fn ready(ops: web::Data<Operations>) -> HttpResponse {
     }
 }
 
+/// Prometheus metrics (on the main port unless `metrics.bind` moves them).
+#[utoipa::path(get, path = "/metrics", tag = "Operations",
+    responses((status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain")))]
 pub(crate) async fn metrics(endpoint: web::Data<MetricsEndpoint>) -> HttpResponse {
     match endpoint.ops.gauges().await {
         Ok(gauges) => record(&gauges),

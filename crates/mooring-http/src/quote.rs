@@ -8,59 +8,94 @@ use mooring_domain::quote::{QuoteId, QuoteKind, Requested};
 use mooring_usecases::{FeeAmount, FeeRequest, FeeService, QuoteService, RateRequest, RateView};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::ApiError;
+use crate::error::ErrorBody;
 
 /// The longest free-text parameter accepted (client ids, delivery methods).
 const MAX_PARAM_LEN: usize = 256;
 
-#[derive(Deserialize)]
+/// The query of `GET /rate`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct RateQuery {
+    /// `indicative` or `firm` (AP 2.x also sends `indicative_price(s)`).
     #[serde(rename = "type")]
+    #[param(rename = "type")]
     kind: Option<String>,
+    /// A SEP-38 asset, e.g. `stellar:USDC:G…`.
     sell_asset: Option<String>,
+    /// A SEP-38 asset, e.g. `iso4217:BRL`.
     buy_asset: Option<String>,
+    /// Exactly one of `sell_amount` and `buy_amount`, a decimal string.
     sell_amount: Option<String>,
     buy_amount: Option<String>,
     sell_delivery_method: Option<String>,
     buy_delivery_method: Option<String>,
+    /// ISO 3166-1 alpha-3.
     country_code: Option<String>,
+    /// A firm quote must not expire before this (RFC 3339).
     expire_after: Option<String>,
     client_id: Option<String>,
+    /// A stored firm quote's id: answers that quote.
     id: Option<String>,
 }
 
-#[derive(Serialize)]
-struct RateResponse {
+/// The answer of `GET /rate`.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct RateResponse {
     rate: RateDto,
 }
 
-#[derive(Serialize)]
-struct RateDto {
+/// A price: indicative, or a firm quote with an id and an expiry.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct RateDto {
+    /// Firm quotes only.
     #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<String>,
+    /// Firm quotes only (RFC 3339, UTC).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     expires_at: Option<String>,
+    /// Units of `sell_asset` per unit of `buy_asset`, before fees.
     price: String,
     sell_amount: String,
     buy_amount: String,
     fee: FeeDto,
 }
 
-#[derive(Serialize)]
-struct FeeDto {
+/// The fee of a rate.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct FeeDto {
     total: String,
+    /// A SEP-38 asset.
     asset: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     details: Vec<FeeDetailDto>,
 }
 
-#[derive(Serialize)]
-struct FeeDetailDto {
+/// One part of a fee.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct FeeDetailDto {
     name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     description: Option<String>,
     amount: String,
+}
+
+/// The answer of `GET /fee`.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct FeeResponse {
+    fee: FeeAmountDto,
+}
+
+/// A fee in one asset.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct FeeAmountDto {
+    amount: String,
+    /// A SEP-38 asset.
+    asset: String,
 }
 
 impl From<RateView> for RateResponse {
@@ -150,6 +185,18 @@ fn one_amount(
     }
 }
 
+/// An indicative price, a new firm quote (with an id, an expiry and
+/// reserved liquidity), or a stored firm quote by `id`.
+#[utoipa::path(get, path = "/rate", tag = "Quotes (SEP-38) and fees", params(RateQuery),
+    responses(
+        (status = 200, description = "The price", body = RateResponse),
+        (status = 400, description = "A missing or malformed parameter", body = ErrorBody),
+        (status = 401, description = "Missing or bad callback credentials", body = ErrorBody),
+        (status = 404, description = "No stored quote with this id", body = ErrorBody),
+        (status = 422, description = "A pair this anchor does not quote, or not enough liquidity", body = ErrorBody),
+        (status = 503, description = "No fresh price for the pair", body = ErrorBody),
+    ),
+    security((), ("jwt" = []), ("api_key" = [])))]
 #[tracing::instrument(skip_all)]
 pub(crate) async fn get_rate(
     quotes: web::Data<QuoteService>,
@@ -208,7 +255,9 @@ pub(crate) async fn get_rate(
     Ok(HttpResponse::Ok().json(RateResponse::from(view)))
 }
 
-#[derive(Deserialize)]
+/// The query of `GET /fee`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct FeeQuery {
     send_asset: Option<String>,
     receive_asset: Option<String>,
@@ -219,6 +268,16 @@ pub(crate) struct FeeQuery {
     receiver_id: Option<String>,
 }
 
+/// The fee of a transfer made without a quote (AP 2.x; AP 4.x no longer
+/// calls it).
+#[utoipa::path(get, path = "/fee", tag = "Quotes (SEP-38) and fees", params(FeeQuery),
+    responses(
+        (status = 200, description = "The fee", body = FeeResponse),
+        (status = 400, description = "A missing or malformed parameter", body = ErrorBody),
+        (status = 401, description = "Missing or bad callback credentials", body = ErrorBody),
+        (status = 422, description = "An asset this anchor does not serve, or a sender or receiver not ACCEPTED", body = ErrorBody),
+    ),
+    security((), ("jwt" = []), ("api_key" = [])))]
 #[tracing::instrument(skip_all)]
 pub(crate) async fn get_fee(
     fees: web::Data<FeeService>,
@@ -246,8 +305,12 @@ pub(crate) async fn get_fee(
             .unwrap_or_default(),
     };
     let (fee, asset) = fees.fee(request).await?;
-    Ok(HttpResponse::Ok()
-        .json(serde_json::json!({"fee": {"amount": fee.to_string(), "asset": asset.to_string()}})))
+    Ok(HttpResponse::Ok().json(FeeResponse {
+        fee: FeeAmountDto {
+            amount: fee.to_string(),
+            asset: asset.to_string(),
+        },
+    }))
 }
 
 #[cfg(test)]

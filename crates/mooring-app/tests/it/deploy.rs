@@ -330,6 +330,9 @@ fn ap_env_names() -> BTreeSet<String> {
     let word = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '.';
     for start in ["secret.", "SECRET_"] {
         for (i, _) in text.match_indices(start) {
+            if text[..i].chars().next_back().is_some_and(word) {
+                continue; // inside a longer name
+            }
             let token: String = text[i..].chars().take_while(|c| word(*c)).collect();
             let token = token.trim_end_matches('.');
             if token.len() > start.len() {
@@ -345,7 +348,14 @@ fn default_toml_has(section: &str, key: &str) -> bool {
     let mut current = String::new();
     for line in DEFAULTS.lines().map(str::trim) {
         if line.starts_with('[') {
-            current = line.trim_matches(|c| c == '[' || c == ']').to_owned();
+            // `[section]` or `[[section]]`, maybe followed by a comment.
+            current = line
+                .trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_owned();
             continue;
         }
         let line = line.trim_start_matches('#').trim_start();
@@ -587,7 +597,7 @@ fn compose_has_the_sep31_guide_services_and_builds_mooring() {
             .get("profiles")
             .and_then(Value::as_sequence)
             .unwrap_or_else(|| panic!("{name} has profiles"));
-        assert_eq!(profiles, &vec![Value::from("events")], "{name}");
+        assert_eq!(profiles.as_slice(), [Value::from("events")], "{name}");
     }
     let image = str_at(compose_service(&compose, "db"), &["image"]);
     assert!(
@@ -669,7 +679,7 @@ fn compose_shared_settings_agree() {
     let compose = compose();
     for url in ["CALLBACK_API_BASE_URL", "PLATFORM_API_BASE_URL"] {
         let (host, _) = host_port(&env[url]);
-        compose_service(&compose, &host);
+        compose_service(&compose, &host); // panics unless the host is a compose service
     }
     assert_eq!(
         env["PLATFORM_API_AUTH_TYPE"], env["PLATFORM_SERVER_AUTH_TYPE"],
@@ -968,16 +978,19 @@ fn dockerfile() -> Vec<(String, String)> {
     out
 }
 
+/// The arguments of every `name` instruction, in order.
+fn args_of<'a>(instructions: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+    instructions
+        .iter()
+        .filter(|(i, _)| i == name)
+        .map(|(_, a)| a.as_str())
+        .collect()
+}
+
 #[test]
 fn the_dockerfile_is_pinned_non_root_and_health_checked() {
     let instructions = dockerfile();
-    let all = |name: &str| -> Vec<&str> {
-        instructions
-            .iter()
-            .filter(|(i, _)| i == name)
-            .map(|(_, a)| a.as_str())
-            .collect()
-    };
+    let all = |name: &str| args_of(&instructions, name);
     let froms = all("FROM");
     assert_eq!(froms.len(), 2, "a builder and a final stage");
     for from in &froms {

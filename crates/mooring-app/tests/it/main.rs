@@ -5,6 +5,7 @@ mod auth;
 mod cli;
 mod config;
 mod customer_api;
+mod deploy;
 mod deposit_api;
 mod engine;
 mod event_api;

@@ -74,6 +74,18 @@ async fn health_and_ready_answer_without_authentication(db: TestDb) {
         .await
         .expect("sent");
     assert_eq!(wrong.status().as_u16(), 405);
+    let doc = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(doc.status().as_u16(), 200);
+    assert_eq!(doc.headers()["content-type"], "application/json");
+    assert_eq!(
+        doc.text().await.expect("body"),
+        mooring_http::openapi_document()
+    );
 }
 
 async fn ready_checks_the_ap_when_the_engine_is_on(db: TestDb) {
