@@ -17,10 +17,16 @@
 //!   and `mooring` on :8081 wired to it (REST, or JSON-RPC as AP 3.x with
 //!   `--v3`), with a SQLite database under `target/engine-dev/`. Ctrl-C
 //!   stops both.
+//! - `cargo xtask up`: Mooring and the AP simulator in the background on
+//!   :8081 and :8085 (SQLite under `target/xtask-up/`, logs beside it), then
+//!   a demo: a sender and a receiver, a firm quote, a transaction on it, the
+//!   payment arriving, and the payout that completes it. `cargo xtask down`
+//!   stops both.
 //! - `cargo xtask openapi`: writes `docs/openapi.json` from the code (a test
 //!   fails while the committed file differs).
 
 mod postgres;
+mod stack;
 
 use std::process::{Command, ExitCode};
 
@@ -48,9 +54,11 @@ fn main() -> ExitCode {
         }
         Some("engine") => engine(args.iter().any(|a| a == "--v3")),
         Some("openapi") => openapi(),
+        Some("up") => stack::up(),
+        Some("down") => stack::down(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test [cargo test args…] | lint | ci | pg | sim [--port N] [--v3] | engine [--v3] | openapi>"
+                "usage: cargo xtask <test [cargo test args…] | lint | ci | pg | sim [--port N] [--v3] | engine [--v3] | openapi | up | down>"
             );
             return ExitCode::from(2);
         }
@@ -73,7 +81,7 @@ pub fn root() -> std::path::PathBuf {
         .unwrap_or(manifest)
 }
 
-fn cargo() -> Command {
+pub(crate) fn cargo() -> Command {
     let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
     command.current_dir(root());
     command
@@ -152,7 +160,7 @@ fn openapi() -> Result<(), String> {
 const USDC_ISSUER: &str = "GBBD47IF6LWK7P7MDEVSCWR7DPUWV3NY3DTQEVFL4NAT4AQH3ZLLFLA5";
 const USDC: &str = "stellar:USDC:GBBD47IF6LWK7P7MDEVSCWR7DPUWV3NY3DTQEVFL4NAT4AQH3ZLLFLA5";
 
-fn run(mut command: Command, what: &str) -> Result<(), String> {
+pub(crate) fn run(mut command: Command, what: &str) -> Result<(), String> {
     eprintln!("xtask: {what}");
     let status = command
         .status()
