@@ -28,7 +28,12 @@ const USECASES: &str = "mooring-usecases";
 const APP: &str = "mooring-app";
 const HTTP: &str = "mooring-http";
 /// Crates that serve tests and tooling only.
-const SUPPORT: &[&str] = &["mooring-testsupport", "mooring-apsim", "xtask"];
+const SUPPORT: &[&str] = &[
+    "mooring-testsupport",
+    "mooring-apsim",
+    "mooring-bench",
+    "xtask",
+];
 
 #[derive(Debug)]
 struct Edge {
@@ -171,11 +176,51 @@ fn only_the_app_knows_all_and_nothing_depends_on_it() {
 #[test]
 fn test_support_is_only_ever_a_dev_dependency() {
     let graph = workspace_graph();
-    for (krate, edges) in &graph {
+    // Tooling may use tooling; nothing that ships may.
+    for (krate, edges) in graph.iter().filter(|(k, _)| !SUPPORT.contains(&k.as_str())) {
         for e in edges {
             if SUPPORT.contains(&e.to.as_str()) {
                 assert!(e.dev, "{krate} has {} as a normal dependency", e.to);
             }
         }
     }
+}
+
+/// The README's `cargo run --release` needs exactly one binary among the
+/// default members: the server's.
+#[test]
+fn cargo_run_at_the_root_runs_the_server() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let output = Command::new(cargo)
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .output()
+        .expect("cargo metadata runs");
+    let metadata: Value = serde_json::from_slice(&output.stdout).expect("metadata is JSON");
+    let defaults: BTreeSet<&str> = metadata["workspace_default_members"]
+        .as_array()
+        .expect("default members")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let binaries: Vec<String> = metadata["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .filter(|p| p["id"].as_str().is_some_and(|id| defaults.contains(id)))
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .filter(|t| {
+            t["kind"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|k| k == "bin"))
+        })
+        .filter_map(|t| t["name"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(binaries, ["mooring"], "the default members' binaries");
 }

@@ -118,10 +118,16 @@ struct State {
     /// Payouts by idempotency key.
     payouts: BTreeMap<String, RailPayout>,
     rail_calls: u64,
+    /// The funded transactions' ids by `transfer_received_at` descending,
+    /// then id: the poll's order, answered page by page like the AP's
+    /// indexed query. Rebuilt after any change.
+    funded: Option<Vec<(String, String)>>,
 }
 
-/// Queues the AP's event about a transaction.
+/// Queues the AP's event about a transaction. Every change of a
+/// transaction comes through here.
 fn emit(state: &mut State, kind: &str, tx: &Tx) {
+    state.funded = None;
     if state.sink.is_none() {
         return;
     }
@@ -294,6 +300,44 @@ impl Simulator {
         state.updates.entry(id.to_owned()).or_default().push(what);
     }
 
+    /// Adds `count` SEP-31 transactions the AP completed in the past (funded
+    /// a millisecond apart, the newest an hour ago), as history for
+    /// benchmarks. Returns their ids, oldest first.
+    pub fn seed_history(&self, count: usize) -> Vec<String> {
+        let mut state = self.lock();
+        let newest = Utc::now() - chrono::Duration::hours(1);
+        let mut ids = Vec::with_capacity(count);
+        for i in 0..count {
+            state.next += 1;
+            let id = format!("hist-{i:07}");
+            let at = (newest - chrono::Duration::milliseconds((count - i) as i64))
+                .to_rfc3339_opts(SecondsFormat::Millis, true);
+            let usdc = "stellar:USDC:GBBD47IF6LWK7P7MDEVSCWR7DPUWV3NY3DTQEVFL4NAT4AQH3ZLLFLA5";
+            let body = json!({
+                "id": id, "sep": "31", "kind": "receive", "status": "completed",
+                "amount_in": {"amount": "100", "asset": usdc},
+                "amount_out": {"amount": "99", "asset": usdc},
+                "amount_fee": {"amount": "1", "asset": usdc},
+                "started_at": at, "updated_at": at, "transfer_received_at": at, "completed_at": at,
+            });
+            let Value::Object(body) = body else {
+                continue;
+            };
+            let created = state.next;
+            state.txs.insert(
+                id.clone(),
+                Tx {
+                    body,
+                    history: vec!["completed".into()],
+                    created,
+                },
+            );
+            ids.push(id);
+        }
+        state.funded = None;
+        ids
+    }
+
     fn list(
         &self,
         order_by: &str,
@@ -302,7 +346,34 @@ impl Simulator {
         page: usize,
         size: usize,
     ) -> Vec<Value> {
-        let state = self.lock();
+        let mut state = self.lock();
+        if statuses.is_empty() && order_by == "transfer_received_at" && desc {
+            if state.funded.is_none() {
+                let mut funded: Vec<(String, String)> = state
+                    .txs
+                    .iter()
+                    .filter_map(|(id, t)| {
+                        t.body
+                            .get("transfer_received_at")
+                            .and_then(Value::as_str)
+                            .map(|at| (at.to_owned(), id.clone()))
+                    })
+                    .collect();
+                funded.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+                state.funded = Some(funded);
+            }
+            let funded = state.funded.as_deref().unwrap_or_default();
+            let start = page.saturating_mul(size);
+            // A page of funded ones only; a page reaching the unfunded ones
+            // (sorted last) takes the general path.
+            if start.saturating_add(size) <= funded.len() {
+                return funded[start..start + size]
+                    .iter()
+                    .filter_map(|(_, id)| state.txs.get(id))
+                    .map(|t| Value::Object(t.body.clone()))
+                    .collect();
+            }
+        }
         let mut txs: Vec<&Tx> = state
             .txs
             .values()

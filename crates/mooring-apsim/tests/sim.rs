@@ -252,3 +252,40 @@ async fn faults_are_retried_and_auth_is_enforced() {
         "{refused:?}"
     );
 }
+
+/// Funded pages come from an index (as the AP's query does), and agree with
+/// the general path: newest first, the index rebuilt after each change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_pages_newest_first_and_new_payments_come_before_it() {
+    let running = spawn(Simulator::new(false), SimAuth::None).expect("simulator");
+    let sim = &running.sim;
+    let history = sim.seed_history(25);
+    assert_eq!(history.len(), 25);
+    let platform = client(&running.url, ApiStyle::Rest, PlatformAuth::None);
+    let mut query = page(OrderBy::TransferReceivedAt, vec![]);
+    let ids = |txs: Vec<mooring_domain::transaction::Transaction>| {
+        txs.into_iter()
+            .map(|t| t.id.as_str().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let first = ids(platform.transactions(&query).await.expect("page"));
+    assert_eq!(first[0], "hist-0000024");
+    assert_eq!(first[9], "hist-0000015");
+    query.page_number = 2;
+    let last = ids(platform.transactions(&query).await.expect("page"));
+    assert_eq!(last, history[..5].iter().rev().cloned().collect::<Vec<_>>());
+
+    let unfunded = sim.create(json!({"id": "new", "amount_expected": usdc("10")}));
+    query.page_number = 2;
+    let with_unfunded = ids(platform.transactions(&query).await.expect("page"));
+    assert_eq!(
+        with_unfunded.last().map(String::as_str),
+        Some("new"),
+        "unfunded last"
+    );
+    assert!(sim.receive(&unfunded, None));
+    query.page_number = 0;
+    let now = ids(platform.transactions(&query).await.expect("page"));
+    assert_eq!(now[0], "new", "the newest payment first");
+    assert_eq!(now[1], "hist-0000024");
+}

@@ -145,6 +145,18 @@ impl Store {
         }
     }
 
+    /// Runs `f` on a pooled connection, through the same semaphore as every
+    /// port call: for tools (benchmarks, seeding) that need raw SQL. Never
+    /// build its SQL from anything a caller sent.
+    pub async fn with_connection<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&mut AnyConnection) -> Result<T, diesel::result::Error> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.run(move |conn| f(conn).map_err(StoreError::from))
+            .await
+    }
+
     /// Applies pending migrations; returns the versions applied.
     pub async fn migrate(&self) -> Result<Vec<String>, StoreError> {
         self.run(migrate::run_pending).await
