@@ -40,20 +40,6 @@ impl From<Failure> for KycStoreError {
     }
 }
 
-#[derive(Queryable, Selectable)]
-#[diesel(table_name = customers)]
-struct CustomerRow {
-    id: String,
-    account: String,
-    memo: String,
-    memo_type: Option<String>,
-    customer_type: Option<String>,
-    review: String,
-    review_message: Option<String>,
-    created_at: NaiveDateTime,
-    updated_at: NaiveDateTime,
-}
-
 #[derive(Insertable)]
 #[diesel(table_name = customers)]
 struct NewCustomer<'a> {
@@ -82,13 +68,103 @@ fn memo_column(memo: Option<&Memo>) -> &str {
     memo.map_or("", Memo::value)
 }
 
+/// Which customer to load.
+enum Which<'a> {
+    Id(&'a str),
+    Owner(&'a str, &'a str),
+}
+
+/// One row of [`LOAD_SQL`]: the customer's columns, and one of its values,
+/// files or transaction links (or none).
+#[derive(QueryableByName)]
+struct LoadRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    id: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    account: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    memo: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    memo_type: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    customer_type: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    review: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    review_message: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Timestamp)]
+    created_at: NaiveDateTime,
+    #[diesel(sql_type = diesel::sql_types::Timestamp)]
+    updated_at: NaiveDateTime,
+    /// `text`, `file`, `transaction`, or none.
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    kind: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    name: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    value: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
+    size_bytes: Option<i64>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamp>)]
+    linked_at: Option<NaiveDateTime>,
+}
+
+/// A customer with everything they provided, in one statement (one round
+/// trip, one snapshot): the customer row once per value, file or link.
+/// `{WHERE}` selects the customer; placeholders follow the backend.
+const LOAD_SQL: &str = "SELECT c.id, c.account, c.memo, c.memo_type, c.customer_type, c.review, \
+     c.review_message, c.created_at, c.updated_at, x.kind, x.name, x.value, x.size_bytes, x.linked_at \
+     FROM customers c LEFT JOIN ( \
+       SELECT customer_id, 'text' AS kind, name, value, CAST(NULL AS BIGINT) AS size_bytes, \
+         CAST(NULL AS TIMESTAMP) AS linked_at FROM customer_fields \
+       UNION ALL SELECT customer_id, 'file', name, content_type, size_bytes, CAST(NULL AS TIMESTAMP) \
+         FROM customer_files \
+       UNION ALL SELECT customer_id, 'transaction', transaction_id, CAST(NULL AS TEXT), \
+         CAST(NULL AS BIGINT), created_at FROM customer_transactions \
+     ) x ON x.customer_id = c.id WHERE {WHERE}";
+
+fn load_rows(conn: &mut AnyConnection, which: &Which<'_>) -> QueryResult<Vec<LoadRow>> {
+    use diesel::sql_types::Text;
+    let (pg, sqlite) = match which {
+        Which::Id(_) => ("c.id = $1", "c.id = ?"),
+        Which::Owner(..) => (
+            "c.account = $1 AND c.memo = $2",
+            "c.account = ? AND c.memo = ?",
+        ),
+    };
+    match (conn, which) {
+        (AnyConnection::Postgresql(c), Which::Id(id)) => {
+            diesel::sql_query(LOAD_SQL.replace("{WHERE}", pg))
+                .bind::<Text, _>(*id)
+                .load(c)
+        }
+        (AnyConnection::Postgresql(c), Which::Owner(account, memo)) => {
+            diesel::sql_query(LOAD_SQL.replace("{WHERE}", pg))
+                .bind::<Text, _>(*account)
+                .bind::<Text, _>(*memo)
+                .load(c)
+        }
+        (AnyConnection::Sqlite(c), Which::Id(id)) => {
+            diesel::sql_query(LOAD_SQL.replace("{WHERE}", sqlite))
+                .bind::<Text, _>(*id)
+                .load(c)
+        }
+        (AnyConnection::Sqlite(c), Which::Owner(account, memo)) => {
+            diesel::sql_query(LOAD_SQL.replace("{WHERE}", sqlite))
+                .bind::<Text, _>(*account)
+                .bind::<Text, _>(*memo)
+                .load(c)
+        }
+    }
+}
+
 fn load(conn: &mut AnyConnection, id: &str) -> Result<Option<Customer>, Failure> {
-    let Some(row) = customers::table
-        .find(id)
-        .select(CustomerRow::as_select())
-        .first(conn)
-        .optional()?
-    else {
+    load_which(conn, &Which::Id(id))
+}
+
+fn load_which(conn: &mut AnyConnection, which: &Which<'_>) -> Result<Option<Customer>, Failure> {
+    let rows = load_rows(conn, which)?;
+    let Some(row) = rows.first() else {
         return Ok(None);
     };
     let corrupt = |reason: String| Failure::Corrupt {
@@ -102,51 +178,51 @@ fn load(conn: &mut AnyConnection, id: &str) -> Result<Option<Customer>, Failure>
             Some(Memo::parse(value, row.memo_type.as_deref()).map_err(|e| corrupt(e.to_string()))?)
         }
     };
-    let review = match (row.review.as_str(), row.review_message) {
+    let review = match (row.review.as_str(), &row.review_message) {
         (PENDING, _) => Review::Pending,
         (APPROVED, _) => Review::Approved,
         (REJECTED, reason) => Review::Rejected {
-            reason: reason.unwrap_or_default(),
+            reason: reason.clone().unwrap_or_default(),
         },
         (other, _) => return Err(corrupt(format!("unknown review state {other:?}"))),
     };
     let mut fields = BTreeMap::new();
-    let texts: Vec<(String, String)> = customer_fields::table
-        .filter(customer_fields::customer_id.eq(id))
-        .select((customer_fields::name, customer_fields::value))
-        .load(conn)?;
-    for (name, value) in texts {
-        fields.insert(name, ProvidedValue::Text(value));
+    let mut links = Vec::new();
+    for r in &rows {
+        match (r.kind.as_deref(), &r.name) {
+            (Some("text"), Some(name)) => {
+                fields.insert(
+                    name.clone(),
+                    ProvidedValue::Text(r.value.clone().unwrap_or_default()),
+                );
+            }
+            (Some("file"), Some(name)) => {
+                let size = r
+                    .size_bytes
+                    .and_then(|s| u64::try_from(s).ok())
+                    .unwrap_or_default();
+                fields.insert(
+                    name.clone(),
+                    ProvidedValue::File {
+                        size,
+                        content_type: r.value.clone(),
+                    },
+                );
+            }
+            (Some("transaction"), Some(name)) => links.push((r.linked_at, name.clone())),
+            _ => {}
+        }
     }
-    let files: Vec<(String, i64, Option<String>)> = customer_files::table
-        .filter(customer_files::customer_id.eq(id))
-        .select((
-            customer_files::name,
-            customer_files::size_bytes,
-            customer_files::content_type,
-        ))
-        .load(conn)?;
-    for (name, size, content_type) in files {
-        let size = u64::try_from(size).unwrap_or_default();
-        fields.insert(name, ProvidedValue::File { size, content_type });
-    }
-    let transaction_ids = customer_transactions::table
-        .filter(customer_transactions::customer_id.eq(id))
-        .order((
-            customer_transactions::created_at,
-            customer_transactions::transaction_id,
-        ))
-        .select(customer_transactions::transaction_id)
-        .load(conn)?;
+    links.sort();
     let id = CustomerId::parse(&row.id).map_err(|e| corrupt(e.to_string()))?;
     Ok(Some(Customer {
         id,
         account,
         memo,
-        customer_type: row.customer_type,
+        customer_type: row.customer_type.clone(),
         review,
         fields,
-        transaction_ids,
+        transaction_ids: links.into_iter().map(|(_, t)| t).collect(),
         created_at: row.created_at.and_utc(),
         updated_at: row.updated_at.and_utc(),
     }))
@@ -416,9 +492,8 @@ impl KycStore for Store {
     #[tracing::instrument(skip_all, fields(customer.id = %id))]
     async fn get(&self, id: &CustomerId) -> Result<Option<Customer>, KycStoreError> {
         let id = id.to_string();
-        Ok(self
-            .run(move |conn| conn.transaction(|c| load(c, &id)))
-            .await?)
+        // One statement: one snapshot, no transaction needed.
+        Ok(self.run(move |conn| load(conn, &id)).await?)
     }
 
     #[tracing::instrument(skip_all)]
@@ -430,10 +505,10 @@ impl KycStore for Store {
         let (account, memo) = (account.clone(), memo.cloned());
         let found = self
             .run(move |conn| {
-                conn.transaction(|c| match find_id(c, &account, memo.as_ref())? {
-                    Some(id) => load(c, &id),
-                    None => Ok(None),
-                })
+                load_which(
+                    conn,
+                    &Which::Owner(account.as_str(), memo_column(memo.as_ref())),
+                )
             })
             .await?;
         Ok(found)
