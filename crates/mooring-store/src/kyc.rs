@@ -110,47 +110,47 @@ struct LoadRow {
 }
 
 /// A customer with everything they provided, in one statement (one round
-/// trip, one snapshot): the customer row once per value, file or link.
-/// `{WHERE}` selects the customer; placeholders follow the backend.
+/// trip, one snapshot): the customer row once per value, file or link,
+/// each branch a join on the child table's key so that both databases
+/// read only this customer's rows. `{C}` selects the customer; `{P1}`,
+/// `{P2}` are the backend's placeholders, each bound once.
 const LOAD_SQL: &str = "SELECT c.id, c.account, c.memo, c.memo_type, c.customer_type, c.review, \
-     c.review_message, c.created_at, c.updated_at, x.kind, x.name, x.value, x.size_bytes, x.linked_at \
-     FROM customers c LEFT JOIN ( \
-       SELECT customer_id, 'text' AS kind, name, value, CAST(NULL AS BIGINT) AS size_bytes, \
-         CAST(NULL AS TIMESTAMP) AS linked_at FROM customer_fields \
-       UNION ALL SELECT customer_id, 'file', name, content_type, size_bytes, CAST(NULL AS TIMESTAMP) \
-         FROM customer_files \
-       UNION ALL SELECT customer_id, 'transaction', transaction_id, CAST(NULL AS TEXT), \
-         CAST(NULL AS BIGINT), created_at FROM customer_transactions \
-     ) x ON x.customer_id = c.id WHERE {WHERE}";
+       c.review_message, c.created_at, c.updated_at, 'text' AS kind, f.name AS name, f.value AS value, \
+       CAST(NULL AS BIGINT) AS size_bytes, CAST(NULL AS TIMESTAMP) AS linked_at \
+     FROM customers c LEFT JOIN customer_fields f ON f.customer_id = c.id WHERE {C} \
+     UNION ALL SELECT c.id, c.account, c.memo, c.memo_type, c.customer_type, c.review, \
+       c.review_message, c.created_at, c.updated_at, 'file', fi.name, fi.content_type, fi.size_bytes, \
+       CAST(NULL AS TIMESTAMP) \
+     FROM customers c JOIN customer_files fi ON fi.customer_id = c.id WHERE {C} \
+     UNION ALL SELECT c.id, c.account, c.memo, c.memo_type, c.customer_type, c.review, \
+       c.review_message, c.created_at, c.updated_at, 'transaction', t.transaction_id, \
+       CAST(NULL AS TEXT), CAST(NULL AS BIGINT), t.created_at \
+     FROM customers c JOIN customer_transactions t ON t.customer_id = c.id WHERE {C}";
 
 fn load_rows(conn: &mut AnyConnection, which: &Which<'_>) -> QueryResult<Vec<LoadRow>> {
     use diesel::sql_types::Text;
-    let (pg, sqlite) = match which {
-        Which::Id(_) => ("c.id = $1", "c.id = ?"),
-        Which::Owner(..) => (
-            "c.account = $1 AND c.memo = $2",
-            "c.account = ? AND c.memo = ?",
-        ),
+    let sql = |p1: &str, p2: &str| {
+        let condition = match which {
+            Which::Id(_) => format!("c.id = {p1}"),
+            Which::Owner(..) => format!("c.account = {p1} AND c.memo = {p2}"),
+        };
+        LOAD_SQL.replace("{C}", &condition)
     };
     match (conn, which) {
-        (AnyConnection::Postgresql(c), Which::Id(id)) => {
-            diesel::sql_query(LOAD_SQL.replace("{WHERE}", pg))
-                .bind::<Text, _>(*id)
-                .load(c)
-        }
+        (AnyConnection::Postgresql(c), Which::Id(id)) => diesel::sql_query(sql("$1", "$2"))
+            .bind::<Text, _>(*id)
+            .load(c),
         (AnyConnection::Postgresql(c), Which::Owner(account, memo)) => {
-            diesel::sql_query(LOAD_SQL.replace("{WHERE}", pg))
+            diesel::sql_query(sql("$1", "$2"))
                 .bind::<Text, _>(*account)
                 .bind::<Text, _>(*memo)
                 .load(c)
         }
-        (AnyConnection::Sqlite(c), Which::Id(id)) => {
-            diesel::sql_query(LOAD_SQL.replace("{WHERE}", sqlite))
-                .bind::<Text, _>(*id)
-                .load(c)
-        }
+        (AnyConnection::Sqlite(c), Which::Id(id)) => diesel::sql_query(sql("?1", "?2"))
+            .bind::<Text, _>(*id)
+            .load(c),
         (AnyConnection::Sqlite(c), Which::Owner(account, memo)) => {
-            diesel::sql_query(LOAD_SQL.replace("{WHERE}", sqlite))
+            diesel::sql_query(sql("?1", "?2"))
                 .bind::<Text, _>(*account)
                 .bind::<Text, _>(*memo)
                 .load(c)
