@@ -22,6 +22,10 @@
 //!   a demo: a sender and a receiver, a firm quote, a transaction on it, the
 //!   payment arriving, and the payout that completes it. `cargo xtask down`
 //!   stops both.
+//! - `cargo xtask bench [--quick]`: builds the release binary and runs
+//!   `mooring-bench` against it (SQLite and PostgreSQL, found or started as
+//!   for `test`), writing `docs/benchmarks.md` and `docs/benchmarks.json`.
+//!   `--quick` is a short smoke run (its figures are not the report's).
 //! - `cargo xtask openapi`: writes `docs/openapi.json` from the code (a test
 //!   fails while the committed file differs).
 
@@ -55,10 +59,11 @@ fn main() -> ExitCode {
         Some("engine") => engine(args.iter().any(|a| a == "--v3")),
         Some("openapi") => openapi(),
         Some("up") => stack::up(),
+        Some("bench") => bench(args.iter().any(|a| a == "--quick")),
         Some("down") => stack::down(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test [cargo test args…] | lint | ci | pg | sim [--port N] [--v3] | engine [--v3] | openapi | up | down>"
+                "usage: cargo xtask <test [cargo test args…] | lint | ci | pg | sim [--port N] [--v3] | engine [--v3] | openapi | up | down | bench [--quick]>"
             );
             return ExitCode::from(2);
         }
@@ -135,6 +140,49 @@ fn engine(v3: bool) -> Result<(), String> {
     let result = run(mooring, "mooring");
     let _ = sim.kill();
     let _ = sim.wait();
+    result
+}
+
+/// The benchmarks, against a release build.
+fn bench(quick: bool) -> Result<(), String> {
+    let mut build = cargo();
+    build.args([
+        "build",
+        "--release",
+        "--locked",
+        "-p",
+        "mooring-app",
+        "-p",
+        "mooring-bench",
+    ]);
+    run(build, "cargo build --release (mooring, mooring-bench)")?;
+    let server = postgres::provide()?;
+    let release = root().join("target").join("release");
+    let out = if quick {
+        root().join("target").join("bench-quick")
+    } else {
+        root().join("docs")
+    };
+    if quick {
+        let _ = std::fs::create_dir_all(&out);
+        let _ = std::fs::copy(
+            root().join("docs").join("benchmarks-notes.md"),
+            out.join("benchmarks-notes.md"),
+        );
+    }
+    let mut command = Command::new(release.join("mooring-bench"));
+    command
+        .arg("--mooring")
+        .arg(release.join("mooring"))
+        .arg("--out")
+        .arg(&out)
+        .current_dir(root())
+        .env(postgres::URL_ENV, server.url());
+    if quick {
+        command.arg("--quick");
+    }
+    let result = run(command, "mooring-bench");
+    drop(server);
     result
 }
 

@@ -70,6 +70,16 @@ pub trait PayoutLedger: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<PayoutState, LedgerError>;
 
+    /// Records several sightings in one atomic write (one commit, for a
+    /// poll's page); the states afterwards, in the order given. The entries
+    /// are taken in a stable order (by id), so concurrent calls from
+    /// several replicas never deadlock.
+    async fn sight_all(
+        &self,
+        sightings: &[(TransactionId, Sighting)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<PayoutState>, LedgerError>;
+
     /// For each id, whether the ledger has seen its funds (its state
     /// [`PayoutState::knows_funds`]).
     async fn knows_funds(&self, ids: &[TransactionId]) -> Result<Vec<bool>, LedgerError>;

@@ -393,6 +393,30 @@ impl PayoutLedger for Store {
             .await
     }
 
+    async fn sight_all(
+        &self,
+        sightings: &[(TransactionId, Sighting)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<PayoutState>, LedgerError> {
+        let mut order: Vec<(usize, TransactionId, Sighting)> = sightings
+            .iter()
+            .enumerate()
+            .map(|(i, (id, s))| (i, id.clone(), *s))
+            .collect();
+        order.sort_by(|a, b| a.1.as_str().cmp(b.1.as_str()));
+        let count = sightings.len();
+        self.ledger(move |conn| {
+            write_tx(conn, |c| {
+                let mut states = vec![PayoutState::New; count];
+                for (i, id, sighting) in &order {
+                    states[*i] = sight_in(c, id, *sighting, now)?;
+                }
+                Ok(states)
+            })
+        })
+        .await
+    }
+
     async fn knows_funds(&self, ids: &[TransactionId]) -> Result<Vec<bool>, LedgerError> {
         let ids: Vec<String> = ids.iter().map(|i| i.as_str().to_owned()).collect();
         self.ledger(move |conn| {

@@ -164,17 +164,19 @@ impl PayoutEngine {
                 .collect();
             let ids: Vec<TransactionId> = funded.iter().map(|t| t.id.clone()).collect();
             let known = self.parts.ledger.knows_funds(&ids).await?;
-            for (tx, known) in funded.iter().zip(known) {
-                if known {
-                    break 'pages;
-                }
-                if let Some(sighting) = Sighting::of(tx) {
-                    self.parts
-                        .ledger
-                        .sight(&tx.id, sighting, self.now())
-                        .await?;
-                    new += 1;
-                }
+            // The page's new ones, up to the first known, in one write.
+            let unseen: Vec<(TransactionId, Sighting)> = funded
+                .iter()
+                .zip(&known)
+                .take_while(|(_, known)| !**known)
+                .filter_map(|(tx, _)| Sighting::of(tx).map(|s| (tx.id.clone(), s)))
+                .collect();
+            if !unseen.is_empty() {
+                self.parts.ledger.sight_all(&unseen, self.now()).await?;
+                new += unseen.len() as u32;
+            }
+            if known.iter().any(|k| *k) {
+                break 'pages;
             }
             // Unfunded ones sort last: none funded left after them.
             if funded.len() < txs.len() || txs.len() < size as usize {

@@ -307,7 +307,54 @@ async fn a_customer_event_wakes_the_payouts_awaiting_that_receiver(db: TestDb) {
     );
 }
 
+async fn a_page_of_sightings_is_written_at_once_in_the_order_given(db: TestDb) {
+    let store = migrated_store(&db).await;
+    let now = Utc::now();
+    store
+        .sight(&id("b"), Sighting::Unfunded, now)
+        .await
+        .expect("sight");
+    let page = [
+        (id("c"), Sighting::Funded),
+        (id("b"), Sighting::Funded),
+        (id("a"), Sighting::Finished),
+    ];
+    let states = store.sight_all(&page, now).await.expect("sight all");
+    assert_eq!(
+        states,
+        [
+            PayoutState::Received,
+            PayoutState::Received,
+            PayoutState::Closed
+        ]
+    );
+    assert_eq!(
+        store
+            .knows_funds(&[id("a"), id("b"), id("c")])
+            .await
+            .expect("knows"),
+        vec![true, true, true]
+    );
+    // Concurrent pages over the same ids, in opposite orders: no deadlock,
+    // one entry each.
+    let ids: Vec<TransactionId> = (0..40).map(|i| id(&format!("p{i:02}"))).collect();
+    let forward: Vec<(TransactionId, Sighting)> =
+        ids.iter().map(|i| (i.clone(), Sighting::Funded)).collect();
+    let backward: Vec<(TransactionId, Sighting)> = forward.iter().rev().cloned().collect();
+    let (x, y) = tokio::join!(
+        store.sight_all(&forward, now),
+        store.sight_all(&backward, now)
+    );
+    assert!(x.is_ok() && y.is_ok(), "{x:?} {y:?}");
+    assert_eq!(
+        store.knows_funds(&ids).await.expect("knows"),
+        vec![true; ids.len()]
+    );
+    assert!(store.sight_all(&[], now).await.expect("empty").is_empty());
+}
+
 on_both_backends!(
+    a_page_of_sightings_is_written_at_once_in_the_order_given,
     sightings_create_entries_and_only_move_them_forward,
     concurrent_sightings_of_one_transaction_make_one_entry,
     claims_are_exclusive_lapse_and_saves_are_compare_and_set,

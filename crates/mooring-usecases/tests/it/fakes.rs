@@ -625,6 +625,18 @@ impl PayoutLedger for FakeLedger {
         Self::sight_in(&mut entries, id, sighting, now).ok_or(LedgerError::NotFound)
     }
 
+    async fn sight_all(
+        &self,
+        sightings: &[(TransactionId, Sighting)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<PayoutState>, LedgerError> {
+        let mut entries = self.entries.lock().expect("lock");
+        sightings
+            .iter()
+            .map(|(id, s)| Self::sight_in(&mut entries, id, *s, now).ok_or(LedgerError::NotFound))
+            .collect()
+    }
+
     async fn knows_funds(&self, ids: &[TransactionId]) -> Result<Vec<bool>, LedgerError> {
         let entries = self.entries.lock().expect("lock");
         Ok(ids
