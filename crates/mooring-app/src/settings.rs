@@ -102,6 +102,7 @@ pub struct PlatformSettings {
     pub poll_interval_ms: u64,
     pub reconcile_interval_ms: u64,
     pub page_size: u32,
+    pub poll_overlap_ms: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -825,6 +826,7 @@ impl Settings {
         let mut config = mooring_usecases::EngineConfig::new(owner);
         config.request_funds = pl.api == "rpc";
         config.page_size = pl.page_size;
+        config.poll_overlap = ms(pl.poll_overlap_ms);
         config.lease = ms(p.lease_ms);
         config.backoff_base = ms(p.retry_base_ms);
         config.backoff_max = ms(p.retry_max_ms);

@@ -34,6 +34,10 @@ pub struct EngineConfig {
     /// AP 3.x+: answer new unfunded transactions with `request_onchain_funds`.
     pub request_funds: bool,
     pub page_size: u32,
+    /// How far back past the first payment it already knows a poll still
+    /// reads: payments sharing (or nearly) its `transfer_received_at` may
+    /// sort after it.
+    pub poll_overlap: Duration,
     /// How long a claim lasts without a step (renewed by every step).
     pub lease: Duration,
     pub backoff_base: Duration,
@@ -52,6 +56,7 @@ impl EngineConfig {
             owner,
             request_funds: false,
             page_size: 50,
+            poll_overlap: Duration::seconds(1),
             lease: Duration::seconds(30),
             backoff_base: Duration::seconds(1),
             backoff_max: Duration::seconds(60),
@@ -132,8 +137,11 @@ impl PayoutEngine {
     }
 
     /// One poll: the newest funded transactions first, page by page, until
-    /// the first one the ledger already knows; then, for AP 3.x+, the newest
-    /// unfunded ones (the AP sorts those last). Returns how many were new.
+    /// one funded `poll_overlap` before the first one the ledger already
+    /// knows (the AP breaks ties in `transfer_received_at` by id, so a new
+    /// payment may sort just after a known one); then, for AP 3.x+, the
+    /// newest unfunded ones (the AP sorts those last). Returns how many were
+    /// new.
     pub async fn poll(&self) -> Result<u32, EngineError> {
         let started = self.now();
         let new = self.poll_pages().await?;
@@ -146,6 +154,7 @@ impl PayoutEngine {
     async fn poll_pages(&self) -> Result<u32, EngineError> {
         let mut new = 0;
         let size = self.config.page_size.max(1);
+        let mut boundary: Option<DateTime<Utc>> = None;
         'pages: for page in 0.. {
             let txs = self
                 .parts
@@ -164,18 +173,28 @@ impl PayoutEngine {
                 .collect();
             let ids: Vec<TransactionId> = funded.iter().map(|t| t.id.clone()).collect();
             let known = self.parts.ledger.knows_funds(&ids).await?;
-            // The page's new ones, up to the first known, in one write.
-            let unseen: Vec<(TransactionId, Sighting)> = funded
-                .iter()
-                .zip(&known)
-                .take_while(|(_, known)| !**known)
-                .filter_map(|(tx, _)| Sighting::of(tx).map(|s| (tx.id.clone(), s)))
-                .collect();
+            // The page's new ones, back to the boundary, in one write.
+            let mut unseen: Vec<(TransactionId, Sighting)> = Vec::new();
+            let mut past_boundary = false;
+            for (tx, known) in funded.iter().zip(known) {
+                let Some(at) = tx.transfer_received_at else {
+                    continue;
+                };
+                if boundary.is_some_and(|b| at < b) {
+                    past_boundary = true;
+                    break;
+                }
+                if known {
+                    boundary.get_or_insert(at - self.config.poll_overlap);
+                } else if let Some(sighting) = Sighting::of(tx) {
+                    unseen.push((tx.id.clone(), sighting));
+                }
+            }
             if !unseen.is_empty() {
                 self.parts.ledger.sight_all(&unseen, self.now()).await?;
                 new += unseen.len() as u32;
             }
-            if known.iter().any(|k| *k) {
+            if past_boundary {
                 break 'pages;
             }
             // Unfunded ones sort last: none funded left after them.

@@ -220,19 +220,43 @@ async fn a_poll_reads_back_only_to_the_first_transaction_it_knows() {
     let receiver = w.receiver("1", true).await;
     let start = w.now();
     for i in 0..5 {
-        w.funded(&format!("t{i}"), &receiver, start + Duration::seconds(i));
+        w.funded(
+            &format!("t{i}"),
+            &receiver,
+            start + Duration::seconds(10 * i),
+        );
     }
     assert_eq!(w.engine.poll().await.expect("poll"), 5);
     assert_eq!(*w.platform.pages_read.lock().expect("lock"), 3);
 
-    w.funded("t5", &receiver, start + Duration::seconds(10));
+    w.funded("t5", &receiver, start + Duration::seconds(100));
     *w.platform.pages_read.lock().expect("lock") = 0;
     assert_eq!(w.engine.poll().await.expect("poll"), 1);
     assert_eq!(
         *w.platform.pages_read.lock().expect("lock"),
-        1,
-        "the newest page holds the known t4, so the poll stops there"
+        2,
+        "the newest page holds the known t4; the next one shows t3 past the overlap, and the poll stops"
     );
+}
+
+#[tokio::test]
+async fn a_payment_sorting_after_a_known_one_with_the_same_time_is_found() {
+    let w = world_with(ReviewMode::Auto, |c| c.page_size = 2);
+    let receiver = w.receiver("1", true).await;
+    let at = w.now();
+    // The AP sorts equal transfer_received_at by id: "b" before "c".
+    w.funded("b", &receiver, at);
+    w.funded("a", &receiver, at - Duration::seconds(30));
+    assert_eq!(w.engine.poll().await.expect("poll"), 2);
+    w.funded("c", &receiver, at);
+    w.funded("d", &receiver, at - Duration::milliseconds(400));
+    assert_eq!(
+        w.engine.poll().await.expect("poll"),
+        2,
+        "c (tied with the known b) and d (within the overlap) are new"
+    );
+    assert_eq!(w.state("c"), Some(PayoutState::Received));
+    assert_eq!(w.state("d"), Some(PayoutState::Received));
 }
 
 #[tokio::test]
