@@ -35,8 +35,9 @@ pub struct EngineConfig {
     pub request_funds: bool,
     pub page_size: u32,
     /// How far back past the first payment it already knows a poll still
-    /// reads: payments sharing (or nearly) its `transfer_received_at` may
-    /// sort after it.
+    /// reads: payments sharing its `transfer_received_at` sort after it by
+    /// id (zero reads exactly those); more covers an AP whose timestamps
+    /// arrive slightly out of order, at the cost of re-reading known pages.
     pub poll_overlap: Duration,
     /// How long a claim lasts without a step (renewed by every step).
     pub lease: Duration,
@@ -56,7 +57,7 @@ impl EngineConfig {
             owner,
             request_funds: false,
             page_size: 50,
-            poll_overlap: Duration::seconds(1),
+            poll_overlap: Duration::zero(),
             lease: Duration::seconds(30),
             backoff_base: Duration::seconds(1),
             backoff_max: Duration::seconds(60),

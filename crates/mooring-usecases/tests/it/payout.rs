@@ -235,13 +235,45 @@ async fn a_poll_reads_back_only_to_the_first_transaction_it_knows() {
     assert_eq!(
         *w.platform.pages_read.lock().expect("lock"),
         2,
-        "the newest page holds the known t4; the next one shows t3 past the overlap, and the poll stops"
+        "the newest page ends with the known t4; the next one shows t3 older than it, and the poll stops"
+    );
+}
+
+#[tokio::test]
+async fn with_no_overlap_a_poll_still_reads_the_ties_of_the_first_known_payment() {
+    let w = world_with(ReviewMode::Auto, |c| c.page_size = 2);
+    assert_eq!(
+        w.engine.config().poll_overlap,
+        Duration::zero(),
+        "the default"
+    );
+    let receiver = w.receiver("1", true).await;
+    let at = w.now();
+    w.funded("b", &receiver, at);
+    w.funded("a", &receiver, at - Duration::milliseconds(1));
+    assert_eq!(w.engine.poll().await.expect("poll"), 2);
+    w.funded("c", &receiver, at);
+    w.funded("e", &receiver, at);
+    assert_eq!(
+        w.engine.poll().await.expect("poll"),
+        2,
+        "c and e, tied with b"
+    );
+    *w.platform.pages_read.lock().expect("lock") = 0;
+    assert_eq!(w.engine.poll().await.expect("poll"), 0);
+    assert_eq!(
+        *w.platform.pages_read.lock().expect("lock"),
+        2,
+        "b, c, e share a time: the second page shows a, older, and the poll stops"
     );
 }
 
 #[tokio::test]
 async fn a_payment_sorting_after_a_known_one_with_the_same_time_is_found() {
-    let w = world_with(ReviewMode::Auto, |c| c.page_size = 2);
+    let w = world_with(ReviewMode::Auto, |c| {
+        c.page_size = 2;
+        c.poll_overlap = Duration::seconds(1);
+    });
     let receiver = w.receiver("1", true).await;
     let at = w.now();
     // The AP sorts equal transfer_received_at by id: "b" before "c".
