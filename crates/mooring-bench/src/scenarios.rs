@@ -92,7 +92,11 @@ impl Mooring {
             .envs(env.iter().cloned())
             .env("MOORING__SERVER__HOST", "127.0.0.1")
             .env("MOORING__SERVER__PORT", port.to_string())
-            .env("MOORING__LOG__LEVEL", "warn")
+            // MOORING_BENCH_LOG=info shows the server's work (stderr).
+            .env(
+                "MOORING__LOG__LEVEL",
+                std::env::var("MOORING_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -57,7 +57,7 @@ impl EngineConfig {
             owner,
             request_funds: false,
             page_size: 50,
-            poll_overlap: Duration::zero(),
+            poll_overlap: Duration::seconds(1),
             lease: Duration::seconds(30),
             backoff_base: Duration::seconds(1),
             backoff_max: Duration::seconds(60),

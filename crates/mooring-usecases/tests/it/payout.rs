@@ -241,12 +241,10 @@ async fn a_poll_reads_back_only_to_the_first_transaction_it_knows() {
 
 #[tokio::test]
 async fn with_no_overlap_a_poll_still_reads_the_ties_of_the_first_known_payment() {
-    let w = world_with(ReviewMode::Auto, |c| c.page_size = 2);
-    assert_eq!(
-        w.engine.config().poll_overlap,
-        Duration::zero(),
-        "the default"
-    );
+    let w = world_with(ReviewMode::Auto, |c| {
+        c.page_size = 2;
+        c.poll_overlap = Duration::zero();
+    });
     let receiver = w.receiver("1", true).await;
     let at = w.now();
     w.funded("b", &receiver, at);
