@@ -11,12 +11,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::{cargo, root, run};
+use crate::{USDC, USDC_ISSUER as DISTRIBUTION, cargo, root, run};
 
 const MOORING_PORT: u16 = 8081;
 const SIM_PORT: u16 = 8085;
-const USDC: &str = "stellar:USDC:GBBD47IF6LWK7P7MDEVSCWR7DPUWV3NY3DTQEVFL4NAT4AQH3ZLLFLA5";
-const DISTRIBUTION: &str = "GBBD47IF6LWK7P7MDEVSCWR7DPUWV3NY3DTQEVFL4NAT4AQH3ZLLFLA5";
 const ACCOUNT: &str = "GDJUOFZGW5WYBK4GIETCSSM6MTTIJ4SUMCQITPTLUWMQ6B4UIX2IEX47";
 
 fn dir() -> PathBuf {

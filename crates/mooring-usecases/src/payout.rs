@@ -418,6 +418,29 @@ impl PayoutEngine {
         }
     }
 
+    /// Copies the transaction's quote and receiver onto the entry and marks
+    /// the quote used by it. `Some(quote or none)` to go on; `None` when the
+    /// quote cannot serve this transaction and the entry is now rejecting.
+    async fn take_terms(
+        &self,
+        p: &mut Payout,
+        tx: &Transaction,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Option<Quote>>, Transient> {
+        p.quote_id.clone_from(&tx.quote_id);
+        p.receiver_id.clone_from(&tx.receiver_id);
+        let Some(q) = &tx.quote_id else {
+            return Ok(Some(None));
+        };
+        match self.use_quote(q, &tx.id).await? {
+            Ok(quote) => Ok(Some(Some(quote))),
+            Err(reason) => {
+                Self::reject(p, reason, now);
+                Ok(None)
+            }
+        }
+    }
+
     /// Seen before its funds: claim the quote, ask for the funds on AP 3.x+.
     async fn on_new(&self, p: &mut Payout, now: DateTime<Utc>) -> StepResult {
         let Some(tx) = self.fetch(&p.transaction_id).await? else {
@@ -436,17 +459,8 @@ impl PayoutEngine {
             }
             Some(Sighting::Unfunded) | None => {}
         }
-        p.quote_id.clone_from(&tx.quote_id);
-        p.receiver_id.clone_from(&tx.receiver_id);
-        let quote = match &tx.quote_id {
-            Some(q) => match self.use_quote(q, &tx.id).await? {
-                Ok(quote) => Some(quote),
-                Err(reason) => {
-                    Self::reject(p, reason, now);
-                    return Ok(());
-                }
-            },
-            None => None,
+        let Some(quote) = self.take_terms(p, &tx, now).await? else {
+            return Ok(());
         };
         if self.config.request_funds && tx.status == TransactionStatus::PendingReceiver {
             self.request_funds(&tx, quote.as_ref()).await?;
@@ -550,18 +564,9 @@ impl PayoutEngine {
                 return Ok(());
             }
         }
-        p.quote_id.clone_from(&tx.quote_id);
-        p.receiver_id.clone_from(&tx.receiver_id);
         p.amount_in.clone_from(&tx.amount_in);
-        let quote = match &tx.quote_id {
-            Some(q) => match self.use_quote(q, &tx.id).await? {
-                Ok(quote) => Some(quote),
-                Err(reason) => {
-                    Self::reject(p, reason, now);
-                    return Ok(());
-                }
-            },
-            None => None,
+        let Some(quote) = self.take_terms(p, &tx, now).await? else {
+            return Ok(());
         };
         match check_funds(&tx, quote.as_ref()) {
             Ok(out) => p.amount_out = Some(out),

@@ -66,6 +66,15 @@ pub fn config_file(content: &str) -> tempfile::NamedTempFile {
     file
 }
 
+/// A loopback port free at the time of the call (nothing listens on it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("address")
+        .port()
+}
+
 pub struct TestApp {
     pub address: String,
     /// `/metrics`' own listener, when `metrics.bind` is set.

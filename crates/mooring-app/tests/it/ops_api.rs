@@ -6,7 +6,9 @@ use mooring_apsim::{SimAuth, Simulator, spawn};
 use mooring_testsupport::{TestDb, on_both_backends};
 use serde_json::json;
 
-use crate::helpers::{ACCOUNT, JWT_SECRET, TestApp, config_file, spawn_app_with, status_and_json};
+use crate::helpers::{
+    ACCOUNT, JWT_SECRET, TestApp, config_file, free_port, spawn_app_with, status_and_json,
+};
 
 const USDC: &str = "stellar:USDC:GBBD47IF6LWK7P7MDEVSCWR7DPUWV3NY3DTQEVFL4NAT4AQH3ZLLFLA5";
 
@@ -21,15 +23,6 @@ impl TestApp {
         let status = response.status().as_u16();
         (status, response.text().await.expect("body"))
     }
-}
-
-/// A port nothing listens on.
-fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("address")
-        .port()
 }
 
 async fn health_and_ready_answer_without_authentication(db: TestDb) {
@@ -104,7 +97,7 @@ async fn ready_checks_the_ap_when_the_engine_is_on(db: TestDb) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ready_is_503_while_the_ap_is_unreachable() {
-    let ap = format!("http://127.0.0.1:{}", closed_port());
+    let ap = format!("http://127.0.0.1:{}", free_port());
     let app = spawn_app_with(
         TestDb::sqlite(),
         &[

@@ -13,15 +13,7 @@ use mooring_testsupport::TestDb;
 use serde_json::{Value, json};
 
 use crate::engine::{engine_env, transaction, wait_for};
-use crate::helpers::{ACCOUNT, base_env};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("address")
-        .port()
-}
+use crate::helpers::{ACCOUNT, base_env, free_port};
 
 /// The fields of every span enclosing a JSON log line, merged.
 fn span_fields(line: &Value) -> serde_json::Map<String, Value> {
