@@ -301,8 +301,8 @@ impl Simulator {
     }
 
     /// Adds `count` SEP-31 transactions the AP completed in the past (funded
-    /// a millisecond apart, the newest an hour ago), as history for
-    /// benchmarks. Returns their ids, oldest first.
+    /// a second apart, as at a busy anchor, the newest an hour ago), as
+    /// history for benchmarks. Returns their ids, oldest first.
     pub fn seed_history(&self, count: usize) -> Vec<String> {
         let mut state = self.lock();
         let newest = Utc::now() - chrono::Duration::hours(1);
@@ -310,7 +310,7 @@ impl Simulator {
         for i in 0..count {
             state.next += 1;
             let id = format!("hist-{i:07}");
-            let at = (newest - chrono::Duration::milliseconds((count - i) as i64))
+            let at = (newest - chrono::Duration::seconds((count - i) as i64))
                 .to_rfc3339_opts(SecondsFormat::Millis, true);
             let usdc = "stellar:USDC:GBBD47IF6LWK7P7MDEVSCWR7DPUWV3NY3DTQEVFL4NAT4AQH3ZLLFLA5";
             let body = json!({

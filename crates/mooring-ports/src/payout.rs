@@ -84,6 +84,21 @@ pub trait PayoutLedger: Send + Sync + 'static {
     /// [`PayoutState::knows_funds`]).
     async fn knows_funds(&self, ids: &[TransactionId]) -> Result<Vec<bool>, LedgerError>;
 
+    /// The poll's mark: the newest `transfer_received_at` from which a
+    /// complete poll read down to the mark before it, so that every funded
+    /// transaction the AP listed at or before it then is in the ledger.
+    /// `None` before the first complete poll.
+    async fn poll_mark(&self) -> Result<Option<DateTime<Utc>>, LedgerError>;
+
+    /// Moves the poll's mark forward to `mark`; a mark older than the stored
+    /// one (a slower replica's poll) changes nothing. Atomic under
+    /// concurrent calls.
+    async fn advance_poll_mark(
+        &self,
+        mark: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError>;
+
     /// Claims up to `limit` active entries due at `now` whose claim is free
     /// or lapsed, for `owner`, until `now + lease`. Oldest due first.
     async fn claim(

@@ -130,6 +130,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    poll_marks (name) {
+        name -> Text,
+        mark -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(customer_fields -> customers (customer_id));
 diesel::joinable!(quote_fee_details -> quotes (quote_id));
 diesel::joinable!(customer_files -> customers (customer_id));
@@ -145,5 +153,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     deposit_addresses,
     counters,
     payouts,
-    events
+    events,
+    poll_marks
 );

@@ -34,10 +34,12 @@ pub struct EngineConfig {
     /// AP 3.x+: answer new unfunded transactions with `request_onchain_funds`.
     pub request_funds: bool,
     pub page_size: u32,
-    /// How far back past the first payment it already knows a poll still
-    /// reads: payments sharing its `transfer_received_at` sort after it by
-    /// id (zero reads exactly those); more covers an AP whose timestamps
-    /// arrive slightly out of order, at the cost of re-reading known pages.
+    /// How far back past the poll mark (where the last complete poll
+    /// started) a poll still reads. Zero still reads the payments that share
+    /// the mark's `transfer_received_at`; more covers an AP that lists
+    /// payments slightly out of `transfer_received_at` order, at the cost
+    /// of re-reading that much of the known history on every poll. A
+    /// payment listed later than that is found by reconciliation.
     pub poll_overlap: Duration,
     /// How long a claim lasts without a step (renewed by every step).
     pub lease: Duration,
@@ -137,26 +139,36 @@ impl PayoutEngine {
         self.parts.clock.now()
     }
 
-    /// One poll: the newest funded transactions first, page by page, until
-    /// one funded `poll_overlap` before the first one the ledger already
-    /// knows (the AP breaks ties in `transfer_received_at` by id, so a new
-    /// payment may sort just after a known one); then, for AP 3.x+, the
+    /// One poll: the newest funded transactions first, page by page, down
+    /// to the ledger's poll mark less `poll_overlap`; then, for AP 3.x+, the
     /// newest unfunded ones (the AP sorts those last). Returns how many were
     /// new.
+    ///
+    /// The mark is where the last complete poll started: the newest
+    /// `transfer_received_at` it saw (never later than this replica's
+    /// clock). A poll that fails half way leaves it where it was, so the
+    /// next one reads on past what the failed one wrote; payments that
+    /// arrive while a poll pages push what it already read further down,
+    /// which it then reads again, but they cannot move where it stops. Ties
+    /// with the mark (the AP orders equal times by id) are read again even
+    /// with no overlap.
     pub async fn poll(&self) -> Result<u32, EngineError> {
         let started = self.now();
-        let new = self.poll_pages().await?;
+        let new = self.poll_pages(started).await?;
         if let Ok(mut at) = self.last_poll.lock() {
             *at = Some(started);
         }
         Ok(new)
     }
 
-    async fn poll_pages(&self) -> Result<u32, EngineError> {
+    async fn poll_pages(&self, started: DateTime<Utc>) -> Result<u32, EngineError> {
         let mut new = 0;
         let size = self.config.page_size.max(1);
-        let mut boundary: Option<DateTime<Utc>> = None;
-        'pages: for page in 0.. {
+        let mark = self.parts.ledger.poll_mark().await?;
+        let stop = mark.map(|m| m - self.config.poll_overlap);
+        // The newest payment when the poll started: the next mark.
+        let mut top: Option<DateTime<Utc>> = None;
+        for page in 0.. {
             let txs = self
                 .parts
                 .platform
@@ -172,22 +184,23 @@ impl PayoutEngine {
                 .iter()
                 .filter(|t| t.transfer_received_at.is_some())
                 .collect();
+            if page == 0 {
+                top = funded.first().and_then(|t| t.transfer_received_at);
+            }
             let ids: Vec<TransactionId> = funded.iter().map(|t| t.id.clone()).collect();
             let known = self.parts.ledger.knows_funds(&ids).await?;
-            // The page's new ones, back to the boundary, in one write.
+            // The page's new ones, down to the stop, in one write.
             let mut unseen: Vec<(TransactionId, Sighting)> = Vec::new();
-            let mut past_boundary = false;
+            let mut reached = false;
             for (tx, known) in funded.iter().zip(known) {
                 let Some(at) = tx.transfer_received_at else {
                     continue;
                 };
-                if boundary.is_some_and(|b| at < b) {
-                    past_boundary = true;
+                if stop.is_some_and(|s| at < s) {
+                    reached = true;
                     break;
                 }
-                if known {
-                    boundary.get_or_insert(at - self.config.poll_overlap);
-                } else if let Some(sighting) = Sighting::of(tx) {
+                if !known && let Some(sighting) = Sighting::of(tx) {
                     unseen.push((tx.id.clone(), sighting));
                 }
             }
@@ -195,13 +208,22 @@ impl PayoutEngine {
                 self.parts.ledger.sight_all(&unseen, self.now()).await?;
                 new += unseen.len() as u32;
             }
-            if past_boundary {
-                break 'pages;
-            }
             // Unfunded ones sort last: none funded left after them.
-            if funded.len() < txs.len() || txs.len() < size as usize {
+            if reached || funded.len() < txs.len() || txs.len() < size as usize {
                 break;
             }
+        }
+        // Everything down to the old mark is in the ledger now. A time
+        // ahead of this replica's clock (an AP clock running fast, a bad
+        // timestamp) would stop later polls too early: the mark never
+        // passes the poll's own start.
+        if let Some(next) = top.map(|t| t.min(started))
+            && mark.is_none_or(|m| m < next)
+        {
+            self.parts
+                .ledger
+                .advance_poll_mark(next, self.now())
+                .await?;
         }
         if self.config.request_funds {
             let txs = self

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use mooring_domain::payout::{PayoutState, Sighting};
 use mooring_domain::transaction::TransactionId;
 use mooring_ports::{InboxEvent, LedgerError, PayoutLedger};
@@ -353,8 +353,47 @@ async fn a_page_of_sightings_is_written_at_once_in_the_order_given(db: TestDb) {
     assert!(store.sight_all(&[], now).await.expect("empty").is_empty());
 }
 
+async fn the_poll_mark_only_moves_forward(db: TestDb) {
+    let store = migrated_store(&db).await;
+    let now = Utc::now();
+    assert_eq!(store.poll_mark().await.expect("mark"), None);
+    // Nanoseconds are cut to the microseconds both backends keep: never later.
+    let at = DateTime::parse_from_rfc3339("2026-11-24T10:00:00.123456789Z")
+        .expect("time")
+        .to_utc();
+    let kept = DateTime::parse_from_rfc3339("2026-11-24T10:00:00.123456Z")
+        .expect("time")
+        .to_utc();
+    store.advance_poll_mark(at, now).await.expect("advance");
+    assert_eq!(store.poll_mark().await.expect("mark"), Some(kept));
+    // A slower replica's older mark changes nothing.
+    store
+        .advance_poll_mark(at - Duration::seconds(5), now)
+        .await
+        .expect("advance");
+    assert_eq!(store.poll_mark().await.expect("mark"), Some(kept));
+    // Replicas advancing at once: the newest wins.
+    let mut replicas = tokio::task::JoinSet::new();
+    for i in 1..=8 {
+        let store = store.clone();
+        replicas.spawn(async move {
+            store
+                .advance_poll_mark(kept + Duration::seconds(i), now)
+                .await
+        });
+    }
+    while let Some(result) = replicas.join_next().await {
+        result.expect("join").expect("advance");
+    }
+    assert_eq!(
+        store.poll_mark().await.expect("mark"),
+        Some(kept + Duration::seconds(8))
+    );
+}
+
 on_both_backends!(
     a_page_of_sightings_is_written_at_once_in_the_order_given,
+    the_poll_mark_only_moves_forward,
     sightings_create_entries_and_only_move_them_forward,
     concurrent_sightings_of_one_transaction_make_one_entry,
     claims_are_exclusive_lapse_and_saves_are_compare_and_set,

@@ -363,6 +363,18 @@ pub struct FakePlatform {
     pub reads_down: Mutex<u32>,
     /// Pages read by `transactions`.
     pub pages_read: Mutex<u32>,
+    /// What happens before each of the next page reads, in order.
+    pub before_pages: Mutex<VecDeque<BeforePage>>,
+}
+
+/// What happens at the AP just before a page of `transactions` is read.
+pub enum BeforePage {
+    /// Nothing: the page is read as it stands.
+    Nothing,
+    /// These payments arrive (are inserted) first.
+    Arrive(Vec<Transaction>),
+    /// The read fails as unavailable.
+    Fail,
 }
 
 impl FakePlatform {
@@ -423,6 +435,14 @@ impl PlatformClient for FakePlatform {
         query: &TransactionQuery,
     ) -> Result<Vec<Transaction>, PlatformError> {
         self.read_down()?;
+        let before = self.before_pages.lock().expect("lock").pop_front();
+        match before {
+            Some(BeforePage::Arrive(txs)) => txs.into_iter().for_each(|t| self.insert(t)),
+            Some(BeforePage::Fail) => {
+                return Err(PlatformError::Unavailable("connection reset".into()));
+            }
+            Some(BeforePage::Nothing) | None => {}
+        }
         *self.pages_read.lock().expect("lock") += 1;
         let mut txs: Vec<Transaction> = self
             .txs
@@ -551,6 +571,7 @@ struct Entry {
 pub struct FakeLedger {
     entries: Mutex<BTreeMap<String, Entry>>,
     events: Mutex<Vec<(InboxEvent, bool)>>,
+    poll_mark: Mutex<Option<DateTime<Utc>>>,
     /// The next `save` of an entry leaving this state fails as if the
     /// database went away: the step's side effect happened, its new state
     /// was not written (a crash between the two).
@@ -647,6 +668,22 @@ impl PayoutLedger for FakeLedger {
                     .is_some_and(|e| e.payout.state.knows_funds())
             })
             .collect())
+    }
+
+    async fn poll_mark(&self) -> Result<Option<DateTime<Utc>>, LedgerError> {
+        Ok(*self.poll_mark.lock().expect("lock"))
+    }
+
+    async fn advance_poll_mark(
+        &self,
+        mark: DateTime<Utc>,
+        _now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        let mut stored = self.poll_mark.lock().expect("lock");
+        if stored.is_none_or(|s| s < mark) {
+            *stored = Some(mark);
+        }
+        Ok(())
     }
 
     async fn claim(

@@ -11,15 +11,15 @@ use mooring_domain::transaction::{
     Amount, Transaction, TransactionChange, TransactionId, TransactionStatus,
 };
 use mooring_domain::{Memo, StellarAccount};
-use mooring_ports::{Clock, InboxEvent, LedgerError, PlatformError};
+use mooring_ports::{Clock, InboxEvent, LedgerError, PayoutLedger, PlatformError};
 use mooring_usecases::{
     CustomerUpdate, DepositService, EngineConfig, EngineError, EngineParts, EventInbox, KycService,
     PayoutEngine, QuoteService,
 };
 
 use crate::fakes::{
-    ApFault, FakeCustodian, FakeDepositAddresses, FakeKycStore, FakeLedger, FakePlatform, FakeRail,
-    RailFault, TestClock,
+    ApFault, BeforePage, FakeCustodian, FakeDepositAddresses, FakeKycStore, FakeLedger,
+    FakePlatform, FakeRail, RailFault, TestClock,
 };
 use crate::quotes::{USDC, d, request};
 
@@ -89,6 +89,30 @@ fn id(s: &str) -> TransactionId {
     TransactionId::parse(s).expect("transaction id")
 }
 
+/// A SEP-31 transaction of 100 USDC (1 fee) for `receiver`, funded at `at`.
+fn funded_tx(tx_id: &str, receiver: &str, at: DateTime<Utc>) -> Transaction {
+    Transaction {
+        id: id(tx_id),
+        sep: "31".into(),
+        kind: Some("receive".into()),
+        status: TransactionStatus::PendingReceiver,
+        amount_expected: Some(usdc("100")),
+        amount_in: Some(usdc("100")),
+        amount_out: None,
+        fee: Some(usdc("1")),
+        quote_id: None,
+        sender_id: Some("sender-1".into()),
+        receiver_id: Some(receiver.into()),
+        started_at: Some(at - Duration::minutes(5)),
+        updated_at: Some(at),
+        transfer_received_at: Some(at),
+        completed_at: None,
+        stellar_transaction_ids: vec![],
+        external_transaction_id: None,
+        message: None,
+    }
+}
+
 impl World {
     fn now(&self) -> DateTime<Utc> {
         self.clock.now()
@@ -151,28 +175,14 @@ impl World {
     /// A SEP-31 transaction of 100 USDC (1 fee) for `receiver`, funded at
     /// `at`, at the AP.
     fn funded(&self, tx_id: &str, receiver: &str, at: DateTime<Utc>) -> Transaction {
-        let tx = Transaction {
-            id: id(tx_id),
-            sep: "31".into(),
-            kind: Some("receive".into()),
-            status: TransactionStatus::PendingReceiver,
-            amount_expected: Some(usdc("100")),
-            amount_in: Some(usdc("100")),
-            amount_out: None,
-            fee: Some(usdc("1")),
-            quote_id: None,
-            sender_id: Some("sender-1".into()),
-            receiver_id: Some(receiver.into()),
-            started_at: Some(at - Duration::minutes(5)),
-            updated_at: Some(at),
-            transfer_received_at: Some(at),
-            completed_at: None,
-            stellar_transaction_ids: vec![],
-            external_transaction_id: None,
-            message: None,
-        };
+        let tx = funded_tx(tx_id, receiver, at);
         self.platform.insert(tx.clone());
         tx
+    }
+
+    /// Pages of `transactions` read since the last call.
+    fn pages_read(&self) -> u32 {
+        std::mem::take(&mut *self.platform.pages_read.lock().expect("lock"))
     }
 
     fn state(&self, tx_id: &str) -> Option<PayoutState> {
@@ -215,10 +225,10 @@ async fn a_funded_transaction_is_paid_once_and_completed() {
 }
 
 #[tokio::test]
-async fn a_poll_reads_back_only_to_the_first_transaction_it_knows() {
+async fn a_poll_reads_back_only_to_where_the_last_complete_poll_started() {
     let w = world_with(ReviewMode::Auto, |c| c.page_size = 2);
     let receiver = w.receiver("1", true).await;
-    let start = w.now();
+    let start = w.now() - Duration::minutes(5);
     for i in 0..5 {
         w.funded(
             &format!("t{i}"),
@@ -227,15 +237,149 @@ async fn a_poll_reads_back_only_to_the_first_transaction_it_knows() {
         );
     }
     assert_eq!(w.engine.poll().await.expect("poll"), 5);
-    assert_eq!(*w.platform.pages_read.lock().expect("lock"), 3);
+    assert_eq!(w.pages_read(), 3);
+    assert_eq!(
+        w.ledger.poll_mark().await.expect("mark"),
+        Some(start + Duration::seconds(40)),
+        "the mark is t4's time"
+    );
 
     w.funded("t5", &receiver, start + Duration::seconds(100));
-    *w.platform.pages_read.lock().expect("lock") = 0;
     assert_eq!(w.engine.poll().await.expect("poll"), 1);
     assert_eq!(
-        *w.platform.pages_read.lock().expect("lock"),
+        w.pages_read(),
         2,
-        "the newest page ends with the known t4; the next one shows t3 older than it, and the poll stops"
+        "the newest page ends with t4 at the mark; the next one shows t3 older than it, and the poll stops"
+    );
+    assert_eq!(
+        w.ledger.poll_mark().await.expect("mark"),
+        Some(start + Duration::seconds(100))
+    );
+}
+
+#[tokio::test]
+async fn payments_arriving_while_a_poll_pages_do_not_stop_it_early() {
+    let w = world_with(ReviewMode::Auto, |c| {
+        c.page_size = 2;
+        c.poll_overlap = Duration::zero();
+    });
+    let receiver = w.receiver("1", true).await;
+    let start = w.now() - Duration::minutes(5);
+    w.funded("k0", &receiver, start);
+    w.funded("k1", &receiver, start + Duration::seconds(1));
+    assert_eq!(w.engine.poll().await.expect("poll"), 2);
+    for i in 1..=4 {
+        w.funded(
+            &format!("n{i}"),
+            &receiver,
+            start + Duration::seconds(10 + i),
+        );
+    }
+    // After the first page (n4, n3), two newer payments arrive: the second
+    // page shows n4 and n3 again, which this poll itself wrote.
+    w.platform.before_pages.lock().expect("lock").extend([
+        BeforePage::Nothing,
+        BeforePage::Arrive(vec![
+            funded_tx("a1", &receiver, start + Duration::seconds(20)),
+            funded_tx("a2", &receiver, start + Duration::seconds(21)),
+        ]),
+    ]);
+    assert_eq!(
+        w.engine.poll().await.expect("poll"),
+        4,
+        "n1 to n4, read on past the ones pushed down"
+    );
+    for n in ["n1", "n2", "n3", "n4"] {
+        assert_eq!(w.state(n), Some(PayoutState::Received), "{n}");
+    }
+    assert_eq!(w.state("a1"), None, "arrived after the poll started");
+    assert_eq!(w.engine.poll().await.expect("poll"), 2, "a1 and a2");
+    assert_eq!(w.state("a1"), Some(PayoutState::Received));
+}
+
+#[tokio::test]
+async fn after_a_poll_fails_half_way_the_next_reads_past_what_it_wrote() {
+    let w = world_with(ReviewMode::Auto, |c| {
+        c.page_size = 2;
+        c.poll_overlap = Duration::zero();
+    });
+    let receiver = w.receiver("1", true).await;
+    let start = w.now() - Duration::minutes(5);
+    w.funded("k0", &receiver, start);
+    assert_eq!(w.engine.poll().await.expect("poll"), 1);
+    for i in 1..=4 {
+        w.funded(
+            &format!("n{i}"),
+            &receiver,
+            start + Duration::seconds(10 + i),
+        );
+    }
+    w.platform
+        .before_pages
+        .lock()
+        .expect("lock")
+        .extend([BeforePage::Nothing, BeforePage::Fail]);
+    assert!(matches!(
+        w.engine.poll().await,
+        Err(EngineError::Platform(PlatformError::Unavailable(_)))
+    ));
+    assert_eq!(
+        w.state("n4"),
+        Some(PayoutState::Received),
+        "page one written"
+    );
+    assert_eq!(w.state("n2"), None);
+    assert_eq!(
+        w.ledger.poll_mark().await.expect("mark"),
+        Some(start),
+        "an unfinished poll leaves the mark"
+    );
+    assert_eq!(
+        w.engine.poll().await.expect("poll"),
+        2,
+        "n1 and n2, below the failed poll's sightings"
+    );
+    assert_eq!(w.state("n1"), Some(PayoutState::Received));
+}
+
+#[tokio::test]
+async fn the_mark_never_passes_the_replicas_clock() {
+    let w = world();
+    let receiver = w.receiver("1", true).await;
+    let now = w.now();
+    // An AP clock an hour fast.
+    w.funded("ahead", &receiver, now + Duration::hours(1));
+    assert_eq!(w.engine.poll().await.expect("poll"), 1);
+    assert_eq!(w.ledger.poll_mark().await.expect("mark"), Some(now));
+    w.funded("later", &receiver, now + Duration::minutes(30));
+    assert_eq!(
+        w.engine.poll().await.expect("poll"),
+        1,
+        "a mark an hour ahead would have hidden it until reconciliation"
+    );
+    assert_eq!(w.state("later"), Some(PayoutState::Received));
+}
+
+#[tokio::test]
+async fn a_new_replica_starts_from_the_mark_its_predecessors_left() {
+    let w = world_with(ReviewMode::Auto, |c| c.page_size = 2);
+    let receiver = w.receiver("1", true).await;
+    let start = w.now() - Duration::minutes(5);
+    for i in 0..6 {
+        w.funded(
+            &format!("t{i}"),
+            &receiver,
+            start + Duration::seconds(10 * i),
+        );
+    }
+    assert_eq!(w.engine.poll().await.expect("poll"), 6);
+    w.pages_read();
+    let other = w.replica("replica-b");
+    assert_eq!(other.poll().await.expect("poll"), 0);
+    assert_eq!(
+        w.pages_read(),
+        1,
+        "t4, beside t5 at the mark, is older than it: one page, not the history"
     );
 }
 
@@ -246,7 +390,7 @@ async fn with_no_overlap_a_poll_still_reads_the_ties_of_the_first_known_payment(
         c.poll_overlap = Duration::zero();
     });
     let receiver = w.receiver("1", true).await;
-    let at = w.now();
+    let at = w.now() - Duration::minutes(1);
     w.funded("b", &receiver, at);
     w.funded("a", &receiver, at - Duration::milliseconds(1));
     assert_eq!(w.engine.poll().await.expect("poll"), 2);
@@ -257,10 +401,10 @@ async fn with_no_overlap_a_poll_still_reads_the_ties_of_the_first_known_payment(
         2,
         "c and e, tied with b"
     );
-    *w.platform.pages_read.lock().expect("lock") = 0;
+    w.pages_read();
     assert_eq!(w.engine.poll().await.expect("poll"), 0);
     assert_eq!(
-        *w.platform.pages_read.lock().expect("lock"),
+        w.pages_read(),
         2,
         "b, c, e share a time: the second page shows a, older, and the poll stops"
     );
@@ -273,7 +417,7 @@ async fn a_payment_sorting_after_a_known_one_with_the_same_time_is_found() {
         c.poll_overlap = Duration::seconds(1);
     });
     let receiver = w.receiver("1", true).await;
-    let at = w.now();
+    let at = w.now() - Duration::minutes(1);
     // The AP sorts equal transfer_received_at by id: "b" before "c".
     w.funded("b", &receiver, at);
     w.funded("a", &receiver, at - Duration::seconds(30));
@@ -293,7 +437,7 @@ async fn a_payment_sorting_after_a_known_one_with_the_same_time_is_found() {
 async fn reconciliation_finds_a_payment_that_polls_missed() {
     let w = world();
     let receiver = w.receiver("1", true).await;
-    let start = w.now();
+    let start = w.now() - Duration::minutes(5);
     w.funded("newer", &receiver, start + Duration::seconds(10));
     w.engine.poll().await.expect("poll");
     // Funded earlier than one the ledger knows: a poll stops before it.
