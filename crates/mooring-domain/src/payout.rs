@@ -33,7 +33,9 @@ pub enum PayoutState {
     Received,
     /// The receiver's KYC is not ACCEPTED; rechecked until it is.
     AwaitingKyc,
-    /// Checked; the payout's amount and receiver are fixed.
+    /// Checked; the payout's amount and receiver are fixed. Written by
+    /// earlier versions only (the checks now commit `Submitted` with the
+    /// terms); kept so that their entries move on.
     Ready,
     /// The payout was (or is being) sent to the rail under its key.
     Submitted,

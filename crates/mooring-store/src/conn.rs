@@ -124,8 +124,11 @@ impl ManageConnection for Manager {
 
 /// Runs `f` in a write transaction. On SQLite it is `BEGIN IMMEDIATE`, so the
 /// write lock is taken up front and two writers queue (on `busy_timeout`)
-/// instead of deadlocking on a lock upgrade; on PostgreSQL a plain
-/// transaction, where rows are locked explicitly (see [`lock_row`]).
+/// instead of deadlocking on a lock upgrade; on PostgreSQL a READ COMMITTED
+/// transaction, whatever the server's `default_transaction_isolation` says
+/// (locks taken inside, `FOR UPDATE` and advisory ones, must see what their
+/// holders committed), begun in one round trip; rows are locked explicitly
+/// (see [`lock_row`]).
 pub(crate) fn write_tx<T, E>(
     conn: &mut AnyConnection,
     f: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
@@ -133,33 +136,89 @@ pub(crate) fn write_tx<T, E>(
 where
     E: From<diesel::result::Error>,
 {
-    if let AnyConnection::Sqlite(sqlite) = conn {
-        AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
-        match f(conn) {
-            Ok(value) => {
-                <AnyConnection as Connection>::TransactionManager::commit_transaction(conn)?;
-                Ok(value)
-            }
-            Err(user_error) => {
-                match <AnyConnection as Connection>::TransactionManager::rollback_transaction(conn)
-                {
-                    Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => {
-                        Err(user_error)
-                    }
-                    Err(rollback_error) => Err(rollback_error.into()),
-                }
+    match conn {
+        AnyConnection::Sqlite(sqlite) => {
+            AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
+        }
+        AnyConnection::Postgresql(pg) => {
+            AnsiTransactionManager::begin_transaction_sql(
+                pg,
+                "BEGIN ISOLATION LEVEL READ COMMITTED",
+            )?;
+        }
+    }
+    match f(conn) {
+        Ok(value) => {
+            <AnyConnection as Connection>::TransactionManager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(user_error) => {
+            match <AnyConnection as Connection>::TransactionManager::rollback_transaction(conn) {
+                Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(user_error),
+                Err(rollback_error) => Err(rollback_error.into()),
             }
         }
-    } else {
-        conn.transaction(|c| {
-            // Locks taken inside (FOR UPDATE, advisory locks) must see what
-            // their holders committed: READ COMMITTED, whatever the server's
-            // default_transaction_isolation says.
-            c.batch_execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")?;
-            f(c)
-        })
     }
 }
+
+/// Hand-written SQL that each connection prepares once and keeps, unlike
+/// diesel's `sql_query` (never cached), so that PostgreSQL parses and plans
+/// it once per connection rather than on every call. Each `?` in `sql` is
+/// a text bind, written as the backend's own placeholder (`$n` or `?`); the
+/// SQL must hold no other `?`. Load rows with `QueryableByName`.
+#[derive(Debug, Clone)]
+pub(crate) struct CachedSql<'a> {
+    sql: &'a str,
+    binds: Vec<&'a str>,
+}
+
+impl<'a> CachedSql<'a> {
+    pub(crate) fn new(sql: &'a str, binds: Vec<&'a str>) -> Self {
+        Self { sql, binds }
+    }
+}
+
+impl<DB> diesel::query_builder::QueryFragment<DB> for CachedSql<'_>
+where
+    DB: diesel::backend::Backend + diesel::sql_types::HasSqlType<diesel::sql_types::Text>,
+    str: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
+{
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
+    ) -> QueryResult<()> {
+        let mut parts = self.sql.split('?');
+        if let Some(first) = parts.next() {
+            out.push_sql(first);
+        }
+        let mut binds = self.binds.iter();
+        for part in parts {
+            let bind = binds.next().ok_or_else(|| {
+                diesel::result::Error::QueryBuilderError("more placeholders than binds".into())
+            })?;
+            out.push_bind_param::<diesel::sql_types::Text, str>(bind)?;
+            out.push_sql(part);
+        }
+        if binds.next().is_some() {
+            return Err(diesel::result::Error::QueryBuilderError(
+                "more binds than placeholders".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl diesel::query_builder::QueryId for CachedSql<'_> {
+    type QueryId = ();
+    // No static id: the statement cache keys it by its SQL text.
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl diesel::query_builder::Query for CachedSql<'_> {
+    type SqlType = diesel::sql_types::Untyped;
+}
+
+impl<Conn> RunQueryDsl<Conn> for CachedSql<'_> {}
 
 /// Locks the row whose `key` column is `id` until the transaction ends
 /// (`SELECT … FOR UPDATE` on PostgreSQL). SQLite needs nothing: its writer
@@ -217,6 +276,38 @@ pub(crate) fn checkpoint(conn: &mut AnyConnection) -> QueryResult<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cached_sql_writes_each_backends_placeholders() {
+        let q = CachedSql::new("SELECT 1 WHERE 'a' = ? OR 'b' = ?", vec!["x", "y"]);
+        assert_eq!(
+            diesel::debug_query::<diesel::pg::Pg, _>(&q).to_string(),
+            r#"SELECT 1 WHERE 'a' = $1 OR 'b' = $2 -- binds: ["x", "y"]"#
+        );
+        assert_eq!(
+            diesel::debug_query::<diesel::sqlite::Sqlite, _>(&q).to_string(),
+            r#"SELECT 1 WHERE 'a' = ? OR 'b' = ? -- binds: ["x", "y"]"#
+        );
+    }
+
+    #[test]
+    fn cached_sql_refuses_binds_that_do_not_match_its_placeholders() {
+        let mut conn = diesel::SqliteConnection::establish(":memory:").expect("sqlite");
+        for q in [
+            CachedSql::new("SELECT ?", vec![]),
+            CachedSql::new("SELECT ?", vec!["a", "b"]),
+        ] {
+            assert!(matches!(
+                q.execute(&mut conn),
+                Err(diesel::result::Error::QueryBuilderError(_))
+            ));
+        }
+        assert!(
+            CachedSql::new("SELECT ?", vec!["a"])
+                .execute(&mut conn)
+                .is_ok()
+        );
+    }
 
     #[test]
     fn connect_timeout_is_added_once() {

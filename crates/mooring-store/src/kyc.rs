@@ -1,16 +1,17 @@
 //! The KYC store: customers, their SEP-9 values, files and transaction links.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDateTime, Timelike, Utc};
 use diesel::prelude::*;
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::result::Error as DieselError;
 use mooring_domain::customer::{Customer, CustomerId, ProvidedValue, Review};
 use mooring_domain::{Memo, StellarAccount};
 use mooring_ports::{CustomerTarget, FileUpload, KycStore, KycStoreError, PutCustomer};
 
-use crate::conn::{checkpoint, lock_row, write_tx};
+use crate::conn::{CachedSql, checkpoint, lock_row, write_tx};
 use crate::schema::{customer_fields, customer_files, customer_transactions, customers};
 use crate::{AnyConnection, Store, StoreError};
 
@@ -47,6 +48,7 @@ struct NewCustomer<'a> {
     account: &'a str,
     memo: &'a str,
     memo_type: Option<&'a str>,
+    customer_type: Option<&'a str>,
     review: &'a str,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
@@ -112,8 +114,8 @@ struct LoadRow {
 /// A customer with everything they provided, in one statement (one round
 /// trip, one snapshot): the customer row once per value, file or link,
 /// each branch a join on the child table's key so that both databases
-/// read only this customer's rows. `{C}` selects the customer; `{P1}`,
-/// `{P2}` are the backend's placeholders, each bound once.
+/// read only this customer's rows. `{C}` selects the customer, in each
+/// branch.
 const LOAD_SQL: &str = "SELECT c.id, c.account, c.memo, c.memo_type, c.customer_type, c.review, \
        c.review_message, c.created_at, c.updated_at, 'text' AS kind, f.name AS name, f.value AS value, \
        CAST(NULL AS BIGINT) AS size_bytes, CAST(NULL AS TIMESTAMP) AS linked_at \
@@ -127,34 +129,21 @@ const LOAD_SQL: &str = "SELECT c.id, c.account, c.memo, c.memo_type, c.customer_
        CAST(NULL AS TEXT), CAST(NULL AS BIGINT), t.created_at \
      FROM customers c JOIN customer_transactions t ON t.customer_id = c.id WHERE {C}";
 
+/// [`LOAD_SQL`] for one customer by id, and by account and memo.
+static LOAD_BY_ID: LazyLock<String> = LazyLock::new(|| LOAD_SQL.replace("{C}", "c.id = ?"));
+static LOAD_BY_OWNER: LazyLock<String> =
+    LazyLock::new(|| LOAD_SQL.replace("{C}", "c.account = ? AND c.memo = ?"));
+
 fn load_rows(conn: &mut AnyConnection, which: &Which<'_>) -> QueryResult<Vec<LoadRow>> {
-    use diesel::sql_types::Text;
-    let sql = |p1: &str, p2: &str| {
-        let condition = match which {
-            Which::Id(_) => format!("c.id = {p1}"),
-            Which::Owner(..) => format!("c.account = {p1} AND c.memo = {p2}"),
-        };
-        LOAD_SQL.replace("{C}", &condition)
+    // Prepared once per connection: planning this union costs PostgreSQL
+    // several times what running it does.
+    let query = match which {
+        Which::Id(id) => CachedSql::new(&LOAD_BY_ID, vec![id; 3]),
+        Which::Owner(account, memo) => CachedSql::new(&LOAD_BY_OWNER, [*account, *memo].repeat(3)),
     };
-    match (conn, which) {
-        (AnyConnection::Postgresql(c), Which::Id(id)) => diesel::sql_query(sql("$1", "$2"))
-            .bind::<Text, _>(*id)
-            .load(c),
-        (AnyConnection::Postgresql(c), Which::Owner(account, memo)) => {
-            diesel::sql_query(sql("$1", "$2"))
-                .bind::<Text, _>(*account)
-                .bind::<Text, _>(*memo)
-                .load(c)
-        }
-        (AnyConnection::Sqlite(c), Which::Id(id)) => diesel::sql_query(sql("?1", "?2"))
-            .bind::<Text, _>(*id)
-            .load(c),
-        (AnyConnection::Sqlite(c), Which::Owner(account, memo)) => {
-            diesel::sql_query(sql("?1", "?2"))
-                .bind::<Text, _>(*account)
-                .bind::<Text, _>(*memo)
-                .load(c)
-        }
+    match conn {
+        AnyConnection::Postgresql(c) => query.load(c),
+        AnyConnection::Sqlite(c) => query.load(c),
     }
 }
 
@@ -228,34 +217,34 @@ fn load_which(conn: &mut AnyConnection, which: &Which<'_>) -> Result<Option<Cust
     }))
 }
 
-fn find_id(
-    conn: &mut AnyConnection,
-    account: &StellarAccount,
-    memo: Option<&Memo>,
-) -> QueryResult<Option<String>> {
-    customers::table
-        .filter(customers::account.eq(account.as_str()))
-        .filter(customers::memo.eq(memo_column(memo)))
-        .select(customers::id)
-        .first(conn)
-        .optional()
-}
-
 fn exists(conn: &mut AnyConnection, id: &str) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(customers::table.find(id))).get_result(conn)
+}
+
+/// The customer a PUT is about.
+enum Resolved {
+    /// There already, and locked until the transaction ends.
+    Existing(String),
+    /// Created by this PUT, pending review, with the PUT's type.
+    Created {
+        id: CustomerId,
+        account: StellarAccount,
+        memo: Option<Memo>,
+    },
 }
 
 /// Finds or creates the customer a PUT is about, and locks it.
 fn resolve(
     conn: &mut AnyConnection,
     target: CustomerTarget,
+    customer_type: Option<&str>,
     now: NaiveDateTime,
-) -> Result<String, Failure> {
+) -> Result<Resolved, Failure> {
     match target {
         CustomerTarget::Id(id) => {
             lock_row(conn, "customers", "id", id.as_str())?;
             if exists(conn, id.as_str())? {
-                Ok(id.to_string())
+                Ok(Resolved::Existing(id.to_string()))
             } else {
                 Err(Failure::NotFound)
             }
@@ -270,39 +259,33 @@ fn resolve(
                 account: account.as_str(),
                 memo: memo_column(memo.as_ref()),
                 memo_type: memo.as_ref().map(|m| m.memo_type().as_str()),
+                customer_type,
                 review: PENDING,
                 created_at: now,
                 updated_at: now,
             };
-            // A concurrent PUT may create the customer between our look-up and
-            // our insert (its row wins, and we update it), and a concurrent
-            // DELETE may remove it again: a few rounds settle both.
-            for _ in 0..3 {
-                if let Some(id) = find_id(conn, &account, memo.as_ref())? {
-                    lock_row(conn, "customers", "id", &id)?;
-                    if exists(conn, &id)? {
-                        return Ok(id);
-                    }
-                    continue;
+            // One statement, atomic under concurrent PUTs and DELETEs: the
+            // new row, or (the account and memo taken) the one there, locked
+            // by a no-op update.
+            let upsert = diesel::insert_into(customers::table)
+                .values(&row)
+                .on_conflict((customers::account, customers::memo))
+                .do_update()
+                .set(customers::updated_at.eq(customers::updated_at))
+                .returning(customers::id);
+            let id: String = match conn {
+                AnyConnection::Postgresql(pg) => upsert.get_result(pg)?,
+                AnyConnection::Sqlite(sqlite) => upsert.get_result(sqlite)?,
+            };
+            Ok(if id == new_id.as_str() {
+                Resolved::Created {
+                    id: new_id,
+                    account,
+                    memo,
                 }
-                // In a savepoint, so that a unique violation leaves the
-                // transaction usable on PostgreSQL.
-                let inserted = conn.transaction(|c| {
-                    diesel::insert_into(customers::table)
-                        .values(&row)
-                        .execute(c)
-                });
-                match inserted {
-                    Ok(_) => return Ok(new_id.to_string()),
-                    Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
-                        continue;
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            Err(Failure::Store(StoreError::Task(
-                "the customer kept being created and deleted concurrently".into(),
-            )))
+            } else {
+                Resolved::Existing(id)
+            })
         }
     }
 }
@@ -415,29 +398,73 @@ fn link_transaction(
 }
 
 fn put(conn: &mut AnyConnection, change: PutCustomer) -> Result<Customer, Failure> {
+    let PutCustomer {
+        target,
+        customer_type,
+        text,
+        files,
+        transaction_id,
+        now,
+    } = change;
     // Both backends keep microseconds: so does the customer returned here.
-    let now = change
-        .now
+    let now = now
         .naive_utc()
-        .with_nanosecond(change.now.timestamp_subsec_micros() * 1000)
+        .with_nanosecond(now.timestamp_subsec_micros() * 1000)
         .unwrap_or_default();
-    let id = resolve(conn, change.target, now)?;
+    let id = match resolve(conn, target, customer_type.as_deref(), now)? {
+        Resolved::Existing(id) => id,
+        Resolved::Created { id, account, memo } => {
+            // Nothing stored yet: no old values to compare, nothing to
+            // re-read. The customer is what was written.
+            insert_text(conn, id.as_str(), &text, now)?;
+            let mut fields: BTreeMap<String, ProvidedValue> = text
+                .into_iter()
+                .filter_map(|(name, value)| value.map(|v| (name, ProvidedValue::Text(v))))
+                .collect();
+            for (name, file) in files {
+                if let Some(file) = file {
+                    put_file(conn, id.as_str(), &name, Some(&file), now)?;
+                    fields.insert(
+                        name,
+                        ProvidedValue::File {
+                            size: file.content.len() as u64,
+                            content_type: file.content_type,
+                        },
+                    );
+                }
+            }
+            if let Some(t) = &transaction_id {
+                link_transaction(conn, id.as_str(), t, now)?;
+            }
+            return Ok(Customer {
+                id,
+                account,
+                memo,
+                customer_type,
+                review: Review::Pending,
+                fields,
+                transaction_ids: transaction_id.into_iter().collect(),
+                created_at: now.and_utc(),
+                updated_at: now.and_utc(),
+            });
+        }
+    };
     let mut changed = false;
-    for (name, value) in &change.text {
+    for (name, value) in &text {
         changed |= put_text(conn, &id, name, value.as_deref(), now)?;
     }
-    for (name, file) in &change.files {
+    for (name, file) in &files {
         changed |= put_file(conn, &id, name, file.as_ref(), now)?;
     }
-    if let Some(t) = &change.transaction_id {
+    if let Some(t) = &transaction_id {
         link_transaction(conn, &id, t, now)?;
     }
     let mut customer = load(conn, &id)?.ok_or(Failure::NotFound)?;
     if changed {
         customer.review = customer.review.after_change();
     }
-    if change.customer_type.is_some() {
-        customer.customer_type = change.customer_type;
+    if customer_type.is_some() {
+        customer.customer_type = customer_type;
     }
     customer.updated_at = now.and_utc();
     let (state, message) = review_columns(&customer.review);
@@ -450,6 +477,37 @@ fn put(conn: &mut AnyConnection, change: PutCustomer) -> Result<Customer, Failur
         ))
         .execute(conn)?;
     Ok(customer)
+}
+
+/// A new customer's text fields, in one statement.
+fn insert_text(
+    conn: &mut AnyConnection,
+    id: &str,
+    text: &[(String, Option<String>)],
+    now: NaiveDateTime,
+) -> QueryResult<()> {
+    let rows: Vec<_> = text
+        .iter()
+        .filter_map(|(name, value)| {
+            value.as_deref().map(|value| {
+                (
+                    customer_fields::customer_id.eq(id),
+                    customer_fields::name.eq(name.as_str()),
+                    customer_fields::value.eq(value),
+                    customer_fields::updated_at.eq(now),
+                )
+            })
+        })
+        .collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let insert = diesel::insert_into(customer_fields::table).values(&rows);
+    match conn {
+        AnyConnection::Postgresql(pg) => insert.execute(pg)?,
+        AnyConnection::Sqlite(sqlite) => insert.execute(sqlite)?,
+    };
+    Ok(())
 }
 
 fn delete(conn: &mut AnyConnection, id: &str) -> Result<(), Failure> {

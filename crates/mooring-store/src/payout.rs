@@ -19,7 +19,7 @@ use mooring_domain::transaction::{Amount, TransactionId};
 use mooring_ports::{InboxEvent, LedgerError, PayoutLedger};
 use rust_decimal::Decimal;
 
-use crate::conn::{lock_key, lock_row, write_tx};
+use crate::conn::{lock_key, write_tx};
 use crate::schema::{events, payouts, poll_marks};
 use crate::{AnyConnection, Store, StoreError};
 
@@ -172,17 +172,15 @@ fn active_states() -> Vec<&'static str> {
         .collect()
 }
 
-/// Locks one entry until the transaction ends.
-fn lock_payout(conn: &mut AnyConnection, id: &str) -> QueryResult<()> {
-    lock_row(conn, "payouts", "transaction_id", id)
-}
-
-fn state_of(conn: &mut AnyConnection, id: &str) -> Result<Option<PayoutState>, Failure> {
-    let state: Option<String> = payouts::table
-        .find(id)
-        .select(payouts::state)
-        .first(conn)
-        .optional()?;
+/// An entry's state, the entry locked until the transaction ends (`FOR
+/// UPDATE` on PostgreSQL; SQLite's writer holds the database lock). One
+/// round trip.
+fn locked_state(conn: &mut AnyConnection, id: &str) -> Result<Option<PayoutState>, Failure> {
+    let query = payouts::table.find(id).select(payouts::state);
+    let state: Option<String> = match conn {
+        AnyConnection::Postgresql(pg) => query.for_update().first(pg).optional()?,
+        AnyConnection::Sqlite(sqlite) => query.first(sqlite).optional()?,
+    };
     state
         .map(|s| {
             PayoutState::parse(&s).ok_or_else(|| Failure::Corrupt {
@@ -200,8 +198,7 @@ fn sight_in(
     sighting: Sighting,
     now: DateTime<Utc>,
 ) -> Result<PayoutState, Failure> {
-    lock_payout(conn, id.as_str())?;
-    let current = state_of(conn, id.as_str())?;
+    let current = locked_state(conn, id.as_str())?;
     let Some(next) = PayoutState::on_sighting(current, sighting) else {
         // No change: the current state (on_sighting always creates).
         return current.ok_or(Failure::NotFound);
@@ -209,24 +206,25 @@ fn sight_in(
     match current {
         None => {
             let row = PayoutRow::from_payout(&Payout::new(id.clone(), next, now));
-            let inserted =
-                conn.transaction(|c| diesel::insert_into(payouts::table).values(&row).execute(c));
-            match inserted {
-                Ok(_) => Ok(next),
-                // Another replica's sighting won the insert (PostgreSQL: no
-                // row existed to lock); apply this one on top of it.
-                Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
-                    lock_payout(conn, id.as_str())?;
-                    let current = state_of(conn, id.as_str())?;
-                    match PayoutState::on_sighting(current, sighting) {
-                        Some(next) => {
-                            move_to(conn, id.as_str(), next, now)?;
-                            Ok(next)
-                        }
-                        None => current.ok_or(Failure::NotFound),
-                    }
+            let insert = diesel::insert_into(payouts::table)
+                .values(&row)
+                .on_conflict_do_nothing();
+            let inserted = match conn {
+                AnyConnection::Postgresql(pg) => insert.execute(pg)?,
+                AnyConnection::Sqlite(sqlite) => insert.execute(sqlite)?,
+            };
+            if inserted == 1 {
+                return Ok(next);
+            }
+            // Another replica's sighting won the insert (PostgreSQL: no row
+            // existed to lock); apply this one on top of it.
+            let current = locked_state(conn, id.as_str())?;
+            match PayoutState::on_sighting(current, sighting) {
+                Some(next) => {
+                    move_to(conn, id.as_str(), next, now)?;
+                    Ok(next)
                 }
-                Err(e) => Err(e.into()),
+                None => current.ok_or(Failure::NotFound),
             }
         }
         Some(_) => {
@@ -651,8 +649,7 @@ impl PayoutLedger for Store {
         let row = PayoutRow::from_payout(payout);
         self.ledger(move |conn| {
             write_tx(conn, |c| {
-                lock_payout(c, &row.transaction_id)?;
-                let current = state_of(c, &row.transaction_id)?.ok_or(Failure::NotFound)?;
+                let current = locked_state(c, &row.transaction_id)?.ok_or(Failure::NotFound)?;
                 if !from.contains(&current.as_str()) {
                     return Err(Failure::WrongState(current));
                 }

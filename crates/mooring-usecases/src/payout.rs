@@ -340,8 +340,8 @@ impl PayoutEngine {
             PayoutState::Received => self.on_received(&mut p, now).await,
             PayoutState::AwaitingKyc => self.on_awaiting_kyc(&mut p, now).await,
             PayoutState::Ready => {
-                // The payout's terms are committed; the next commit, before
-                // the rail is called, fixes its idempotency key.
+                // Left by an earlier version, which committed the terms and
+                // then the key apart: the key's commit, before the rail.
                 p.advance(PayoutState::Submitted, now);
                 Ok(())
             }
@@ -645,7 +645,10 @@ impl PayoutEngine {
                     )
                     .await?;
                 }
-                p.advance(PayoutState::Ready, now);
+                // The terms and the payout's key are committed together,
+                // before the rail is called (the next step): `ready` and
+                // `submitted` in one write.
+                p.advance(PayoutState::Submitted, now);
             }
             CustomerStatus::Rejected => {
                 Self::reject(p, "the receiver's KYC was rejected".into(), now);

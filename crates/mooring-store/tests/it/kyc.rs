@@ -169,6 +169,32 @@ async fn concurrent_first_puts_make_one_customer(db: TestDb) {
     assert_eq!(stored.fields.len(), 2);
 }
 
+/// A new customer is answered from what was written, without reading it
+/// back: that answer must be what a read finds.
+async fn a_new_customer_as_put_returns_it_is_what_is_stored(db: TestDb) {
+    let store = migrated_store(&db).await;
+    let mut change = by_account(
+        memo("a text memo", "text"),
+        &[("first_name", Some("Ann")), ("last_name", None)],
+    );
+    change.files = vec![
+        (
+            "photo_id_front".into(),
+            Some(FileUpload {
+                content: vec![7; 10],
+                content_type: Some("image/png".into()),
+            }),
+        ),
+        ("photo_id_back".into(), None),
+    ];
+    change.transaction_id = Some("tx-1".into());
+    let created = store.put(change).await.expect("created");
+    assert_eq!(created.fields.len(), 2, "the cleared ones are not there");
+    assert_eq!(created.transaction_ids, ["tx-1"]);
+    assert_eq!(created.review, Review::Pending);
+    assert_eq!(store.get(&created.id).await.expect("get"), Some(created));
+}
+
 async fn files_are_stored_replaced_and_cleared(db: TestDb) {
     let store = migrated_store(&db).await;
     let mut change = by_account(None, &[]);
@@ -336,8 +362,63 @@ on_both_backends!(
     unknown_ids_are_not_found,
     one_customer_per_account_and_memo_whatever_the_memo_type,
     concurrent_first_puts_make_one_customer,
+    a_new_customer_as_put_returns_it_is_what_is_stored,
     files_are_stored_replaced_and_cleared,
     an_approval_lapses_when_a_value_changes_and_a_rejection_stays,
     transaction_links_are_recorded_once,
     delete_leaves_no_trace,
 );
+
+/// PostgreSQL plans the customer's one-statement read once per connection,
+/// not on every call (planning it costs several times running it).
+#[tokio::test]
+async fn on_postgres_a_customer_is_read_through_a_statement_prepared_once() {
+    use diesel::prelude::*;
+    use diesel::sql_types::BigInt;
+    use mooring_store::{DatabaseUrl, Store, StoreConfig};
+
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let db = TestDb::postgres();
+    let store = Store::connect(StoreConfig {
+        url: DatabaseUrl::parse(db.url()).expect("test URL"),
+        pool_size: 1,
+        connect_timeout: std::time::Duration::from_secs(5),
+    })
+    .await
+    .expect("connect");
+    store.migrate().await.expect("migrate");
+    let created = store
+        .put(by_account(
+            memo("42", "id"),
+            &[("first_name", Some("Jane"))],
+        ))
+        .await
+        .expect("put");
+    for _ in 0..3 {
+        let found = store
+            .find(&account(), memo("42", "id").as_ref())
+            .await
+            .expect("find")
+            .expect("found");
+        assert_eq!(found.id, created.id);
+        assert_eq!(store.get(&created.id).await.expect("get"), Some(found));
+    }
+    let prepared = store
+        .with_connection(|c| {
+            diesel::sql_query(
+                "SELECT count(*) AS n FROM pg_prepared_statements \
+                 WHERE statement LIKE '%JOIN customer_transactions t%'",
+            )
+            .get_result::<Count>(c)
+        })
+        .await
+        .expect("count");
+    assert_eq!(
+        prepared.n, 2,
+        "one read by id and one by account and memo, each prepared once"
+    );
+}

@@ -225,6 +225,55 @@ async fn a_funded_transaction_is_paid_once_and_completed() {
 }
 
 #[tokio::test]
+async fn the_checks_commit_the_terms_and_the_key_before_the_rail_is_called() {
+    let w = world();
+    let receiver = w.receiver("1", true).await;
+    w.funded("t1", &receiver, w.now());
+    w.engine.poll().await.expect("poll");
+    let claimed = w.engine.claim(1).await.expect("claim");
+    // The rail is down: the run stops after the checks' commit.
+    w.rail
+        .faults
+        .lock()
+        .expect("lock")
+        .push_back(RailFault::Down);
+    let p = w
+        .engine
+        .run(claimed.into_iter().next().expect("claimed"))
+        .await
+        .expect("run");
+    assert_eq!(
+        p.state,
+        PayoutState::Submitted,
+        "received → submitted in one write"
+    );
+    assert_eq!(w.state("t1"), Some(PayoutState::Submitted));
+    assert_eq!(p.amount_out, Some(usdc("99")));
+    assert!(w.rail.made().is_empty());
+}
+
+#[tokio::test]
+async fn an_entry_an_earlier_version_left_ready_is_paid_once() {
+    let w = world();
+    let receiver = w.receiver("1", true).await;
+    w.funded("t1", &receiver, w.now());
+    w.engine.poll().await.expect("poll");
+    let mut p = w.engine.get(&id("t1")).await.expect("entry");
+    p.amount_in = Some(usdc("100"));
+    p.amount_out = Some(usdc("99"));
+    p.receiver_id = Some(receiver.clone());
+    p.state = PayoutState::Ready;
+    w.ledger
+        .reopen(&[PayoutState::Received], &p, w.now())
+        .await
+        .expect("written as an earlier version would");
+    w.drive().await;
+    assert_eq!(w.state("t1"), Some(PayoutState::Completed));
+    assert_eq!(w.rail.made().len(), 1);
+    assert_eq!(w.platform.moves("t1"), ["funds_sent"]);
+}
+
+#[tokio::test]
 async fn a_poll_reads_back_only_to_where_the_last_complete_poll_started() {
     let w = world_with(ReviewMode::Auto, |c| c.page_size = 2);
     let receiver = w.receiver("1", true).await;
