@@ -180,6 +180,19 @@ impl World {
         tx
     }
 
+    /// `prefix0`, `prefix1`, … funded at `at(i)` for each `i` of `range`.
+    fn funded_series(
+        &self,
+        prefix: &str,
+        range: std::ops::Range<i64>,
+        receiver: &str,
+        at: impl Fn(i64) -> DateTime<Utc>,
+    ) {
+        for i in range {
+            self.funded(&format!("{prefix}{i}"), receiver, at(i));
+        }
+    }
+
     /// Pages of `transactions` read since the last call.
     fn pages_read(&self) -> u32 {
         std::mem::take(&mut *self.platform.pages_read.lock().expect("lock"))
@@ -278,13 +291,7 @@ async fn a_poll_reads_back_only_to_where_the_last_complete_poll_started() {
     let w = world_with(ReviewMode::Auto, |c| c.page_size = 2);
     let receiver = w.receiver("1", true).await;
     let start = w.now() - Duration::minutes(5);
-    for i in 0..5 {
-        w.funded(
-            &format!("t{i}"),
-            &receiver,
-            start + Duration::seconds(10 * i),
-        );
-    }
+    w.funded_series("t", 0..5, &receiver, |i| start + Duration::seconds(10 * i));
     assert_eq!(w.engine.poll().await.expect("poll"), 5);
     assert_eq!(w.pages_read(), 3);
     assert_eq!(
@@ -317,13 +324,7 @@ async fn payments_arriving_while_a_poll_pages_do_not_stop_it_early() {
     w.funded("k0", &receiver, start);
     w.funded("k1", &receiver, start + Duration::seconds(1));
     assert_eq!(w.engine.poll().await.expect("poll"), 2);
-    for i in 1..=4 {
-        w.funded(
-            &format!("n{i}"),
-            &receiver,
-            start + Duration::seconds(10 + i),
-        );
-    }
+    w.funded_series("n", 1..5, &receiver, |i| start + Duration::seconds(10 + i));
     // After the first page (n4, n3), two newer payments arrive: the second
     // page shows n4 and n3 again, which this poll itself wrote.
     w.platform.before_pages.lock().expect("lock").extend([
@@ -356,13 +357,7 @@ async fn after_a_poll_fails_half_way_the_next_reads_past_what_it_wrote() {
     let start = w.now() - Duration::minutes(5);
     w.funded("k0", &receiver, start);
     assert_eq!(w.engine.poll().await.expect("poll"), 1);
-    for i in 1..=4 {
-        w.funded(
-            &format!("n{i}"),
-            &receiver,
-            start + Duration::seconds(10 + i),
-        );
-    }
+    w.funded_series("n", 1..5, &receiver, |i| start + Duration::seconds(10 + i));
     w.platform
         .before_pages
         .lock()
@@ -414,13 +409,7 @@ async fn a_new_replica_starts_from_the_mark_its_predecessors_left() {
     let w = world_with(ReviewMode::Auto, |c| c.page_size = 2);
     let receiver = w.receiver("1", true).await;
     let start = w.now() - Duration::minutes(5);
-    for i in 0..6 {
-        w.funded(
-            &format!("t{i}"),
-            &receiver,
-            start + Duration::seconds(10 * i),
-        );
-    }
+    w.funded_series("t", 0..6, &receiver, |i| start + Duration::seconds(10 * i));
     assert_eq!(w.engine.poll().await.expect("poll"), 6);
     w.pages_read();
     let other = w.replica("replica-b");
