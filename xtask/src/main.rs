@@ -92,8 +92,8 @@ pub(crate) fn cargo() -> Command {
     command
 }
 
-/// The simulator and `mooring` wired together on loopback.
-fn engine(v3: bool) -> Result<(), String> {
+/// Builds `mooring` and `ap-simulator` (debug) for a local stack.
+fn build_stack() -> Result<(), String> {
     let mut build = cargo();
     build.args([
         "build",
@@ -104,7 +104,12 @@ fn engine(v3: bool) -> Result<(), String> {
         "mooring-apsim",
         "--bins",
     ]);
-    run(build, "cargo build (mooring, ap-simulator)")?;
+    run(build, "cargo build (mooring, ap-simulator)")
+}
+
+/// The simulator and `mooring` wired together on loopback.
+fn engine(v3: bool) -> Result<(), String> {
+    build_stack()?;
     let bin = root().join("target").join("debug");
     let mut sim = Command::new(bin.join("ap-simulator"));
     sim.args(["--port", "8085", "--events-to", "http://127.0.0.1:8081"]);

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::{USDC, USDC_ISSUER as DISTRIBUTION, cargo, root, run};
+use crate::{USDC, USDC_ISSUER as DISTRIBUTION, build_stack, root};
 
 const MOORING_PORT: u16 = 8081;
 const SIM_PORT: u16 = 8085;
@@ -52,17 +52,7 @@ pub fn up() -> Result<(), String> {
             return Err(format!("port {port} is taken by another program"));
         }
     }
-    let mut build = cargo();
-    build.args([
-        "build",
-        "--quiet",
-        "-p",
-        "mooring-app",
-        "-p",
-        "mooring-apsim",
-        "--bins",
-    ]);
-    run(build, "cargo build (mooring, ap-simulator)")?;
+    build_stack()?;
     let dir = dir();
     // A fresh database each time: this is a demo stack.
     let _ = fs::remove_dir_all(&dir);

@@ -41,8 +41,8 @@ struct Edge {
     dev: bool,
 }
 
-/// Workspace crate → its declared dependencies.
-fn workspace_graph() -> BTreeMap<String, Vec<Edge>> {
+/// `cargo metadata` of the workspace (its own crates only).
+fn workspace_metadata() -> Value {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let output = Command::new(cargo)
         .args([
@@ -60,7 +60,12 @@ fn workspace_graph() -> BTreeMap<String, Vec<Edge>> {
         "cargo metadata failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let metadata: Value = serde_json::from_slice(&output.stdout).expect("metadata is JSON");
+    serde_json::from_slice(&output.stdout).expect("metadata is JSON")
+}
+
+/// Workspace crate → its declared dependencies.
+fn workspace_graph() -> BTreeMap<String, Vec<Edge>> {
+    let metadata = workspace_metadata();
     let packages = metadata["packages"].as_array().expect("packages");
     packages
         .iter()
@@ -190,19 +195,7 @@ fn test_support_is_only_ever_a_dev_dependency() {
 /// default members: the server's.
 #[test]
 fn cargo_run_at_the_root_runs_the_server() {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let output = Command::new(cargo)
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--no-deps",
-            "--offline",
-        ])
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-        .output()
-        .expect("cargo metadata runs");
-    let metadata: Value = serde_json::from_slice(&output.stdout).expect("metadata is JSON");
+    let metadata = workspace_metadata();
     let defaults: BTreeSet<&str> = metadata["workspace_default_members"]
         .as_array()
         .expect("default members")

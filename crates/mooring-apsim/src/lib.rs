@@ -274,6 +274,13 @@ impl Simulator {
     }
 
     /// A transaction's JSON.
+    /// How many of `ids` are in `status`.
+    pub fn count_in(&self, ids: &[String], status: &str) -> usize {
+        ids.iter()
+            .filter(|id| self.transaction(id).is_some_and(|t| t["status"] == status))
+            .count()
+    }
+
     pub fn transaction(&self, id: &str) -> Option<Value> {
         self.lock()
             .txs

@@ -717,14 +717,7 @@ async fn engine(bin: &Path, t: &Timing, report: &mut Report) -> anyhow::Result<(
         }
         let deadline = started + Duration::from_secs(300);
         let completed = loop {
-            let done = ids
-                .iter()
-                .filter(|id| {
-                    sim.sim
-                        .transaction(id)
-                        .is_some_and(|t| t["status"] == "completed")
-                })
-                .count();
+            let done = sim.sim.count_in(&ids, "completed");
             if done == ids.len() || Instant::now() > deadline {
                 break done;
             }
