@@ -8,7 +8,7 @@ use mooring_domain::quote::QuoteId;
 use mooring_domain::transaction::{Amount, TransactionId, TransactionStatus};
 use mooring_platform::HttpPlatform;
 use mooring_ports::{Order, OrderBy, PlatformClient, TransactionQuery};
-use mooring_usecases::CustomerView;
+use mooring_usecases::{CustomerView, RetryMode};
 
 use crate::Settings;
 use crate::startup::{
@@ -60,11 +60,18 @@ pub enum PayoutsCommand {
     },
     /// One payout in full (ID is the AP transaction id)
     Show { id: String },
-    /// Another attempt after a rejection or a failed payout, or now for a
-    /// step waiting out its backoff
-    Retry { id: String },
-    /// Record that the sender's funds were returned (no payout was made);
-    /// the AP is told the transaction is refunded
+    /// Another attempt: a held payout is sent again under the same key with
+    /// its frozen order; a rejection is checked again; a step waiting out its
+    /// backoff runs now
+    Retry {
+        id: String,
+        /// Pay under a new idempotency key, once the rail has confirmed that
+        /// the payout under the old one failed (a failed or held payout)
+        #[arg(long)]
+        new_attempt: bool,
+    },
+    /// Record that the sender's funds were returned (only where no payout
+    /// exists); the AP is told the transaction is refunded
     Refund {
         id: String,
         /// The refund's Stellar transaction hash
@@ -160,7 +167,22 @@ async fn payouts(command: PayoutsCommand, settings: Settings) -> anyhow::Result<
         println!("amount_in:        {}", amount(&p.amount_in));
         println!("amount_out:       {}", amount(&p.amount_out));
         println!("quote:            {}", or(&p.quote_id));
+        println!("sender:           {}", or(&p.sender_id));
         println!("receiver:         {}", or(&p.receiver_id));
+        println!(
+            "order:            {}",
+            match (&p.order, p.submitted_at) {
+                (Some(o), Some(t)) => format!(
+                    "frozen {} ({} {}, {} receiver field(s))",
+                    at(t),
+                    o.amount,
+                    short_asset(&o.asset),
+                    o.receiver_fields.len()
+                ),
+                (Some(_), None) => "frozen".into(),
+                (None, _) => "-".into(),
+            }
+        );
         println!("rail payout id:   {}", or(&p.payout_id));
         println!("reason:           {}", or(&p.reason));
         println!(
@@ -213,8 +235,13 @@ async fn payouts(command: PayoutsCommand, settings: Settings) -> anyhow::Result<
             }
         }
         PayoutsCommand::Show { id } => show(&engine.get(&parse(&id)?).await?),
-        PayoutsCommand::Retry { id } => {
-            let p = engine.retry(&parse(&id)?).await?;
+        PayoutsCommand::Retry { id, new_attempt } => {
+            let mode = if new_attempt {
+                RetryMode::NewAttempt
+            } else {
+                RetryMode::SameKey
+            };
+            let p = engine.retry(&parse(&id)?, mode).await?;
             println!("retry scheduled; a running server takes it up now");
             show(&p);
         }

@@ -13,7 +13,7 @@ use mooring_domain::deposit::DepositMemoKind;
 use mooring_domain::quote::{
     DeliveryFee, FeeSchedule, FeeSchedules, MAX_DECIMALS, PairPricing, Pricing, QuoteLifetime,
 };
-use mooring_domain::{AssetCatalog, AssetId, AssetInfo, StellarAccount};
+use mooring_domain::{AssetCatalog, AssetId, AssetInfo, Sep31Types, StellarAccount};
 use mooring_http::{AuthConfigError, CallbackAuth};
 use mooring_platform::{ApiStyle, PlatformAuth, PlatformConfig};
 use mooring_rates::FeedConfig;
@@ -111,6 +111,7 @@ pub struct PayoutSettings {
     pub rail: String,
     pub concurrency: u32,
     pub lease_ms: u64,
+    pub key_retention_ms: u64,
     pub kyc_recheck_ms: u64,
     pub follow_ms: u64,
     pub retry_base_ms: u64,
@@ -132,12 +133,43 @@ pub struct SimulatedRailSettings {
 pub struct PayoutHttpSettings {
     pub url: Option<String>,
     pub timeout_ms: u64,
+    /// The header that carries the provider's credentials, and its value
+    /// (a secret).
+    pub auth_header: Option<String>,
+    pub auth_token: Option<SecretString>,
 }
 
 /// Which payout rail pays.
 pub enum RailSetting {
-    Simulated { delay: Duration, failure_rate: f64 },
-    Http { url: String, timeout: Duration },
+    Simulated {
+        delay: Duration,
+        failure_rate: f64,
+    },
+    Http {
+        url: String,
+        timeout: Duration,
+        auth: Option<mooring_rails::RailAuth>,
+    },
+}
+
+/// The Platform API client's backoff between retries (full jitter between
+/// zero and `base · 2^attempt`, at most `max`).
+const PLATFORM_BACKOFF_BASE_MS: u64 = 200;
+const PLATFORM_BACKOFF_MAX_MS: u64 = 10_000;
+
+/// AP calls one engine step makes at most (e.g. read, update, read again).
+const AP_CALLS_PER_STEP: u64 = 3;
+
+/// The longest one Platform API call can take with all its retries.
+fn platform_call_ms(timeout_ms: u64, attempts: u32) -> u64 {
+    let backoff: u64 = (1..attempts)
+        .map(|k| {
+            PLATFORM_BACKOFF_BASE_MS
+                .saturating_mul(1u64 << k.min(20))
+                .min(PLATFORM_BACKOFF_MAX_MS)
+        })
+        .sum();
+    timeout_ms.saturating_mul(u64::from(attempts)) + backoff
 }
 
 /// How the payment engine runs.
@@ -310,6 +342,10 @@ pub struct CallbackApiSettings {
 pub struct KycSettings {
     pub review: String,
     pub default_type: Option<String>,
+    /// The types SEP-31 senders and receivers must be ACCEPTED as before a
+    /// payout, for assets the AP assets file gives no SEP-31 types.
+    pub sep31_sender_type: String,
+    pub sep31_receiver_type: String,
     pub types: BTreeMap<String, KycTypeSettings>,
 }
 
@@ -744,8 +780,8 @@ impl Settings {
             auth,
             timeout: Duration::from_millis(p.timeout_ms),
             max_attempts: p.max_attempts,
-            backoff_base: Duration::from_millis(200),
-            backoff_max: Duration::from_secs(10),
+            backoff_base: Duration::from_millis(PLATFORM_BACKOFF_BASE_MS),
+            backoff_max: Duration::from_millis(PLATFORM_BACKOFF_MAX_MS),
         })
     }
 
@@ -776,9 +812,30 @@ impl Settings {
                         "payout.http.timeout_ms must be positive".into(),
                     ));
                 }
+                let auth = match (&p.http.auth_header, &p.http.auth_token) {
+                    (None, None) => None,
+                    (Some(header), Some(token)) => {
+                        if reqwest_header_name_ok(header) {
+                            Some(mooring_rails::RailAuth {
+                                header: header.clone(),
+                                token: token.clone(),
+                            })
+                        } else {
+                            return Err(SettingsError(format!(
+                                "payout.http.auth_header: {header:?} is not an HTTP header name"
+                            )));
+                        }
+                    }
+                    _ => {
+                        return Err(SettingsError(
+                            "payout.http.auth_header and payout.http.auth_token are set together (MOORING__PAYOUT__HTTP__AUTH_HEADER, MOORING__PAYOUT__HTTP__AUTH_TOKEN)".into(),
+                        ));
+                    }
+                };
                 Ok(RailSetting::Http {
                     url,
                     timeout: Duration::from_millis(p.http.timeout_ms),
+                    auth,
                 })
             }
             other => Err(SettingsError(format!(
@@ -796,6 +853,7 @@ impl Settings {
             ("platform.page_size", u64::from(pl.page_size)),
             ("payout.concurrency", u64::from(p.concurrency)),
             ("payout.lease_ms", p.lease_ms),
+            ("payout.key_retention_ms", p.key_retention_ms),
             ("payout.kyc_recheck_ms", p.kyc_recheck_ms),
             ("payout.follow_ms", p.follow_ms),
             ("payout.retry_base_ms", p.retry_base_ms),
@@ -809,10 +867,18 @@ impl Settings {
                 "platform.page_size must be at most 200".into(),
             ));
         }
-        if p.lease_ms < 2 * p.http.timeout_ms.max(pl.timeout_ms) {
-            return Err(SettingsError(
-                "payout.lease_ms must be at least twice the longest call timeout (payout.http.timeout_ms, platform.timeout_ms), so a claim outlives the step that holds it".into(),
-            ));
+        // Every call inside a step is cut off at the step's deadline (the
+        // lease less a tenth), so a too-short lease is safe but never lets
+        // a slow step finish: the longest step, with all its retries, must
+        // fit.
+        let ap_call = platform_call_ms(pl.timeout_ms, pl.max_attempts);
+        let longest = (AP_CALLS_PER_STEP * ap_call).max(p.http.timeout_ms + ap_call);
+        if p.lease_ms.saturating_mul(9) / 10 < longest {
+            return Err(SettingsError(format!(
+                "payout.lease_ms ({} ms) must hold the longest payout step with all its retries ({longest} ms: {AP_CALLS_PER_STEP} AP calls of platform.max_attempts × platform.timeout_ms plus backoff, or payout.http.timeout_ms and one AP call) and a tenth more: at least {} ms",
+                p.lease_ms,
+                longest * 10 / 9 + 1
+            )));
         }
         let ms = |v: u64| {
             chrono::Duration::milliseconds(i64::try_from(v).unwrap_or(i64::MAX / 1_000_000))
@@ -828,6 +894,23 @@ impl Settings {
         config.page_size = pl.page_size;
         config.poll_overlap = ms(pl.poll_overlap_ms);
         config.lease = ms(p.lease_ms);
+        config.key_retention = ms(p.key_retention_ms);
+        let types = self.customer_types()?;
+        for (key, name) in [
+            ("kyc.sep31_sender_type", &self.kyc.sep31_sender_type),
+            ("kyc.sep31_receiver_type", &self.kyc.sep31_receiver_type),
+        ] {
+            if !types.contains(name) {
+                return Err(SettingsError(format!(
+                    "{key}: {name:?} is not a configured customer type (kyc.types)"
+                )));
+            }
+        }
+        config.sep31_types = Sep31Types::new(
+            self.kyc.sep31_sender_type.clone(),
+            self.kyc.sep31_receiver_type.clone(),
+            &self.asset_catalog()?,
+        );
         config.backoff_base = ms(p.retry_base_ms);
         config.backoff_max = ms(p.retry_max_ms);
         config.kyc_recheck = ms(p.kyc_recheck_ms);
@@ -941,6 +1024,14 @@ impl Settings {
         }
         Ok(schedules)
     }
+}
+
+/// Whether `name` is a valid HTTP header name (token characters only).
+fn reqwest_header_name_ok(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 #[cfg(test)]

@@ -122,12 +122,15 @@ fn engine_over(
             delay,
             failure_rate,
         } => Arc::new(SimulatedRail::new(delay, failure_rate)),
-        RailSetting::Http { url, timeout } => Arc::new(HttpRail::new(url, timeout)?),
+        RailSetting::Http { url, timeout, auth } => Arc::new(HttpRail::new(url, timeout, auth)?),
     };
+    let store = Arc::new(store);
     Ok(PayoutEngine::new(
         EngineParts {
             platform,
-            ledger: Arc::new(store),
+            ledger: store.clone(),
+            events: store.clone(),
+            marks: store,
             rail,
             kyc,
             quotes,
@@ -198,9 +201,17 @@ impl Application {
             tracing::info!("payment engine off (platform.enabled = false)");
             None
         };
+        let inbox = match &engine {
+            Some(handle) => {
+                let wake = handle.wake();
+                EventInbox::new(Arc::new(store.clone())).waking(move || wake.notify_waiters())
+            }
+            None => EventInbox::new(Arc::new(store.clone())),
+        };
         let ops = Operations::new(
             checks,
             Arc::new(store.clone()),
+            inbox.clone(),
             quotes.clone(),
             payouts,
             Arc::new(SystemClock),
@@ -231,7 +242,7 @@ impl Application {
             quotes,
             fees,
             deposits,
-            events: EventInbox::new(Arc::new(store)),
+            events: inbox,
             ops,
         };
         let server = mooring_http::serve(listener, services, config)?;

@@ -699,6 +699,17 @@ async fn engine(bin: &Path, t: &Timing, report: &mut Report) -> anyhow::Result<(
             .json()
             .await?;
         let receiver = receiver["id"].as_str().unwrap_or_default().to_owned();
+        let sender: Value = reqwest::Client::new()
+            .put(server.url("/customer"))
+            .json(
+                &json!({"account": ACCOUNT, "memo": "8", "memo_type": "id", "type": "sep31-sender",
+                "first_name": "Ana", "last_name": "Costa", "email_address": "ana@example.com"}),
+            )
+            .send()
+            .await?
+            .json()
+            .await?;
+        let sender = sender["id"].as_str().unwrap_or_default().to_owned();
         let ids: Vec<String> = (0..t.payouts)
             .map(|_| {
                 sim.sim.create(json!({
@@ -706,7 +717,7 @@ async fn engine(bin: &Path, t: &Timing, report: &mut Report) -> anyhow::Result<(
                     "amount_in": {"amount": "100", "asset": USDC},
                     "amount_out": {"amount": "99", "asset": USDC},
                     "amount_fee": {"amount": "1", "asset": USDC},
-                    "customers": {"sender": {"id": "sender-1"}, "receiver": {"id": receiver}},
+                    "customers": {"sender": {"id": sender}, "receiver": {"id": receiver}},
                 }))
             })
             .collect();
@@ -888,10 +899,13 @@ fn poll_engine(url: &str, store: Store) -> mooring_usecases::PayoutEngine {
     );
     let mut config = EngineConfig::new("bench".into());
     config.page_size = 50;
+    let ledger = Arc::new(store.clone());
     mooring_usecases::PayoutEngine::new(
         EngineParts {
             platform: Arc::new(platform),
-            ledger: Arc::new(store.clone()),
+            ledger: ledger.clone(),
+            events: ledger.clone(),
+            marks: ledger,
             rail: Arc::new(mooring_rails::SimulatedRail::new(Duration::ZERO, 0.0)),
             kyc,
             quotes,

@@ -34,8 +34,9 @@ impl HttpCustodian {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| CustodianError::Unknown(e.into()))?;
+            .map_err(|e| CustodianError::Unknown(e.without_url().into()))?;
         Ok(Self { url, client })
     }
 }
@@ -57,15 +58,17 @@ impl Custodian for HttpCustodian {
             .json(&serde_json::json!({ "transaction_id": transaction_id }))
             .send()
             .await
-            .map_err(|e| unavailable(format!("request failed: {e}")))?;
+            .map_err(|e| unavailable(format!("request failed: {}", e.without_url())))?;
         let status = response.status();
         if !status.is_success() {
             return Err(unavailable(format!("it answered {status}")));
         }
-        let answer: Answer = response
-            .json()
-            .await
-            .map_err(|e| unavailable(format!("its answer is not the expected JSON: {e}")))?;
+        let answer: Answer = response.json().await.map_err(|e| {
+            unavailable(format!(
+                "its answer is not the expected JSON: {}",
+                e.without_url()
+            ))
+        })?;
         let account = StellarAccount::parse(&answer.stellar_address)
             .map_err(|e| unavailable(format!("stellar_address: {e}")))?;
         let memo = Memo::parse_optional(answer.memo.as_deref(), answer.memo_type.as_deref())

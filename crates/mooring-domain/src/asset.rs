@@ -118,6 +118,59 @@ impl AssetCatalog {
     }
 }
 
+/// The SEP-12 types the AP checks a SEP-31 payment's parties as, per asset:
+/// the first sender and receiver types the assets file lists for the asset,
+/// else the configured defaults. Never the type a PUT happened to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sep31Types {
+    sender: String,
+    receiver: String,
+    by_asset: BTreeMap<AssetId, (Option<String>, Option<String>)>,
+}
+
+impl Sep31Types {
+    /// The defaults, and the types `catalog` lists per asset.
+    pub fn new(sender: String, receiver: String, catalog: &AssetCatalog) -> Self {
+        let by_asset = catalog
+            .iter()
+            .map(|a| {
+                (
+                    a.id.clone(),
+                    (
+                        a.sep31_sender_types.first().cloned(),
+                        a.sep31_receiver_types.first().cloned(),
+                    ),
+                )
+            })
+            .collect();
+        Self {
+            sender,
+            receiver,
+            by_asset,
+        }
+    }
+
+    /// The (sender, receiver) types for a payment in `asset`, as the AP
+    /// writes assets on transactions (`stellar:CODE:ISSUER` or
+    /// `CODE:ISSUER`).
+    pub fn for_asset(&self, asset: Option<&str>) -> (&str, &str) {
+        let listed = asset
+            .and_then(|a| {
+                AssetId::parse(a)
+                    .or_else(|_| AssetId::parse(&format!("stellar:{a}")))
+                    .ok()
+            })
+            .and_then(|id| self.by_asset.get(&id));
+        match listed {
+            Some((sender, receiver)) => (
+                sender.as_deref().unwrap_or(&self.sender),
+                receiver.as_deref().unwrap_or(&self.receiver),
+            ),
+            None => (&self.sender, &self.receiver),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,5 +232,24 @@ mod tests {
         }]);
         assert_eq!(catalog.get(&id).map(|a| a.significant_decimals), Some(2));
         assert_eq!(catalog.len(), 1);
+    }
+
+    #[test]
+    fn sep31_types_come_from_the_assets_file_else_the_defaults() {
+        let id = AssetId::parse(USDC).expect("valid");
+        let catalog = AssetCatalog::new([AssetInfo {
+            id,
+            significant_decimals: 2,
+            sep31_sender_types: vec!["sep31-large-sender".into(), "sep31-sender".into()],
+            sep31_receiver_types: vec![],
+        }]);
+        let types = Sep31Types::new("s".into(), "r".into(), &catalog);
+        assert_eq!(types.for_asset(Some(USDC)), ("sep31-large-sender", "r"));
+        assert_eq!(
+            types.for_asset(Some(&USDC["stellar:".len()..])),
+            ("sep31-large-sender", "r")
+        );
+        assert_eq!(types.for_asset(Some("iso4217:BRL")), ("s", "r"));
+        assert_eq!(types.for_asset(None), ("s", "r"));
     }
 }

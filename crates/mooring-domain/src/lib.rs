@@ -21,5 +21,5 @@ pub mod quote;
 pub mod stellar;
 pub mod transaction;
 
-pub use asset::{AssetCatalog, AssetId, AssetInfo};
+pub use asset::{AssetCatalog, AssetId, AssetInfo, Sep31Types};
 pub use stellar::{Memo, MemoType, StellarAccount};

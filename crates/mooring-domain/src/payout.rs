@@ -3,42 +3,50 @@
 //! so that a crash anywhere resumes without a second payout.
 //!
 //! ```text
-//!  new ──► awaiting_funds ──► received ──► ready ──► submitted ──► confirmed ──► completed
-//!   │                            │ ▲                     │
-//!   │                            ▼ │                     ▼
-//!   │                        awaiting_kyc           rail_failed ──► failed ──► (retry) recovering
+//!  new ──► awaiting_funds ──► received ──────────────► submitted ──► confirmed ──► completed
+//!   │                            │ ▲                     │    ▲ │
+//!   │                            ▼ │                     │    │ ▼
+//!   │                        awaiting_kyc                │  needs_attention (a person decides)
+//!   │                                                    ▼
+//!   │                                               rail_failed ──► failed ──► (retry --new-attempt) recovering
 //!   └──────────────► rejecting ──► rejected ──► (retry) recovering ──► received
 //!                                     │
 //!         rejected, failed, awaiting_kyc ──► (refund) refunding ──► refunded
 //! ```
 //!
-//! `closed` marks a transaction the AP had already finished when Mooring
-//! first saw it (history before Mooring, or finished elsewhere): known, and
-//! nothing to do.
+//! `closed` marks a transaction the AP had finished when Mooring read it,
+//! with no payout made: known, and nothing to do, unless the AP later shows
+//! it funded and open again (it then reopens as `received`).
+
+use std::fmt;
 
 use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
 
+use crate::customer::CustomerStatus;
 use crate::quote::Quote;
 use crate::transaction::{Amount, Transaction, TransactionId, TransactionStatus};
 
 /// Where a transaction's payout stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum PayoutState {
-    /// Seen, not funded yet: claim the quote; on AP 3.x+ ask for the funds.
+    /// Seen, not funded yet (or seen finished, to be read again): claim the
+    /// quote; on AP 3.x+ ask for the funds.
     New,
     /// Waiting for the sender's on-chain payment (nothing to do until then).
     AwaitingFunds,
-    /// Funded: check amounts, quote and the receiver's KYC.
+    /// Funded: check amounts, quote, and both parties' KYC; then freeze the
+    /// payout's order.
     Received,
-    /// The receiver's KYC is not ACCEPTED; rechecked until it is.
+    /// A party's KYC is not ACCEPTED yet; rechecked until it is.
     AwaitingKyc,
-    /// Checked; the payout's amount and receiver are fixed. Written by
-    /// earlier versions only (the checks now commit `Submitted` with the
-    /// terms); kept so that their entries move on.
-    Ready,
-    /// The payout was (or is being) sent to the rail under its key.
+    /// The frozen order was (or is being) sent to the rail under its key.
     Submitted,
+    /// The rail's answer needs a person: the key was reused with other
+    /// parameters, the credentials were refused, or the answer stayed
+    /// unknown for longer than the provider keeps keys. A payout may exist,
+    /// so nothing is failed towards the AP and no new key is used.
+    Held,
     /// The rail paid; the AP is to be told.
     Confirmed,
     /// The AP has the transaction `completed`.
@@ -47,7 +55,8 @@ pub enum PayoutState {
     Rejecting,
     /// The AP has the rejection; no payout was made.
     Rejected,
-    /// The rail refused or failed the payout: the AP is to be told `error`.
+    /// The rail refused the payout (no payout exists) or confirmed it
+    /// failed: the AP is to be told `error`.
     RailFailed,
     /// The AP has the failure; no payout was made.
     Failed,
@@ -58,7 +67,7 @@ pub enum PayoutState {
     Refunding,
     /// The AP has the transaction `refunded`.
     Refunded,
-    /// Finished at the AP before Mooring had anything to do with it.
+    /// Finished at the AP with no payout made by Mooring.
     Closed,
 }
 
@@ -68,8 +77,8 @@ impl PayoutState {
         Self::AwaitingFunds,
         Self::Received,
         Self::AwaitingKyc,
-        Self::Ready,
         Self::Submitted,
+        Self::Held,
         Self::Confirmed,
         Self::Completed,
         Self::Rejecting,
@@ -88,8 +97,8 @@ impl PayoutState {
             Self::AwaitingFunds => "awaiting_funds",
             Self::Received => "received",
             Self::AwaitingKyc => "awaiting_kyc",
-            Self::Ready => "ready",
             Self::Submitted => "submitted",
+            Self::Held => "needs_attention",
             Self::Confirmed => "confirmed",
             Self::Completed => "completed",
             Self::Rejecting => "rejecting",
@@ -114,7 +123,6 @@ impl PayoutState {
             Self::New
                 | Self::Received
                 | Self::AwaitingKyc
-                | Self::Ready
                 | Self::Submitted
                 | Self::Confirmed
                 | Self::Rejecting
@@ -124,37 +132,68 @@ impl PayoutState {
         )
     }
 
-    /// Whether the sender's payment has been seen for this entry.
+    /// Whether the sender's payment has been seen for this entry (a poll
+    /// need not sight it again). A closed entry is sighted again, so that
+    /// it reopens when the AP shows it funded and open.
     pub fn knows_funds(self) -> bool {
-        !matches!(self, Self::New | Self::AwaitingFunds)
+        !matches!(self, Self::New | Self::AwaitingFunds | Self::Closed)
     }
 
     /// Whether a payout may have been made (or is being made) at the rail.
     pub fn payout_possible(self) -> bool {
-        matches!(self, Self::Submitted | Self::Confirmed | Self::Completed)
+        matches!(
+            self,
+            Self::Submitted | Self::Held | Self::Confirmed | Self::Completed
+        )
     }
 
-    /// What a sighting of the transaction at the AP changes: the state to
-    /// write, or `None` for no change. Sightings come in any order and any
-    /// number of times (polls, events, duplicates), so an entry only ever
-    /// moves forward here; everything past the first sighting of the funds
-    /// is the engine's, which reads the AP afresh before acting.
-    pub fn on_sighting(current: Option<Self>, sighting: Sighting) -> Option<Self> {
+    /// Whether the entry is done for good: its frozen order is dropped.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            Self::Completed | Self::Rejected | Self::Failed | Self::Refunded | Self::Closed
+        )
+    }
+
+    /// What a sighting of the transaction at the AP does to an entry.
+    /// Sightings come in any order and any number of times (polls, events,
+    /// duplicates, stale snapshots), so a sighting never ends an entry: a
+    /// "finished" one only makes the entry due, so that its step reads the
+    /// AP afresh and decides. Everything past the first sighting of the
+    /// funds is the engine's, which reads the AP before acting.
+    pub fn on_sighting(current: Option<Self>, sighting: Sighting) -> SightingEffect {
+        use SightingEffect as E;
         match (current, sighting) {
-            (None, Sighting::Unfunded) => Some(Self::New),
-            (None, Sighting::Funded) => Some(Self::Received),
-            (None, Sighting::Finished) => Some(Self::Closed),
-            (Some(Self::New | Self::AwaitingFunds), Sighting::Funded) => Some(Self::Received),
-            (Some(Self::AwaitingFunds), Sighting::Finished) => Some(Self::Closed),
-            _ => None,
+            (None, Sighting::Unfunded | Sighting::Finished) => E::Create(Self::New),
+            (None, Sighting::Funded) => E::Create(Self::Received),
+            // Funded, or funded and open again after a read found it finished.
+            (Some(Self::New | Self::AwaitingFunds | Self::Closed), Sighting::Funded) => {
+                E::Move(Self::Received)
+            }
+            // Read it again: the New step closes it if the AP really finished it.
+            (Some(Self::AwaitingFunds), Sighting::Finished) => E::Move(Self::New),
+            (Some(state), Sighting::Finished) if state.is_active() => E::Wake,
+            _ => E::Nothing,
         }
     }
 }
 
-impl std::fmt::Display for PayoutState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Display for PayoutState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.pad(self.as_str())
     }
+}
+
+/// What a sighting does to the ledger ([`PayoutState::on_sighting`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SightingEffect {
+    /// A new entry in this state, due now.
+    Create(PayoutState),
+    /// The entry moves to this state, due now (its claim is freed).
+    Move(PayoutState),
+    /// The entry stays as it is and is due now.
+    Wake,
+    Nothing,
 }
 
 /// What one look at a transaction at the AP says about its funds.
@@ -194,24 +233,68 @@ impl Sighting {
     }
 }
 
+/// A payout as it is sent to the rail: frozen (committed with `submitted`)
+/// before the first call, and sent unchanged by every retry under its key,
+/// whatever happens to the receiver's KYC afterwards. `Debug` shows field
+/// names, never values.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PayoutOrder {
+    /// The same for every retry of one payout.
+    pub idempotency_key: String,
+    pub transaction_id: String,
+    pub amount: Decimal,
+    /// The SEP-38 name of the asset paid (e.g. `iso4217:BRL`).
+    pub asset: String,
+    /// The delivery method of the committed terms (the quote's buy side).
+    pub delivery_method: Option<String>,
+    pub receiver_id: String,
+    /// The receiver's SEP-9 text fields by their SEP-9 names, as sent. PII.
+    pub receiver_fields: Vec<(String, String)>,
+}
+
+impl fmt::Debug for PayoutOrder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PayoutOrder")
+            .field("idempotency_key", &self.idempotency_key)
+            .field("amount", &self.amount)
+            .field("asset", &self.asset)
+            .field(
+                "receiver_fields",
+                &self
+                    .receiver_fields
+                    .iter()
+                    .map(|(k, _)| k)
+                    .collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
 /// One ledger entry. Reasons and errors are written for operators and
 /// never carry PII (no names, no account numbers).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Payout {
     pub transaction_id: TransactionId,
     pub state: PayoutState,
-    /// 1 for the first payout attempt; an operator's retry after a failed
-    /// payout starts the next (with its own idempotency key).
+    /// 1 for the first payout attempt; an operator's retry after the rail
+    /// confirmed a payout failed starts the next (with its own key).
     pub attempt: u32,
     pub quote_id: Option<String>,
+    pub sender_id: Option<String>,
     pub receiver_id: Option<String>,
     pub amount_in: Option<Amount>,
     pub amount_out: Option<Amount>,
+    /// The order sent to the rail, frozen with `submitted`; dropped once
+    /// the entry is final (only amounts, the key and the rail's id stay).
+    pub order: Option<PayoutOrder>,
+    /// When the order was first committed for the rail (the provider keeps
+    /// a key for a limited time from then).
+    pub submitted_at: Option<DateTime<Utc>>,
     /// The rail's id of the payout: the AP's `external_transaction_id`.
     pub payout_id: Option<String>,
     /// Whether the AP was told the payout is pending (`pending_external`).
     pub told_pending: bool,
-    /// Why the transaction was rejected or its payout failed.
+    /// Why the transaction was rejected, its payout failed, or it is held.
     pub reason: Option<String>,
     /// The last step's error, while it is being retried.
     pub last_error: Option<String>,
@@ -225,6 +308,14 @@ pub struct Payout {
     pub due_at: DateTime<Utc>,
 }
 
+/// An illegal move of an entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a payout cannot move from {from} to {to}")]
+pub struct IllegalMove {
+    pub from: PayoutState,
+    pub to: PayoutState,
+}
+
 impl Payout {
     /// A fresh entry in `state`, due now.
     pub fn new(transaction_id: TransactionId, state: PayoutState, now: DateTime<Utc>) -> Self {
@@ -233,9 +324,12 @@ impl Payout {
             state,
             attempt: 1,
             quote_id: None,
+            sender_id: None,
             receiver_id: None,
             amount_in: None,
             amount_out: None,
+            order: None,
+            submitted_at: None,
             payout_id: None,
             told_pending: false,
             reason: None,
@@ -254,13 +348,51 @@ impl Payout {
         idempotency_key(&self.transaction_id, self.attempt)
     }
 
-    /// Moves to `state`, due now, clearing the error streak.
+    /// Moves to `state`, due now, clearing the error streak. A final state
+    /// drops the frozen order (the receiver's fields as sent).
     pub fn advance(&mut self, state: PayoutState, now: DateTime<Utc>) {
         self.state = state;
         self.failures = 0;
         self.last_error = None;
         self.updated_at = now;
         self.due_at = now;
+        if state.is_final() {
+            self.order = None;
+        }
+    }
+
+    /// The checks passed: the order is frozen and the entry is `submitted`,
+    /// in one commit, before the rail is called. Only from `received`, and
+    /// only with an order under this entry's own key.
+    pub fn submit(&mut self, order: PayoutOrder, now: DateTime<Utc>) -> Result<(), IllegalMove> {
+        let illegal = IllegalMove {
+            from: self.state,
+            to: PayoutState::Submitted,
+        };
+        if self.state != PayoutState::Received
+            || order.idempotency_key != self.idempotency_key()
+            || order.transaction_id != self.transaction_id.as_str()
+        {
+            return Err(illegal);
+        }
+        self.order = Some(order);
+        self.submitted_at = Some(now);
+        self.advance(PayoutState::Submitted, now);
+        Ok(())
+    }
+
+    /// The rail's answer needs a person: held with the reason, never failed
+    /// towards the AP. Only while a payout may exist at the rail.
+    pub fn hold(&mut self, reason: String, now: DateTime<Utc>) -> Result<(), IllegalMove> {
+        if self.state != PayoutState::Submitted {
+            return Err(IllegalMove {
+                from: self.state,
+                to: PayoutState::Held,
+            });
+        }
+        self.reason = Some(reason);
+        self.advance(PayoutState::Held, now);
+        Ok(())
     }
 
     /// Stays in the current state after a failed step: due again after an
@@ -277,6 +409,85 @@ impl Payout {
         self.updated_at = now;
         self.due_at = now + backoff(self.failures, base, max);
     }
+}
+
+/// Which party of a SEP-31 payment a customer is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Party {
+    Sender,
+    Receiver,
+}
+
+impl Party {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sender => "sender",
+            Self::Receiver => "receiver",
+        }
+    }
+}
+
+/// One party's KYC as the payout gate sees it: assessed against the type
+/// the AP checks that party as, never the type a PUT happened to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KycVerdict {
+    pub party: Party,
+    /// The id the transaction names; `None` when it names none.
+    pub customer_id: Option<String>,
+    pub customer_type: String,
+    /// `None` when there is no such customer.
+    pub status: Option<CustomerStatus>,
+}
+
+/// What the KYC gate decides before a payout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Gate {
+    /// Both parties are ACCEPTED: pay.
+    Pay,
+    /// No payout: the AP is told `error` with this reason.
+    Reject(String),
+    /// This party must provide more (`pending_customer_info_update`).
+    NeedsInfo {
+        customer_id: String,
+        customer_type: String,
+    },
+    /// The anchor's own review is under way (PROCESSING): wait quietly.
+    Wait,
+}
+
+/// The KYC gate: the sender ACCEPTED under the sender type and the
+/// receiver ACCEPTED under the receiver type, or the reason why not. A
+/// rejection on either side wins over a wait; the sender is asked first.
+pub fn kyc_gate(sender: &KycVerdict, receiver: &KycVerdict) -> Gate {
+    let parties = [sender, receiver];
+    for v in parties {
+        let party = v.party.as_str();
+        match (&v.customer_id, v.status) {
+            (None, _) => return Gate::Reject(format!("the transaction names no {party}")),
+            (Some(id), None) => {
+                return Gate::Reject(format!("the {party} {id} is not a customer of this anchor"));
+            }
+            (Some(_), Some(CustomerStatus::Rejected)) => {
+                return Gate::Reject(format!("the {party}'s KYC was rejected"));
+            }
+            _ => {}
+        }
+    }
+    for v in parties {
+        if let (Some(id), Some(CustomerStatus::NeedsInfo)) = (&v.customer_id, v.status) {
+            return Gate::NeedsInfo {
+                customer_id: id.clone(),
+                customer_type: v.customer_type.clone(),
+            };
+        }
+    }
+    if parties
+        .iter()
+        .any(|v| v.status == Some(CustomerStatus::Processing))
+    {
+        return Gate::Wait;
+    }
+    Gate::Pay
 }
 
 /// The idempotency key of a transaction's payout attempt.
@@ -456,30 +667,145 @@ mod tests {
     }
 
     #[test]
-    fn sightings_only_move_forward_whatever_their_order() {
+    fn a_sighting_never_ends_an_entry_and_a_closed_one_reopens_when_funded() {
         use PayoutState as P;
         use Sighting as S;
-        assert_eq!(P::on_sighting(None, S::Unfunded), Some(P::New));
-        assert_eq!(P::on_sighting(None, S::Funded), Some(P::Received));
-        assert_eq!(P::on_sighting(None, S::Finished), Some(P::Closed));
+        use SightingEffect as E;
+        assert_eq!(P::on_sighting(None, S::Unfunded), E::Create(P::New));
+        assert_eq!(P::on_sighting(None, S::Funded), E::Create(P::Received));
+        // A first sighting of a finished transaction is read again by the
+        // New step, which closes it only if the AP really finished it.
+        assert_eq!(P::on_sighting(None, S::Finished), E::Create(P::New));
         assert_eq!(
             P::on_sighting(Some(P::AwaitingFunds), S::Funded),
-            Some(P::Received)
+            E::Move(P::Received)
         );
-        assert_eq!(P::on_sighting(Some(P::New), S::Funded), Some(P::Received));
+        assert_eq!(
+            P::on_sighting(Some(P::New), S::Funded),
+            E::Move(P::Received)
+        );
         assert_eq!(
             P::on_sighting(Some(P::AwaitingFunds), S::Finished),
-            Some(P::Closed)
+            E::Move(P::New)
         );
-        // A stale "unfunded" after the funds, or any sighting once the
-        // engine has the entry, changes nothing.
+        assert_eq!(
+            P::on_sighting(Some(P::Closed), S::Funded),
+            E::Move(P::Received)
+        );
+        assert_eq!(P::on_sighting(Some(P::Received), S::Finished), E::Wake);
         for state in PayoutState::ALL {
-            assert_eq!(P::on_sighting(Some(state), S::Unfunded), None);
-            if state.knows_funds() {
-                assert_eq!(P::on_sighting(Some(state), S::Funded), None);
-                assert_eq!(P::on_sighting(Some(state), S::Finished), None);
+            // A stale "unfunded" after the funds changes nothing.
+            if state != P::New && state != P::AwaitingFunds {
+                assert_eq!(P::on_sighting(Some(state), S::Unfunded), E::Nothing);
+            }
+            // No sighting writes a final state or moves a possible payout.
+            match P::on_sighting(Some(state), S::Finished) {
+                E::Create(next) | E::Move(next) => assert!(!next.is_final(), "{state}"),
+                E::Wake | E::Nothing => {}
+            }
+            if state.payout_possible() {
+                for s in [S::Unfunded, S::Funded, S::Finished] {
+                    assert!(
+                        matches!(P::on_sighting(Some(state), s), E::Wake | E::Nothing),
+                        "{state} {s:?}"
+                    );
+                }
             }
         }
+    }
+
+    fn verdict(party: Party, status: Option<CustomerStatus>) -> KycVerdict {
+        KycVerdict {
+            party,
+            customer_id: Some(format!("{}-1", party.as_str())),
+            customer_type: format!("sep31-{}", party.as_str()),
+            status,
+        }
+    }
+
+    #[test]
+    fn the_kyc_gate_needs_both_parties_accepted_under_their_types() {
+        use CustomerStatus as C;
+        let all = [
+            None,
+            Some(C::Accepted),
+            Some(C::Processing),
+            Some(C::NeedsInfo),
+            Some(C::Rejected),
+        ];
+        for s in all {
+            for r in all {
+                let gate = kyc_gate(&verdict(Party::Sender, s), &verdict(Party::Receiver, r));
+                let pay = s == Some(C::Accepted) && r == Some(C::Accepted);
+                assert_eq!(gate == Gate::Pay, pay, "{s:?} {r:?}");
+                let reject = [s, r].iter().any(|v| matches!(v, None | Some(C::Rejected)));
+                assert_eq!(matches!(gate, Gate::Reject(_)), reject, "{s:?} {r:?}");
+            }
+        }
+        let gate = kyc_gate(
+            &verdict(Party::Sender, Some(C::Accepted)),
+            &verdict(Party::Receiver, Some(C::NeedsInfo)),
+        );
+        assert_eq!(
+            gate,
+            Gate::NeedsInfo {
+                customer_id: "receiver-1".into(),
+                customer_type: "sep31-receiver".into()
+            }
+        );
+        let gate = kyc_gate(
+            &verdict(Party::Sender, Some(C::Rejected)),
+            &verdict(Party::Receiver, Some(C::Accepted)),
+        );
+        assert_eq!(gate, Gate::Reject("the sender's KYC was rejected".into()));
+        let mut none = verdict(Party::Sender, None);
+        none.customer_id = None;
+        assert_eq!(
+            kyc_gate(&none, &verdict(Party::Receiver, Some(C::Accepted))),
+            Gate::Reject("the transaction names no sender".into())
+        );
+    }
+
+    fn order_for(p: &Payout) -> PayoutOrder {
+        PayoutOrder {
+            idempotency_key: p.idempotency_key(),
+            transaction_id: p.transaction_id.as_str().to_owned(),
+            amount: Decimal::from(10),
+            asset: "iso4217:BRL".into(),
+            delivery_method: None,
+            receiver_id: "r".into(),
+            receiver_fields: vec![("bank_account_number".into(), "1".into())],
+        }
+    }
+
+    #[test]
+    fn an_order_is_frozen_only_from_received_under_its_own_key_and_dropped_when_final() {
+        let now = Utc::now();
+        let mut p = Payout::new(
+            TransactionId::parse("t1").expect("id"),
+            PayoutState::New,
+            now,
+        );
+        let order = order_for(&p);
+        assert!(p.submit(order.clone(), now).is_err());
+        p.advance(PayoutState::Received, now);
+        let mut other = order.clone();
+        other.idempotency_key = "t1:attempt-2".into();
+        assert!(p.submit(other, now).is_err());
+        p.submit(order.clone(), now).expect("submit");
+        assert_eq!(
+            (p.state, p.order.as_ref(), p.submitted_at),
+            (PayoutState::Submitted, Some(&order), Some(now))
+        );
+        p.hold("the provider refused the credentials".into(), now)
+            .expect("hold");
+        assert_eq!(p.state, PayoutState::Held);
+        assert!(p.order.is_some(), "a held payout keeps its order");
+        assert!(p.hold("again".into(), now).is_err());
+        p.advance(PayoutState::Completed, now);
+        assert_eq!(p.order, None);
+        assert!(format!("{order:?}").contains("bank_account_number"));
+        assert!(!format!("{order:?}").contains("\"1\""));
     }
 
     #[test]

@@ -154,12 +154,11 @@ impl HttpPlatform {
         let response = request
             .send()
             .await
-            .map_err(|e| Attempt::Retry(format!("request failed: {e}")))?;
+            .map_err(|e| Attempt::Retry(format!("request failed: {}", e.without_url())))?;
         let status = response.status();
-        let text = response
-            .text()
-            .await
-            .map_err(|e| Attempt::Retry(format!("reading the answer failed: {e}")))?;
+        let text = response.text().await.map_err(|e| {
+            Attempt::Retry(format!("reading the answer failed: {}", e.without_url()))
+        })?;
         if status.is_server_error() {
             return Err(Attempt::Retry(format!("it answered {status}")));
         }

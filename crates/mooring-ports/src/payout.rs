@@ -1,10 +1,12 @@
+//! The payout ledger, the event inbox, the poll marks and the payout rail.
+
 use std::fmt;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
+pub use mooring_domain::payout::PayoutOrder;
 use mooring_domain::payout::{Payout, PayoutState, Sighting};
 use mooring_domain::transaction::TransactionId;
-use rust_decimal::Decimal;
 
 /// Errors of a [`PayoutLedger`].
 #[derive(Debug, thiserror::Error)]
@@ -51,18 +53,36 @@ impl fmt::Debug for InboxEvent {
     }
 }
 
-/// The durable payout ledger and the event inbox.
+/// A fenced claim on one entry: who holds it, and the claim's token, a
+/// number the entry's every new claim (or operator's move) makes larger.
+/// Every write under a claim checks the token, so an owner whose lease
+/// lapsed and was taken over can never write again, whatever its clock says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub owner: String,
+    pub token: i64,
+}
+
+/// An entry handed to one owner by [`PayoutLedger::claim`].
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub payout: Payout,
+    pub claim: Claim,
+}
+
+/// The durable payout ledger.
 ///
 /// Claims make the work safe to share: [`PayoutLedger::claim`] hands each
-/// due entry to one owner until its lease ends, and
-/// [`PayoutLedger::save`] writes only if the entry is still that owner's
-/// and still in the state the owner read (a compare-and-set), so a replica
-/// whose lease lapsed can never move an entry another one took over.
+/// due entry to one owner until its lease ends, and every write under the
+/// claim ([`PayoutLedger::save`], [`PayoutLedger::renew`]) is a
+/// compare-and-set on the claim's token and the state the owner read. Leases
+/// are set and judged by the **database's clock**, never by a replica's:
+/// `lease` arguments are durations from the database's "now".
 #[async_trait]
 pub trait PayoutLedger: Send + Sync + 'static {
     /// Records a sighting of a transaction ([`PayoutState::on_sighting`]):
-    /// creates the entry, or moves it forward. Returns the entry's state
-    /// afterwards. Atomic under concurrent sightings.
+    /// creates the entry, moves it, or makes it due. Returns the entry's
+    /// state afterwards. Atomic under concurrent sightings.
     async fn sight(
         &self,
         id: &TransactionId,
@@ -84,6 +104,80 @@ pub trait PayoutLedger: Send + Sync + 'static {
     /// [`PayoutState::knows_funds`]).
     async fn knows_funds(&self, ids: &[TransactionId]) -> Result<Vec<bool>, LedgerError>;
 
+    /// Claims up to `limit` active entries due at `now` (the caller's clock
+    /// decides what is due) whose claim is free or lapsed by the database's
+    /// clock, for `owner`, for `lease` from the database's now. Oldest due
+    /// first. Each claim gets a new, larger token.
+    async fn claim(
+        &self,
+        owner: &str,
+        limit: u32,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<Vec<Claimed>, LedgerError>;
+
+    /// Extends `claim` on entry `id` to `lease` from the database's now, if
+    /// it is still that claim (same owner, same token); `LostClaim` if not.
+    async fn renew(
+        &self,
+        id: &TransactionId,
+        claim: &Claim,
+        lease: Duration,
+    ) -> Result<(), LedgerError>;
+
+    /// Writes `payout` if the entry still holds `claim` and is still in
+    /// `expected`; then keeps the claim for `lease` from the database's now,
+    /// or with `None` releases it (the owner is done with the entry for
+    /// now). `LostClaim` if not.
+    async fn save(
+        &self,
+        claim: &Claim,
+        expected: PayoutState,
+        payout: &Payout,
+        lease: Option<Duration>,
+    ) -> Result<(), LedgerError>;
+
+    /// Gives up `claim` on entry `id` if it still holds it (a step that has
+    /// ended, at shutdown); whether it did.
+    async fn release(&self, id: &TransactionId, claim: &Claim) -> Result<bool, LedgerError>;
+
+    async fn get(&self, id: &TransactionId) -> Result<Option<Payout>, LedgerError>;
+
+    /// The newest entries first, only those in `states` when it is not empty.
+    async fn list(&self, states: &[PayoutState], limit: u32) -> Result<Vec<Payout>, LedgerError>;
+
+    /// Entries per state.
+    async fn counts(&self) -> Result<Vec<(PayoutState, u64)>, LedgerError>;
+
+    /// The operator's move: `payout` is written if the entry is in one of
+    /// `from` and unclaimed (or its claim lapsed, by the database's clock);
+    /// `WrongState` or `LostClaim` if not. Any claim taken before is fenced
+    /// off (the token grows).
+    async fn reopen(&self, from: &[PayoutState], payout: &Payout) -> Result<(), LedgerError>;
+}
+
+/// The inbox of `POST /event`.
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// Stores an event unless one with its id is already there. Returns
+    /// whether it was new. Durable when it returns.
+    async fn accept_event(&self, event: &InboxEvent) -> Result<bool, LedgerError>;
+
+    /// Applies up to `limit` unprocessed events, oldest `occurred_at` first
+    /// (so in order per transaction), each atomically with its effect on
+    /// the ledger ([`mooring_domain::payout::PayoutState::on_sighting`]
+    /// for its transaction; a customer update makes the entries awaiting
+    /// that customer due); one applier at a time across replicas. Returns
+    /// how many.
+    async fn apply_events(&self, limit: u32, now: DateTime<Utc>) -> Result<u32, LedgerError>;
+
+    /// Events received and not yet applied.
+    async fn inbox_depth(&self) -> Result<u64, LedgerError>;
+}
+
+/// Where the poll of funded transactions has read down to.
+#[async_trait]
+pub trait PollMarks: Send + Sync + 'static {
     /// The poll's mark: the newest `transfer_received_at` from which a
     /// complete poll read down to the mark before it, so that every funded
     /// transaction the AP listed at or before it then is in the ledger.
@@ -98,101 +192,6 @@ pub trait PayoutLedger: Send + Sync + 'static {
         mark: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<(), LedgerError>;
-
-    /// Claims up to `limit` active entries due at `now` whose claim is free
-    /// or lapsed, for `owner`, until `now + lease`. Oldest due first.
-    async fn claim(
-        &self,
-        owner: &str,
-        limit: u32,
-        now: DateTime<Utc>,
-        lease: Duration,
-    ) -> Result<Vec<Payout>, LedgerError>;
-
-    /// Writes `payout` if the entry is still claimed by `owner` and still in
-    /// `expected`; renews the claim until `now + lease`, or with `None`
-    /// releases it (the owner is done with the entry for now). `LostClaim`
-    /// if not.
-    async fn save(
-        &self,
-        owner: &str,
-        expected: PayoutState,
-        payout: &Payout,
-        now: DateTime<Utc>,
-        lease: Option<Duration>,
-    ) -> Result<(), LedgerError>;
-
-    /// Gives up every claim of `owner` (a clean shutdown).
-    async fn release(&self, owner: &str) -> Result<u64, LedgerError>;
-
-    async fn get(&self, id: &TransactionId) -> Result<Option<Payout>, LedgerError>;
-
-    /// The newest entries first, only those in `states` when it is not empty.
-    async fn list(&self, states: &[PayoutState], limit: u32) -> Result<Vec<Payout>, LedgerError>;
-
-    /// Entries per state.
-    async fn counts(&self) -> Result<Vec<(PayoutState, u64)>, LedgerError>;
-
-    /// The operator's move: `payout` is written if the entry is in one of
-    /// `from` and unclaimed (or its claim lapsed); `WrongState` if not.
-    async fn reopen(
-        &self,
-        from: &[PayoutState],
-        payout: &Payout,
-        now: DateTime<Utc>,
-    ) -> Result<(), LedgerError>;
-
-    /// Makes the entries awaiting this receiver's KYC due now.
-    async fn wake_receiver(
-        &self,
-        customer_id: &str,
-        now: DateTime<Utc>,
-    ) -> Result<u64, LedgerError>;
-
-    /// Stores an event unless one with its id is already there. Returns
-    /// whether it was new. Durable when it returns.
-    async fn accept_event(&self, event: &InboxEvent) -> Result<bool, LedgerError>;
-
-    /// Applies up to `limit` unprocessed events, oldest `occurred_at` first
-    /// (so in order per transaction), each atomically with its effect on
-    /// the ledger; one applier at a time across replicas. Returns how many.
-    async fn apply_events(&self, limit: u32, now: DateTime<Utc>) -> Result<u32, LedgerError>;
-
-    /// Events received and not yet applied.
-    async fn inbox_depth(&self) -> Result<u64, LedgerError>;
-}
-
-/// A payout to make: who gets what, under which idempotency key.
-#[derive(Clone, PartialEq, Eq)]
-pub struct PayoutOrder {
-    /// The same for every retry of one payout.
-    pub idempotency_key: String,
-    pub transaction_id: String,
-    pub amount: Decimal,
-    /// The SEP-38 name of the asset paid (e.g. `iso4217:BRL`).
-    pub asset: String,
-    pub delivery_method: Option<String>,
-    pub receiver_id: String,
-    /// The receiver's SEP-9 text fields by their SEP-9 names. PII.
-    pub receiver_fields: Vec<(String, String)>,
-}
-
-impl fmt::Debug for PayoutOrder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PayoutOrder")
-            .field("idempotency_key", &self.idempotency_key)
-            .field("amount", &self.amount)
-            .field("asset", &self.asset)
-            .field(
-                "receiver_fields",
-                &self
-                    .receiver_fields
-                    .iter()
-                    .map(|(k, _)| k)
-                    .collect::<Vec<_>>(),
-            )
-            .finish_non_exhaustive()
-    }
 }
 
 /// Where a payout stands at the rail.
@@ -212,16 +211,24 @@ pub struct RailReceipt {
     pub status: RailStatus,
 }
 
-/// Errors of a [`PayoutRail`].
+/// Errors of a [`PayoutRail`], as real providers speak (docs/payouts.md).
+/// Messages are for operators: they never go to the AP.
 #[derive(Debug, thiserror::Error)]
 pub enum RailError {
-    /// The outcome is unknown (network error, timeout, 5xx): ask again with
-    /// the same key, never a new one.
+    /// The outcome is unknown: a network error, a timeout, a 5xx, a 409
+    /// (the key is still being processed), or a 404 on the status of a
+    /// payout just created. Ask again later with the same key and the same
+    /// body, never a new key.
     #[error("the payout rail's answer is unknown: {0}")]
     Unknown(String),
-    /// The rail refused the payout (a 4xx): it will not be made.
+    /// The rail refused the order (a 400 with an error): no payout exists.
     #[error("the payout rail refused the payout: {0}")]
     Refused(String),
+    /// The answer needs a person and a payout may exist: the key was reused
+    /// with other parameters (422), or the credentials were refused (401,
+    /// 403). Never failed towards the AP, never resubmitted under a new key.
+    #[error("the payout rail's answer needs a person: {0}")]
+    Held(String),
 }
 
 /// The off-chain payout provider. Calls with the same idempotency key

@@ -2,13 +2,26 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use mooring_ports::{PayoutOrder, PayoutRail, RailError, RailReceipt, RailStatus};
+use reqwest::StatusCode;
+use reqwest::header::{HeaderName, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-/// A payout provider over HTTP (the protocol is in the crate's docs).
+/// How Mooring authenticates to the provider: a header and its secret value
+/// (`payout.http.auth_header`, `payout.http.auth_token`), never logged.
+#[derive(Clone)]
+pub struct RailAuth {
+    pub header: String,
+    pub token: SecretString,
+}
+
+/// A payout provider over HTTP (the protocol is in the crate's docs and in
+/// docs/payouts.md).
 pub struct HttpRail {
     url: String,
     client: reqwest::Client,
+    auth: Option<(HeaderName, HeaderValue)>,
 }
 
 #[derive(Deserialize)]
@@ -19,49 +32,125 @@ struct Answer {
     message: Option<String>,
 }
 
+/// Which call an answer is to: a 404 means something else for each.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Call {
+    Submit,
+    Status,
+}
+
 impl HttpRail {
-    pub fn new(url: String, timeout: Duration) -> Result<Self, RailError> {
+    pub fn new(url: String, timeout: Duration, auth: Option<RailAuth>) -> Result<Self, RailError> {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
+            // A redirect could carry the order (and its key) elsewhere.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| RailError::Unknown(e.to_string()))?;
+            .map_err(|e| RailError::Unknown(e.without_url().to_string()))?;
+        let auth = match auth {
+            None => None,
+            Some(a) => {
+                let name = HeaderName::from_bytes(a.header.as_bytes()).map_err(|_| {
+                    RailError::Held("payout.http.auth_header is not a header name".into())
+                })?;
+                let mut value = HeaderValue::from_str(a.token.expose_secret()).map_err(|_| {
+                    RailError::Held("payout.http.auth_token is not a header value".into())
+                })?;
+                value.set_sensitive(true);
+                Some((name, value))
+            }
+        };
         Ok(Self {
             url: url.trim_end_matches('/').to_owned(),
             client,
+            auth,
         })
     }
 
-    /// Reads an answer: a 5xx, a timeout or an unreadable 2xx leaves the
-    /// outcome unknown; another 4xx is a refusal.
+    fn authed(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.auth {
+            Some((name, value)) => request.header(name.clone(), value.clone()),
+            None => request,
+        }
+    }
+
+    /// The JSON body of an order: the same bytes for the same order, so
+    /// every retry under one key sends the same body.
+    pub fn body(order: &PayoutOrder) -> Vec<u8> {
+        let mut receiver = Map::new();
+        for (name, value) in &order.receiver_fields {
+            receiver.insert(name.clone(), json!(value));
+        }
+        receiver.insert("id".into(), json!(order.receiver_id));
+        let mut body = json!({
+            "transaction_id": order.transaction_id,
+            "amount": order.amount.to_string(),
+            "asset": order.asset,
+            "receiver": receiver,
+        });
+        if let Some(method) = &order.delivery_method {
+            body["delivery_method"] = json!(method);
+        }
+        // A tree of strings always serialises.
+        serde_json::to_vec(&body).unwrap_or_default()
+    }
+
+    /// Reads an answer as real providers speak (docs/payouts.md):
+    /// - unknown (retry with the same key and body): a network error or a
+    ///   timeout, a 5xx, 408, 429, 409 (the key is still being processed),
+    ///   a 404 on the status of a payout, an unreadable 2xx;
+    /// - refused (no payout exists): a 400;
+    /// - held for a person: 422 (the key was used with other parameters),
+    ///   401 or 403 (credentials), and any other 4xx.
+    ///
+    /// Errors never carry the URL (its credentials or query).
     async fn read(
+        call: Call,
         response: Result<reqwest::Response, reqwest::Error>,
     ) -> Result<RailReceipt, RailError> {
-        let response = response.map_err(|e| RailError::Unknown(format!("request failed: {e}")))?;
+        let response = response
+            .map_err(|e| RailError::Unknown(format!("the request failed: {}", e.without_url())))?;
         let status = response.status();
-        let text = response
-            .text()
-            .await
-            .map_err(|e| RailError::Unknown(format!("reading the answer failed: {e}")))?;
+        let text = response.text().await.map_err(|e| {
+            RailError::Unknown(format!("reading the answer failed: {}", e.without_url()))
+        })?;
         if status.is_server_error()
-            || status == reqwest::StatusCode::TOO_MANY_REQUESTS
-            || status == reqwest::StatusCode::REQUEST_TIMEOUT
+            || status == StatusCode::TOO_MANY_REQUESTS
+            || status == StatusCode::REQUEST_TIMEOUT
+            || status == StatusCode::CONFLICT
+            || (status == StatusCode::NOT_FOUND && call == Call::Status)
         {
             return Err(RailError::Unknown(format!(
                 "the provider answered {status}"
             )));
         }
-        if !status.is_success() {
+        if status == StatusCode::BAD_REQUEST {
             let message = serde_json::from_str::<Value>(&text)
                 .ok()
                 .and_then(|v| {
                     v.get("error")
                         .or_else(|| v.get("message"))
                         .and_then(Value::as_str)
-                        .map(str::to_owned)
+                        .map(|m| m.chars().take(200).collect::<String>())
                 })
                 .unwrap_or_else(|| "no message".into());
             return Err(RailError::Refused(format!("{status}: {message}")));
+        }
+        if status == StatusCode::UNPROCESSABLE_ENTITY {
+            return Err(RailError::Held(format!(
+                "the provider answered {status}: the idempotency key was used with other parameters"
+            )));
+        }
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(RailError::Held(format!(
+                "the provider refused Mooring's credentials ({status}); check payout.http.auth_header and auth_token"
+            )));
+        }
+        if !status.is_success() {
+            return Err(RailError::Held(format!(
+                "the provider answered {status}, which Mooring cannot read as an outcome"
+            )));
         }
         let answer: Answer = serde_json::from_str(&text).map_err(|e| {
             RailError::Unknown(format!(
@@ -71,9 +160,12 @@ impl HttpRail {
         let status = match answer.status.as_str() {
             "pending" => RailStatus::Pending,
             "completed" => RailStatus::Completed,
-            "failed" => {
-                RailStatus::Failed(answer.message.unwrap_or_else(|| "no reason given".into()))
-            }
+            "failed" => RailStatus::Failed(
+                answer
+                    .message
+                    .map(|m| m.chars().take(200).collect())
+                    .unwrap_or_else(|| "no reason given".into()),
+            ),
             other => {
                 return Err(RailError::Unknown(format!(
                     "the provider answered an unknown status {other:?}"
@@ -91,37 +183,18 @@ impl HttpRail {
 impl PayoutRail for HttpRail {
     #[tracing::instrument(skip_all, fields(transaction.id = %order.transaction_id))]
     async fn submit(&self, order: &PayoutOrder) -> Result<RailReceipt, RailError> {
-        let mut receiver = Map::new();
-        for (name, value) in &order.receiver_fields {
-            receiver.insert(name.clone(), json!(value));
-        }
-        receiver.insert("id".into(), json!(order.receiver_id));
-        let mut body = json!({
-            "transaction_id": order.transaction_id,
-            "amount": order.amount.to_string(),
-            "asset": order.asset,
-            "receiver": receiver,
-        });
-        if let Some(method) = &order.delivery_method {
-            body["delivery_method"] = json!(method);
-        }
-        let response = self
+        let request = self
             .client
             .post(&self.url)
             .header("Idempotency-Key", &order.idempotency_key)
-            .json(&body)
-            .send()
-            .await;
-        Self::read(response).await
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(Self::body(order));
+        Self::read(Call::Submit, self.authed(request).send().await).await
     }
 
     async fn status(&self, id: &str) -> Result<RailReceipt, RailError> {
-        let response = self
-            .client
-            .get(format!("{}/{}", self.url, urlencode(id)))
-            .send()
-            .await;
-        Self::read(response).await
+        let request = self.client.get(format!("{}/{}", self.url, urlencode(id)));
+        Self::read(Call::Status, self.authed(request).send().await).await
     }
 }
 
@@ -157,12 +230,17 @@ mod tests {
         }
     }
 
+    fn rail(url: String, timeout_ms: u64) -> HttpRail {
+        HttpRail::new(url, Duration::from_millis(timeout_ms), None).expect("rail")
+    }
+
     #[tokio::test]
-    async fn submits_with_the_key_and_the_receivers_sep9_fields() {
+    async fn submits_with_the_key_the_auth_header_and_the_receivers_sep9_fields() {
         let server = MockServer::start().await;
         Mock::given(method("POST"))
             .and(path("/payouts"))
             .and(header("Idempotency-Key", "tx-1"))
+            .and(header("Authorization", "Bearer s3cret"))
             .and(body_partial_json(json!({
                 "transaction_id": "tx-1", "amount": "550.00", "asset": "iso4217:BRL",
                 "delivery_method": "PIX",
@@ -176,14 +254,23 @@ mod tests {
             .await;
         Mock::given(method("GET"))
             .and(path("/payouts/P1"))
+            .and(header("Authorization", "Bearer s3cret"))
             .respond_with(
                 ResponseTemplate::new(200)
                     .set_body_json(json!({"id": "P1", "status": "completed"})),
             )
             .mount(&server)
             .await;
-        let rail = HttpRail::new(format!("{}/payouts/", server.uri()), Duration::from_secs(2))
-            .expect("rail");
+        let auth = RailAuth {
+            header: "Authorization".into(),
+            token: SecretString::from("Bearer s3cret"),
+        };
+        let rail = HttpRail::new(
+            format!("{}/payouts/", server.uri()),
+            Duration::from_secs(2),
+            Some(auth),
+        )
+        .expect("rail");
         let r = rail.submit(&order()).await.expect("submit");
         assert_eq!((r.id.as_str(), r.status), ("P1", RailStatus::Pending));
         assert_eq!(
@@ -192,27 +279,48 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_5xx_or_timeout_is_unknown_a_4xx_is_a_refusal_and_failed_carries_the_reason() {
-        let server = MockServer::start().await;
+    #[test]
+    fn the_same_order_is_the_same_body_byte_for_byte() {
+        let a = HttpRail::body(&order());
+        assert_eq!(a, HttpRail::body(&order().clone()));
+        let mut other = order();
+        other.receiver_fields[0].1 = "99999".into();
+        assert_ne!(a, HttpRail::body(&other));
+    }
+
+    /// Mounts `POST {p}` answering `status` (with a JSON error body).
+    async fn answering(server: &MockServer, p: &str, status: u16) {
         Mock::given(method("POST"))
-            .and(path("/down"))
-            .respond_with(ResponseTemplate::new(503))
-            .mount(&server)
+            .and(path(p))
+            .respond_with(
+                ResponseTemplate::new(status).set_body_json(json!({"error": "invalid account"})),
+            )
+            .mount(server)
             .await;
+    }
+
+    #[tokio::test]
+    async fn answers_are_read_as_real_providers_speak() {
+        let server = MockServer::start().await;
+        for (p, status) in [
+            ("/down", 503),
+            ("/conflict", 409),
+            ("/throttled", 429),
+            ("/bad", 400),
+            ("/reused", 422),
+            ("/unauthorised", 401),
+            ("/forbidden", 403),
+            ("/gone", 404),
+            ("/teapot", 418),
+        ] {
+            answering(&server, p, status).await;
+        }
         Mock::given(method("POST"))
             .and(path("/slow"))
             .respond_with(
                 ResponseTemplate::new(200)
                     .set_delay(Duration::from_millis(500))
                     .set_body_json(json!({"id": "P", "status": "completed"})),
-            )
-            .mount(&server)
-            .await;
-        Mock::given(method("POST"))
-            .and(path("/bad"))
-            .respond_with(
-                ResponseTemplate::new(422).set_body_json(json!({"error": "invalid account"})),
             )
             .mount(&server)
             .await;
@@ -230,32 +338,64 @@ mod tests {
             .respond_with(ResponseTemplate::new(200).set_body_string("<html>"))
             .mount(&server)
             .await;
-        let rail = |p: &str| {
-            HttpRail::new(format!("{}{p}", server.uri()), Duration::from_millis(200)).expect("rail")
-        };
+        Mock::given(method("GET"))
+            .and(path("/new/P9"))
+            .respond_with(ResponseTemplate::new(404))
+            .mount(&server)
+            .await;
+        let at = |p: &str| rail(format!("{}{p}", server.uri()), 200);
+        for p in ["/down", "/conflict", "/throttled", "/slow", "/odd"] {
+            assert!(
+                matches!(at(p).submit(&order()).await, Err(RailError::Unknown(_))),
+                "{p} is an unknown outcome"
+            );
+        }
+        // A payout just created may not be visible yet.
         assert!(matches!(
-            rail("/down").submit(&order()).await,
+            at("/new").status("P9").await,
             Err(RailError::Unknown(_))
         ));
-        assert!(matches!(
-            rail("/slow").submit(&order()).await,
-            Err(RailError::Unknown(_))
-        ));
-        assert!(matches!(
-            rail("/odd").submit(&order()).await,
-            Err(RailError::Unknown(_))
-        ));
-        match rail("/bad").submit(&order()).await {
+        match at("/bad").submit(&order()).await {
             Err(RailError::Refused(m)) => assert!(m.contains("invalid account"), "{m}"),
-            other => panic!("{other:?}"),
+            other => panic!("400 is a refusal: {other:?}"),
+        }
+        for p in ["/reused", "/unauthorised", "/forbidden", "/gone", "/teapot"] {
+            match at(p).submit(&order()).await {
+                Err(RailError::Held(m)) => assert!(!m.contains("invalid account"), "{m}"),
+                other => panic!("{p} is held for a person: {other:?}"),
+            }
         }
         assert_eq!(
-            rail("/failed")
-                .submit(&order())
-                .await
-                .expect("answer")
-                .status,
+            at("/failed").submit(&order()).await.expect("answer").status,
             RailStatus::Failed("account closed".into())
         );
+    }
+
+    #[tokio::test]
+    async fn redirects_are_not_followed_and_errors_keep_no_url() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/moved"))
+            .respond_with(
+                ResponseTemplate::new(307)
+                    .insert_header("Location", "http://127.0.0.1:9/elsewhere"),
+            )
+            .mount(&server)
+            .await;
+        let moved = rail(format!("{}/moved", server.uri()), 2000);
+        assert!(matches!(
+            moved.submit(&order()).await,
+            Err(RailError::Held(_))
+        ));
+        // Nothing listens on port 9: the error names no URL, user or query.
+        let nowhere = rail("http://user:pw@127.0.0.1:9/payouts?token=abc".into(), 500);
+        match nowhere.submit(&order()).await {
+            Err(RailError::Unknown(m)) => {
+                for secret in ["pw", "token", "abc", "127.0.0.1"] {
+                    assert!(!m.contains(secret), "{m}");
+                }
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

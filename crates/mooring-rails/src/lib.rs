@@ -15,5 +15,5 @@
 mod http;
 mod simulated;
 
-pub use http::HttpRail;
+pub use http::{HttpRail, RailAuth};
 pub use simulated::{SimulatedPayout, SimulatedRail};

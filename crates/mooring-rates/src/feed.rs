@@ -51,6 +51,7 @@ impl FeedRates {
         let client = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
+            .redirect(reqwest::redirect::Policy::none())
             .build()?;
         Ok(Self {
             config,
@@ -89,9 +90,11 @@ impl FeedRates {
             .client
             .get(&self.config.url)
             .send()
-            .await?
-            .error_for_status()?;
-        let document: Document = response.json().await?;
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            // The feed's URL may carry a key in its query: never in a log.
+            .map_err(reqwest::Error::without_url)?;
+        let document: Document = response.json().await.map_err(reqwest::Error::without_url)?;
         let now = Instant::now();
         let mut fresh = Vec::new();
         for entry in document.prices {

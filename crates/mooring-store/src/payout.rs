@@ -1,10 +1,12 @@
-//! The payout ledger and the event inbox.
+//! The payout ledger, the event inbox and the poll marks.
 //!
 //! Claims: on PostgreSQL, `claim` picks due rows with `FOR UPDATE SKIP
 //! LOCKED`, so replicas claiming at once take disjoint rows without waiting
 //! on each other; on SQLite the writer lock (`BEGIN IMMEDIATE`) serialises
-//! claims. Every write of a claimed row is a compare-and-set on (owner,
-//! state).
+//! claims. Each claim adds one to the row's `claim_token`, and every write
+//! under a claim is a compare-and-set on (owner, token, state). Leases are
+//! set and compared in SQL with the database's own clock ([`db_now`]), so
+//! replicas whose clocks disagree still agree on whose claim lapsed.
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -14,10 +16,12 @@ use chrono::{DateTime, Duration, NaiveDateTime, SubsecRound, Utc};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sql_types::{Array, Text};
-use mooring_domain::payout::{Payout, PayoutState, Sighting};
+use diesel::sql_types::{Nullable, Timestamp};
+use mooring_domain::payout::{Payout, PayoutOrder, PayoutState, Sighting, SightingEffect};
 use mooring_domain::transaction::{Amount, TransactionId};
-use mooring_ports::{InboxEvent, LedgerError, PayoutLedger};
+use mooring_ports::{Claim, Claimed, EventStore, InboxEvent, LedgerError, PayoutLedger, PollMarks};
 use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
 
 use crate::conn::{lock_key, write_tx};
 use crate::schema::{events, payouts, poll_marks};
@@ -76,6 +80,7 @@ struct PayoutRow {
     state: String,
     attempt: i32,
     quote_id: Option<String>,
+    sender_id: Option<String>,
     receiver_id: Option<String>,
     amount_in: Option<String>,
     amount_in_asset: Option<String>,
@@ -90,6 +95,51 @@ struct PayoutRow {
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
     due_at: NaiveDateTime,
+    payout_order: Option<String>,
+    submitted_at: Option<NaiveDateTime>,
+}
+
+/// The frozen order as stored (JSON): the fields in the order they were
+/// sent, so that every retry sends the same body.
+#[derive(Serialize, Deserialize)]
+struct OrderDto {
+    idempotency_key: String,
+    transaction_id: String,
+    amount: String,
+    asset: String,
+    delivery_method: Option<String>,
+    receiver_id: String,
+    receiver_fields: Vec<(String, String)>,
+}
+
+impl OrderDto {
+    fn encode(o: &PayoutOrder) -> String {
+        let dto = Self {
+            idempotency_key: o.idempotency_key.clone(),
+            transaction_id: o.transaction_id.clone(),
+            amount: o.amount.to_string(),
+            asset: o.asset.clone(),
+            delivery_method: o.delivery_method.clone(),
+            receiver_id: o.receiver_id.clone(),
+            receiver_fields: o.receiver_fields.clone(),
+        };
+        // A struct of strings always serialises.
+        serde_json::to_string(&dto).unwrap_or_default()
+    }
+
+    fn decode(text: &str) -> Result<PayoutOrder, String> {
+        let dto: Self = serde_json::from_str(text).map_err(|e| format!("frozen order: {e}"))?;
+        Ok(PayoutOrder {
+            idempotency_key: dto.idempotency_key,
+            transaction_id: dto.transaction_id,
+            amount: Decimal::from_str(&dto.amount)
+                .map_err(|e| format!("frozen order amount: {e}"))?,
+            asset: dto.asset,
+            delivery_method: dto.delivery_method,
+            receiver_id: dto.receiver_id,
+            receiver_fields: dto.receiver_fields,
+        })
+    }
 }
 
 fn clamp(n: u32) -> i32 {
@@ -109,6 +159,7 @@ impl PayoutRow {
             state: p.state.as_str().to_owned(),
             attempt: clamp(p.attempt),
             quote_id: p.quote_id.clone(),
+            sender_id: p.sender_id.clone(),
             receiver_id: p.receiver_id.clone(),
             amount_in,
             amount_in_asset,
@@ -123,6 +174,8 @@ impl PayoutRow {
             created_at: p.created_at.naive_utc(),
             updated_at: p.updated_at.naive_utc(),
             due_at: p.due_at.naive_utc(),
+            payout_order: p.order.as_ref().map(OrderDto::encode),
+            submitted_at: p.submitted_at.map(|t| t.naive_utc()),
         }
     }
 
@@ -148,6 +201,7 @@ impl PayoutRow {
                 .ok_or_else(|| corrupt(format!("unknown state {:?}", self.state)))?,
             attempt: u32::try_from(self.attempt).unwrap_or(1),
             quote_id: self.quote_id.clone(),
+            sender_id: self.sender_id.clone(),
             receiver_id: self.receiver_id.clone(),
             amount_in: amount(&self.amount_in, &self.amount_in_asset)?,
             amount_out: amount(&self.amount_out, &self.amount_out_asset)?,
@@ -160,8 +214,45 @@ impl PayoutRow {
             created_at: self.created_at.and_utc(),
             updated_at: self.updated_at.and_utc(),
             due_at: self.due_at.and_utc(),
+            order: self
+                .payout_order
+                .as_deref()
+                .map(OrderDto::decode)
+                .transpose()
+                .map_err(corrupt)?,
+            submitted_at: self.submitted_at.map(|t| t.and_utc()),
         })
     }
+}
+
+/// The database's clock, as SQL of the connection's backend: UTC, in the
+/// form both backends compare `TIMESTAMP` columns in.
+fn db_now(conn: &AnyConnection) -> &'static str {
+    match conn {
+        AnyConnection::Postgresql(_) => "(now() AT TIME ZONE 'UTC')",
+        AnyConnection::Sqlite(_) => "strftime('%Y-%m-%d %H:%M:%f', 'now')",
+    }
+}
+
+/// The database's now plus `lease`, as SQL (a lease's end). PostgreSQL's
+/// `now()` is when the transaction began, after the caller started its
+/// count: the lease never ends before the caller thinks it does.
+fn db_lease_end(conn: &AnyConnection, lease: Duration) -> String {
+    let ms = lease.num_milliseconds().max(0);
+    match conn {
+        AnyConnection::Postgresql(_) => {
+            format!("((now() AT TIME ZONE 'UTC') + interval '{ms} milliseconds')")
+        }
+        AnyConnection::Sqlite(_) => format!(
+            "strftime('%Y-%m-%d %H:%M:%f', 'now', '+{}.{:03} seconds')",
+            ms / 1000,
+            ms % 1000
+        ),
+    }
+}
+
+fn lease_sql(expr: &str) -> diesel::expression::SqlLiteral<Nullable<Timestamp>> {
+    diesel::dsl::sql::<Nullable<Timestamp>>(expr)
 }
 
 fn active_states() -> Vec<&'static str> {
@@ -199,12 +290,8 @@ fn sight_in(
     now: DateTime<Utc>,
 ) -> Result<PayoutState, Failure> {
     let current = locked_state(conn, id.as_str())?;
-    let Some(next) = PayoutState::on_sighting(current, sighting) else {
-        // No change: the current state (on_sighting always creates).
-        return current.ok_or(Failure::NotFound);
-    };
-    match current {
-        None => {
+    match PayoutState::on_sighting(current, sighting) {
+        SightingEffect::Create(next) => {
             let row = PayoutRow::from_payout(&Payout::new(id.clone(), next, now));
             let insert = diesel::insert_into(payouts::table)
                 .values(&row)
@@ -218,24 +305,47 @@ fn sight_in(
             }
             // Another replica's sighting won the insert (PostgreSQL: no row
             // existed to lock); apply this one on top of it.
-            let current = locked_state(conn, id.as_str())?;
-            match PayoutState::on_sighting(current, sighting) {
-                Some(next) => {
-                    move_to(conn, id.as_str(), next, now)?;
-                    Ok(next)
-                }
-                None => current.ok_or(Failure::NotFound),
-            }
+            let current = locked_state(conn, id.as_str())?.ok_or(Failure::NotFound)?;
+            apply_effect(
+                conn,
+                id.as_str(),
+                current,
+                PayoutState::on_sighting(Some(current), sighting),
+                now,
+            )
         }
-        Some(_) => {
-            move_to(conn, id.as_str(), next, now)?;
-            Ok(next)
+        effect => {
+            let current = current.ok_or(Failure::NotFound)?;
+            apply_effect(conn, id.as_str(), current, effect, now)
         }
     }
 }
 
-/// Moves an entry to `state`, due now, and frees its claim: whoever held it
-/// read an older state, and its next save fails the compare-and-set.
+/// Applies a sighting's effect on an existing entry; its state afterwards.
+fn apply_effect(
+    conn: &mut AnyConnection,
+    id: &str,
+    current: PayoutState,
+    effect: SightingEffect,
+    now: DateTime<Utc>,
+) -> Result<PayoutState, Failure> {
+    match effect {
+        SightingEffect::Create(_) | SightingEffect::Nothing => Ok(current),
+        SightingEffect::Move(next) => {
+            move_to(conn, id, next, now)?;
+            Ok(next)
+        }
+        SightingEffect::Wake => {
+            diesel::update(payouts::table.find(id))
+                .set(payouts::due_at.eq(now.naive_utc()))
+                .execute(conn)?;
+            Ok(current)
+        }
+    }
+}
+
+/// Moves an entry to `state`, due now, and fences off its claim: whoever
+/// held it read an older state, and its next save fails the compare-and-set.
 fn move_to(
     conn: &mut AnyConnection,
     id: &str,
@@ -252,6 +362,7 @@ fn move_to(
             payouts::last_error.eq(None::<String>),
             payouts::claimed_by.eq(None::<String>),
             payouts::lease_until.eq(None::<NaiveDateTime>),
+            payouts::claim_token.eq(payouts::claim_token + 1),
         ))
         .execute(conn)?;
     Ok(())
@@ -264,7 +375,11 @@ fn wake_in(
 ) -> Result<u64, Failure> {
     let n = diesel::update(
         payouts::table
-            .filter(payouts::receiver_id.eq(customer_id))
+            .filter(
+                payouts::receiver_id
+                    .eq(customer_id)
+                    .or(payouts::sender_id.eq(customer_id)),
+            )
             .filter(payouts::state.eq(PayoutState::AwaitingKyc.as_str())),
     )
     .set(payouts::due_at.eq(now.naive_utc()))
@@ -278,14 +393,16 @@ struct IdRow {
     transaction_id: String,
 }
 
-/// The ids of up to `limit` claimable rows, locked (and skipped by other
+/// The ids of up to `limit` claimable rows (due by the caller's clock, the
+/// claim free or lapsed by the database's), locked (and skipped by other
 /// claimers) on PostgreSQL until the transaction ends.
 fn claimable(
     conn: &mut AnyConnection,
     limit: u32,
     now: NaiveDateTime,
 ) -> Result<Vec<String>, Failure> {
-    use diesel::sql_types::{BigInt, Timestamp};
+    use diesel::sql_types::BigInt;
+    let db_now = db_now(conn);
     let states = active_states()
         .iter()
         .map(|s| format!("'{s}'"))
@@ -295,7 +412,7 @@ fn claimable(
     let rows: Vec<IdRow> = match conn {
         AnyConnection::Postgresql(pg) => diesel::sql_query(format!(
             "SELECT transaction_id FROM payouts WHERE state IN ({states}) AND due_at <= $1 \
-             AND (claimed_by IS NULL OR lease_until < $1) ORDER BY due_at LIMIT $2 \
+             AND (claimed_by IS NULL OR lease_until < {db_now}) ORDER BY due_at LIMIT $2 \
              FOR UPDATE SKIP LOCKED"
         ))
         .bind::<Timestamp, _>(now)
@@ -303,9 +420,8 @@ fn claimable(
         .load(pg)?,
         AnyConnection::Sqlite(sqlite) => diesel::sql_query(format!(
             "SELECT transaction_id FROM payouts WHERE state IN ({states}) AND due_at <= ? \
-             AND (claimed_by IS NULL OR lease_until < ?) ORDER BY due_at LIMIT ?"
+             AND (claimed_by IS NULL OR lease_until < {db_now}) ORDER BY due_at LIMIT ?"
         ))
-        .bind::<Timestamp, _>(now)
         .bind::<Timestamp, _>(now)
         .bind::<BigInt, _>(limit)
         .load(sqlite)?,
@@ -464,65 +580,13 @@ impl PayoutLedger for Store {
         .await
     }
 
-    async fn poll_mark(&self) -> Result<Option<DateTime<Utc>>, LedgerError> {
-        self.ledger(|conn| {
-            let mark: Option<NaiveDateTime> = poll_marks::table
-                .find(TRANSFER_POLL)
-                .select(poll_marks::mark)
-                .first(conn)
-                .optional()?;
-            Ok(mark.map(|m| m.and_utc()))
-        })
-        .await
-    }
-
-    async fn advance_poll_mark(
-        &self,
-        mark: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<(), LedgerError> {
-        // Both backends keep microseconds: cut the rest off, so the stored
-        // mark is never later than the transaction it came from.
-        let mark = mark.trunc_subsecs(6).naive_utc();
-        let now = now.naive_utc();
-        self.ledger(move |conn| {
-            write_tx(conn, |c| {
-                lock_key(c, POLL_MARK_LOCK)?;
-                let stored: Option<NaiveDateTime> = poll_marks::table
-                    .find(TRANSFER_POLL)
-                    .select(poll_marks::mark)
-                    .first(c)
-                    .optional()?;
-                match stored {
-                    None => {
-                        diesel::insert_into(poll_marks::table)
-                            .values((
-                                poll_marks::name.eq(TRANSFER_POLL),
-                                poll_marks::mark.eq(mark),
-                                poll_marks::updated_at.eq(now),
-                            ))
-                            .execute(c)?;
-                    }
-                    Some(stored) if stored < mark => {
-                        diesel::update(poll_marks::table.find(TRANSFER_POLL))
-                            .set((poll_marks::mark.eq(mark), poll_marks::updated_at.eq(now)))
-                            .execute(c)?;
-                    }
-                    Some(_) => {}
-                }
-                Ok(())
-            })
-        })
-        .await
-    }
-
     async fn claim(
         &self,
         owner: &str,
         limit: u32,
         now: DateTime<Utc>,
         lease: Duration,
-    ) -> Result<Vec<Payout>, LedgerError> {
+    ) -> Result<Vec<Claimed>, LedgerError> {
         let owner = owner.to_owned();
         self.ledger(move |conn| {
             write_tx(conn, |c| {
@@ -530,43 +594,91 @@ impl PayoutLedger for Store {
                 if ids.is_empty() {
                     return Ok(vec![]);
                 }
+                let until = db_lease_end(c, lease);
                 diesel::update(payouts::table.filter(payouts::transaction_id.eq_any(&ids)))
                     .set((
                         payouts::claimed_by.eq(&owner),
-                        payouts::lease_until.eq((now + lease).naive_utc()),
+                        payouts::lease_until.eq(lease_sql(&until)),
+                        payouts::claim_token.eq(payouts::claim_token + 1),
                     ))
                     .execute(c)?;
-                load(c, &ids)
+                let tokens: HashMap<String, i64> = payouts::table
+                    .filter(payouts::transaction_id.eq_any(&ids))
+                    .select((payouts::transaction_id, payouts::claim_token))
+                    .load::<(String, i64)>(c)?
+                    .into_iter()
+                    .collect();
+                load(c, &ids)?
+                    .into_iter()
+                    .map(|payout| {
+                        let token = *tokens
+                            .get(payout.transaction_id.as_str())
+                            .ok_or(Failure::NotFound)?;
+                        Ok(Claimed {
+                            payout,
+                            claim: Claim {
+                                owner: owner.clone(),
+                                token,
+                            },
+                        })
+                    })
+                    .collect()
             })
+        })
+        .await
+    }
+
+    async fn renew(
+        &self,
+        id: &TransactionId,
+        claim: &Claim,
+        lease: Duration,
+    ) -> Result<(), LedgerError> {
+        let id = id.as_str().to_owned();
+        let claim = claim.clone();
+        self.ledger(move |conn| {
+            let until = db_lease_end(conn, lease);
+            let n = diesel::update(
+                payouts::table
+                    .find(&id)
+                    .filter(payouts::claimed_by.eq(&claim.owner))
+                    .filter(payouts::claim_token.eq(claim.token)),
+            )
+            .set(payouts::lease_until.eq(lease_sql(&until)))
+            .execute(conn)?;
+            if n == 0 {
+                return Err(Failure::LostClaim);
+            }
+            Ok(())
         })
         .await
     }
 
     async fn save(
         &self,
-        owner: &str,
+        claim: &Claim,
         expected: PayoutState,
         payout: &Payout,
-        now: DateTime<Utc>,
         lease: Option<Duration>,
     ) -> Result<(), LedgerError> {
-        let owner = owner.to_owned();
+        let claim = claim.clone();
         let row = PayoutRow::from_payout(payout);
-        let (claimed_by, lease_until) = match lease {
-            Some(lease) => (Some(owner.clone()), Some((now + lease).naive_utc())),
-            None => (None, None),
-        };
         self.ledger(move |conn| {
+            let (claimed_by, until) = match lease {
+                Some(lease) => (Some(claim.owner.clone()), db_lease_end(conn, lease)),
+                None => (None, "NULL".to_owned()),
+            };
             let n = diesel::update(
                 payouts::table
                     .find(&row.transaction_id)
                     .filter(payouts::state.eq(expected.as_str()))
-                    .filter(payouts::claimed_by.eq(&owner)),
+                    .filter(payouts::claimed_by.eq(&claim.owner))
+                    .filter(payouts::claim_token.eq(claim.token)),
             )
             .set((
                 &row,
                 payouts::claimed_by.eq(claimed_by),
-                payouts::lease_until.eq(lease_until),
+                payouts::lease_until.eq(lease_sql(&until)),
             ))
             .execute(conn)
             .map_err(Failure::from)?;
@@ -578,17 +690,23 @@ impl PayoutLedger for Store {
         .await
     }
 
-    async fn release(&self, owner: &str) -> Result<u64, LedgerError> {
-        let owner = owner.to_owned();
+    async fn release(&self, id: &TransactionId, claim: &Claim) -> Result<bool, LedgerError> {
+        let id = id.as_str().to_owned();
+        let claim = claim.clone();
         self.ledger(move |conn| {
-            let n = diesel::update(payouts::table.filter(payouts::claimed_by.eq(&owner)))
-                .set((
-                    payouts::claimed_by.eq(None::<String>),
-                    payouts::lease_until.eq(None::<NaiveDateTime>),
-                ))
-                .execute(conn)
-                .map_err(Failure::from)?;
-            Ok(n as u64)
+            let n = diesel::update(
+                payouts::table
+                    .find(&id)
+                    .filter(payouts::claimed_by.eq(&claim.owner))
+                    .filter(payouts::claim_token.eq(claim.token)),
+            )
+            .set((
+                payouts::claimed_by.eq(None::<String>),
+                payouts::lease_until.eq(None::<NaiveDateTime>),
+            ))
+            .execute(conn)
+            .map_err(Failure::from)?;
+            Ok(n == 1)
         })
         .await
     }
@@ -639,12 +757,7 @@ impl PayoutLedger for Store {
         .await
     }
 
-    async fn reopen(
-        &self,
-        from: &[PayoutState],
-        payout: &Payout,
-        now: DateTime<Utc>,
-    ) -> Result<(), LedgerError> {
+    async fn reopen(&self, from: &[PayoutState], payout: &Payout) -> Result<(), LedgerError> {
         let from: Vec<&'static str> = from.iter().map(|s| s.as_str()).collect();
         let row = PayoutRow::from_payout(payout);
         self.ledger(move |conn| {
@@ -653,19 +766,18 @@ impl PayoutLedger for Store {
                 if !from.contains(&current.as_str()) {
                     return Err(Failure::WrongState(current));
                 }
-                let n = diesel::update(
-                    payouts::table.find(&row.transaction_id).filter(
-                        payouts::claimed_by
-                            .is_null()
-                            .or(payouts::lease_until.lt(now.naive_utc())),
-                    ),
-                )
-                .set((
-                    &row,
-                    payouts::claimed_by.eq(None::<String>),
-                    payouts::lease_until.eq(None::<NaiveDateTime>),
-                ))
-                .execute(c)?;
+                let lapsed = diesel::dsl::sql::<diesel::sql_types::Bool>(&format!(
+                    "(claimed_by IS NULL OR lease_until < {})",
+                    db_now(c)
+                ));
+                let n = diesel::update(payouts::table.find(&row.transaction_id).filter(lapsed))
+                    .set((
+                        &row,
+                        payouts::claimed_by.eq(None::<String>),
+                        payouts::lease_until.eq(None::<NaiveDateTime>),
+                        payouts::claim_token.eq(payouts::claim_token + 1),
+                    ))
+                    .execute(c)?;
                 if n == 0 {
                     return Err(Failure::LostClaim);
                 }
@@ -674,17 +786,10 @@ impl PayoutLedger for Store {
         })
         .await
     }
+}
 
-    async fn wake_receiver(
-        &self,
-        customer_id: &str,
-        now: DateTime<Utc>,
-    ) -> Result<u64, LedgerError> {
-        let customer_id = customer_id.to_owned();
-        self.ledger(move |conn| wake_in(conn, &customer_id, now))
-            .await
-    }
-
+#[async_trait]
+impl EventStore for Store {
     async fn accept_event(&self, event: &InboxEvent) -> Result<bool, LedgerError> {
         let row = EventRow {
             id: event.id.clone(),
@@ -722,6 +827,61 @@ impl PayoutLedger for Store {
                 .get_result(conn)
                 .map_err(Failure::from)?;
             Ok(n as u64)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl PollMarks for Store {
+    async fn poll_mark(&self) -> Result<Option<DateTime<Utc>>, LedgerError> {
+        self.ledger(|conn| {
+            let mark: Option<NaiveDateTime> = poll_marks::table
+                .find(TRANSFER_POLL)
+                .select(poll_marks::mark)
+                .first(conn)
+                .optional()?;
+            Ok(mark.map(|m| m.and_utc()))
+        })
+        .await
+    }
+
+    async fn advance_poll_mark(
+        &self,
+        mark: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        // Both backends keep microseconds: cut the rest off, so the stored
+        // mark is never later than the transaction it came from.
+        let mark = mark.trunc_subsecs(6).naive_utc();
+        let now = now.naive_utc();
+        self.ledger(move |conn| {
+            write_tx(conn, |c| {
+                lock_key(c, POLL_MARK_LOCK)?;
+                let stored: Option<NaiveDateTime> = poll_marks::table
+                    .find(TRANSFER_POLL)
+                    .select(poll_marks::mark)
+                    .first(c)
+                    .optional()?;
+                match stored {
+                    None => {
+                        diesel::insert_into(poll_marks::table)
+                            .values((
+                                poll_marks::name.eq(TRANSFER_POLL),
+                                poll_marks::mark.eq(mark),
+                                poll_marks::updated_at.eq(now),
+                            ))
+                            .execute(c)?;
+                    }
+                    Some(stored) if stored < mark => {
+                        diesel::update(poll_marks::table.find(TRANSFER_POLL))
+                            .set((poll_marks::mark.eq(mark), poll_marks::updated_at.eq(now)))
+                            .execute(c)?;
+                    }
+                    Some(_) => {}
+                }
+                Ok(())
+            })
         })
         .await
     }

@@ -113,6 +113,10 @@ diesel::table! {
         due_at -> Timestamp,
         claimed_by -> Nullable<Text>,
         lease_until -> Nullable<Timestamp>,
+        claim_token -> BigInt,
+        sender_id -> Nullable<Text>,
+        payout_order -> Nullable<Text>,
+        submitted_at -> Nullable<Timestamp>,
     }
 }
 

@@ -83,9 +83,10 @@ pub struct CustomerView {
     pub assessment: Assessment,
 }
 
-/// A receiver's KYC for a payout. `Debug` shows field names, never values.
+/// A party's KYC for a payout, assessed against the type the AP checks the
+/// party as. `Debug` shows field names, never values.
 #[derive(Clone)]
-pub struct ReceiverKyc {
+pub struct PartyKyc {
     pub status: CustomerStatus,
     pub message: Option<String>,
     pub customer_type: String,
@@ -93,9 +94,9 @@ pub struct ReceiverKyc {
     pub fields: Vec<(String, String)>,
 }
 
-impl std::fmt::Debug for ReceiverKyc {
+impl std::fmt::Debug for PartyKyc {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReceiverKyc")
+        f.debug_struct("PartyKyc")
             .field("status", &self.status)
             .field("customer_type", &self.customer_type)
             .field(
@@ -261,19 +262,23 @@ impl KycService {
         Ok(self.view(None, Some(&customer)))
     }
 
-    /// A receiver's KYC as the payment engine needs it: the status for the
-    /// customer's own type, that type, and the text values to pay them with.
-    /// `None` when there is no such customer.
-    pub async fn receiver(&self, id: &CustomerId) -> Result<Option<ReceiverKyc>, KycError> {
+    /// A party's KYC as the payment engine needs it: the status assessed
+    /// for `customer_type` (the type the AP checks this party as, never the
+    /// type a PUT happened to store), and the text values to pay them with.
+    /// `None` when there is no such customer; `BadRequest` for a type that
+    /// is not configured.
+    pub async fn party(
+        &self,
+        id: &CustomerId,
+        customer_type: &str,
+    ) -> Result<Option<PartyKyc>, KycError> {
+        let spec = self.types.get(customer_type).ok_or_else(|| {
+            KycError::BadRequest(format!("customer type {customer_type:?} is not configured"))
+        })?;
         let Some(customer) = self.store.get(id).await? else {
             return Ok(None);
         };
-        let view = self.view(None, Some(&customer));
-        let customer_type = customer
-            .customer_type
-            .clone()
-            .filter(|t| self.types.contains(t))
-            .unwrap_or_else(|| self.types.default_type().name().to_owned());
+        let assessment = assess(spec, Some(&customer), self.mode);
         let fields = customer
             .fields
             .iter()
@@ -282,10 +287,10 @@ impl KycService {
                 ProvidedValue::File { .. } => None,
             })
             .collect();
-        Ok(Some(ReceiverKyc {
-            status: view.assessment.status,
-            message: view.assessment.message,
-            customer_type,
+        Ok(Some(PartyKyc {
+            status: assessment.status,
+            message: assessment.message,
+            customer_type: spec.name().to_owned(),
             fields,
         }))
     }

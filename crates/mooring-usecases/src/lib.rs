@@ -12,9 +12,11 @@ pub mod payout;
 pub mod quotes;
 
 pub use deposit::{DepositError, DepositService, NoCustodian};
-pub use kyc::{CustomerLookup, CustomerUpdate, CustomerView, KycError, KycService, ReceiverKyc};
+pub use kyc::{CustomerLookup, CustomerUpdate, CustomerView, KycError, KycService, PartyKyc};
 pub use ops::{Gauges, Operations, OpsError, Readiness};
-pub use payout::{EngineConfig, EngineError, EngineParts, EventInbox, PayoutEngine};
+pub use payout::{
+    EngineConfig, EngineError, EngineParts, EventInbox, PayoutEngine, RetryMode, Work,
+};
 pub use quotes::{
     FeeAmount, FeeRequest, FeeService, QuoteError, QuoteService, QuoteServiceParts, RateRequest,
     RateView,

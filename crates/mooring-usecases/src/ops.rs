@@ -10,7 +10,7 @@ use mooring_domain::payout::PayoutState;
 use mooring_ports::{Clock, LedgerError, PayoutLedger, ReadinessCheck};
 use rust_decimal::Decimal;
 
-use crate::{PayoutEngine, QuoteError, QuoteService};
+use crate::{EventInbox, PayoutEngine, QuoteError, QuoteService};
 
 /// The outcome of every readiness check, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +53,7 @@ pub enum OpsError {
 pub struct Operations {
     checks: Vec<Arc<dyn ReadinessCheck>>,
     ledger: Arc<dyn PayoutLedger>,
+    inbox: EventInbox,
     quotes: QuoteService,
     engine: Option<PayoutEngine>,
     clock: Arc<dyn Clock>,
@@ -62,6 +63,7 @@ impl Operations {
     pub fn new(
         checks: Vec<Arc<dyn ReadinessCheck>>,
         ledger: Arc<dyn PayoutLedger>,
+        inbox: EventInbox,
         quotes: QuoteService,
         engine: Option<PayoutEngine>,
         clock: Arc<dyn Clock>,
@@ -69,6 +71,7 @@ impl Operations {
         Self {
             checks,
             ledger,
+            inbox,
             quotes,
             engine,
             clock,
@@ -102,7 +105,7 @@ impl Operations {
             .collect();
         Ok(Gauges {
             payouts,
-            inbox_depth: self.ledger.inbox_depth().await?,
+            inbox_depth: self.inbox.depth().await?,
             reservations: self.quotes.reserved_by_asset().await?,
             poll_lag: self
                 .engine

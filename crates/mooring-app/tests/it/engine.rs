@@ -15,13 +15,16 @@ use mooring_apsim::{EventSink, Faults, Running, SimAuth, Simulator, spawn};
 use mooring_domain::payout::PayoutState;
 use mooring_domain::transaction::TransactionId;
 use mooring_testsupport::{TestDb, on_both_backends};
-use mooring_usecases::PayoutEngine;
+use mooring_usecases::{PayoutEngine, RetryMode};
 use serde_json::{Value, json};
 
 use crate::helpers::{ACCOUNT, TestApp, base_env, spawn_app_with};
 
 pub const USDC: &str = "stellar:USDC:GBBD47IF6LWK7P7MDEVSCWR7DPUWV3NY3DTQEVFL4NAT4AQH3ZLLFLA5";
 pub const DISTRIBUTION: &str = "GBBD47IF6LWK7P7MDEVSCWR7DPUWV3NY3DTQEVFL4NAT4AQH3ZLLFLA5";
+
+/// The engine's lease in these tests.
+pub const LEASE_MS: &str = "5000";
 
 /// The engine's settings for tests: fast loops, short leases, the
 /// simulator's provider as the rail.
@@ -31,11 +34,13 @@ pub fn engine_env(sim: &Running, api: &str) -> Vec<(String, String)> {
         ("MOORING__PLATFORM__API", api),
         ("MOORING__PLATFORM__POLL_INTERVAL_MS", "100"),
         ("MOORING__PLATFORM__RECONCILE_INTERVAL_MS", "1000"),
-        ("MOORING__PLATFORM__TIMEOUT_MS", "1000"),
-        ("MOORING__PLATFORM__MAX_ATTEMPTS", "3"),
+        ("MOORING__PLATFORM__TIMEOUT_MS", "500"),
+        ("MOORING__PLATFORM__MAX_ATTEMPTS", "2"),
         ("MOORING__PAYOUT__RAIL", "http"),
         ("MOORING__PAYOUT__HTTP__TIMEOUT_MS", "1000"),
-        ("MOORING__PAYOUT__LEASE_MS", "2000"),
+        // The longest step with all its retries fits: 3 AP calls of 2 × 500 ms
+        // plus backoff.
+        ("MOORING__PAYOUT__LEASE_MS", LEASE_MS),
         ("MOORING__PAYOUT__KYC_RECHECK_MS", "200"),
         ("MOORING__PAYOUT__FOLLOW_MS", "100"),
         ("MOORING__PAYOUT__RETRY_BASE_MS", "50"),
@@ -58,8 +63,31 @@ pub async fn start(db: TestDb, sim: &Running, api: &str, extra: &[(&str, &str)])
     spawn_app_with(db, &all).await
 }
 
+/// A payment's two customers.
+pub struct Parties {
+    pub sender: String,
+    pub receiver: String,
+}
+
+/// A complete sender (memo `9<memo>`) and a receiver customer (memo
+/// `memo`), the receiver complete or missing their bank details.
+pub async fn receiver(app: &TestApp, memo: &str, complete: bool) -> Parties {
+    let (status, answer) = app
+        .put_customer(&json!({
+            "account": ACCOUNT, "memo": format!("9{memo}"), "memo_type": "id", "type": "sep31-sender",
+            "first_name": "Ana", "last_name": "Costa", "email_address": "ana@example.com",
+        }))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let sender = answer["id"].as_str().expect("id").to_owned();
+    Parties {
+        sender,
+        receiver: receiver_only(app, memo, complete).await,
+    }
+}
+
 /// A receiver customer; complete or missing their bank details.
-pub async fn receiver(app: &TestApp, memo: &str, complete: bool) -> String {
+pub async fn receiver_only(app: &TestApp, memo: &str, complete: bool) -> String {
     let mut body = json!({
         "account": ACCOUNT, "memo": memo, "memo_type": "id", "type": "sep31-receiver",
         "first_name": "Maria", "last_name": "Silva", "email_address": "maria@example.com",
@@ -75,13 +103,13 @@ pub async fn receiver(app: &TestApp, memo: &str, complete: bool) -> String {
 }
 
 /// A SEP-31 transaction of 100 USDC (1 fee) paying 99 USDC, no quote.
-pub fn transaction(receiver: &str) -> Value {
+pub fn transaction(parties: &Parties) -> Value {
     json!({
         "amount_expected": {"amount": "100", "asset": USDC},
         "amount_in": {"amount": "100", "asset": USDC},
         "amount_out": {"amount": "99", "asset": USDC},
         "amount_fee": {"amount": "1", "asset": USDC},
-        "customers": {"sender": {"id": "sender-1"}, "receiver": {"id": receiver}},
+        "customers": {"sender": {"id": parties.sender}, "receiver": {"id": parties.receiver}},
     })
 }
 
@@ -174,7 +202,7 @@ async fn received_payments_are_paid_once_and_completed_through_a_flaky_ap(db: Te
         );
         // The SEP-9 fields of the receiver went to the provider, by name.
         assert_eq!(payout.receiver["bank_account_number"], json!("0001234567"));
-        assert_eq!(payout.receiver["id"], json!(receiver));
+        assert_eq!(payout.receiver["id"], json!(receiver.receiver));
     }
     // Lost answers were asked again with the same key, not paid again.
     assert!(sim.sim.payouts().iter().any(|p| p.submissions > 1));
@@ -253,7 +281,7 @@ async fn a_receiver_missing_kyc_is_asked_for_it_and_paid_after_the_put(db: TestD
         // The PUT completes the fields; it names no transaction.
         let (status, answer) = app
             .put_customer(&json!({
-                "id": receiver, "type": "sep31-receiver",
+                "id": receiver.receiver, "type": "sep31-receiver",
                 "bank_account_number": "0001234567", "bank_account_type": "savings", "bank_number": "341"
             }))
             .await;
@@ -380,6 +408,13 @@ async fn a_crash_between_the_rail_and_the_ap_update_never_pays_twice(db: TestDb)
         (PayoutState::Submitted, None)
     );
     assert_eq!(sim.sim.payouts().len(), 1, "the provider made it");
+    // A takes it up again after the backoff and dies mid-step, holding the
+    // claim: only the lease's lapse frees it.
+    let lost_id = TransactionId::parse(&lost).expect("id");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let held = a.claim(10).await.expect("claim");
+    assert!(held.iter().any(|w| *w.transaction_id() == lost_id));
+    drop(held);
     drop(a);
 
     // 2. The rail paid and the replica recorded it, but the AP was down
@@ -396,7 +431,7 @@ async fn a_crash_between_the_rail_and_the_ap_update_never_pays_twice(db: TestDb)
     let claimed = b.claim(10).await.expect("claim");
     let p = claimed
         .into_iter()
-        .find(|p| p.transaction_id == told_id)
+        .find(|p| *p.transaction_id() == told_id)
         .expect("claimed");
     let p = b.run(p).await.expect("run");
     assert_eq!(
@@ -415,7 +450,7 @@ async fn a_crash_between_the_rail_and_the_ap_update_never_pays_twice(db: TestDb)
         .await
         .expect("claim")
         .into_iter()
-        .find(|p| p.transaction_id == told_id)
+        .find(|p| *p.transaction_id() == told_id)
         .expect("due again");
     let p = b.run(p).await.expect("run");
     assert_eq!(
@@ -424,12 +459,23 @@ async fn a_crash_between_the_rail_and_the_ap_update_never_pays_twice(db: TestDb)
         "paid; the AP update failed"
     );
     assert!(p.last_error.is_some());
+    // B too dies mid-step, holding its claim.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let held = b.claim(10).await.expect("claim");
+    assert!(held.iter().any(|w| *w.transaction_id() == told_id));
+    drop(held);
     drop(b);
 
-    // A new replica takes both over once the dead one's claims lapse.
+    // A new replica takes both over once the dead ones' claims lapse, and
+    // not before.
     sim.sim.set_faults(Faults::default());
-    tokio::time::sleep(Duration::from_millis(2100)).await;
     let c = engine(&app.db, &sim, &fast).await;
+    assert!(
+        c.claim(10).await.expect("claim").is_empty(),
+        "the dead replicas' leases still hold"
+    );
+    let lease: u64 = LEASE_MS.parse().expect("ms");
+    tokio::time::sleep(Duration::from_millis(lease + 200)).await;
     work(&c, 10).await;
     let ids = [lost.clone(), told.clone()];
     wait_for(&sim.sim, &ids, "completed", Duration::from_secs(10)).await;
@@ -498,7 +544,10 @@ async fn the_back_office_retries_a_failure_and_records_a_refund(db: TestDb) {
     assert_eq!(t["refunds"]["payments"][0]["id"], json!("c0ffee"));
     assert_eq!(t["refunds"]["payments"][0]["amount"]["amount"], json!("90"));
     assert!(sim.sim.payouts().is_empty());
-    assert!(e.retry(&id).await.is_err(), "a refunded payout is final");
+    assert!(
+        e.retry(&id, RetryMode::SameKey).await.is_err(),
+        "a refunded payout is final"
+    );
 }
 
 on_both_backends!(

@@ -5,7 +5,7 @@
 use jsonwebtoken::Algorithm;
 use mooring_domain::payout::PayoutState;
 use mooring_domain::transaction::TransactionId;
-use mooring_ports::PayoutLedger;
+use mooring_ports::{EventStore, PayoutLedger};
 use mooring_store::{DatabaseUrl, Store, StoreConfig};
 use mooring_testsupport::{TestDb, on_both_backends};
 use serde_json::{Value, json};

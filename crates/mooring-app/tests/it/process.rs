@@ -12,7 +12,7 @@ use mooring_apsim::{SimAuth, Simulator, spawn};
 use mooring_testsupport::TestDb;
 use serde_json::{Value, json};
 
-use crate::engine::{engine_env, transaction, wait_for};
+use crate::engine::{Parties, engine_env, transaction, wait_for};
 use crate::helpers::{ACCOUNT, base_env, free_port};
 
 /// The fields of every span enclosing a JSON log line, merged.
@@ -82,7 +82,23 @@ async fn json_logs_carry_the_ids_and_sigterm_stops_gracefully() {
     assert_eq!(put.headers()["x-request-id"], "req-from-the-ap-1");
     let answer: Value = put.json().await.expect("json");
     let receiver = answer["id"].as_str().expect("id").to_owned();
-    let id = sim.sim.create(transaction(&receiver));
+    let sender: Value = client
+        .put(format!("{base}/customer"))
+        .json(&json!({
+            "account": ACCOUNT, "memo": "4", "memo_type": "id", "type": "sep31-sender",
+            "first_name": "Ana", "last_name": "Costa", "email_address": "ana@example.com",
+        }))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    let parties = Parties {
+        sender: sender["id"].as_str().expect("id").to_owned(),
+        receiver,
+    };
+    let id = sim.sim.create(transaction(&parties));
     assert!(sim.sim.receive(&id, None));
     wait_for(
         &sim.sim,

@@ -1,13 +1,14 @@
-//! The payout ledger and the event inbox on both backends: sightings only
-//! move forward, claims are exclusive and lapse, saves are compare-and-set,
-//! events are kept once and applied in order.
+//! The payout ledger and the event inbox on both backends: sightings never
+//! end an entry, claims are exclusive, fenced and lapse by the database's
+//! clock, saves are compare-and-set, frozen orders round-trip, events are
+//! kept once and applied in order.
 
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Duration, Utc};
-use mooring_domain::payout::{PayoutState, Sighting};
+use mooring_domain::payout::{PayoutOrder, PayoutState, Sighting};
 use mooring_domain::transaction::TransactionId;
-use mooring_ports::{InboxEvent, LedgerError, PayoutLedger};
+use mooring_ports::{EventStore, InboxEvent, LedgerError, PayoutLedger, PollMarks};
 use mooring_testsupport::{TestDb, on_both_backends};
 
 use crate::migrated_store;
@@ -53,17 +54,31 @@ async fn sightings_create_entries_and_only_move_them_forward(db: TestDb) {
             .expect("knows"),
         vec![true, false]
     );
+    // A first sighting of a finished transaction is read again (New), and
+    // a finished sighting of an active entry only makes it due.
     assert_eq!(
         store
             .sight(&id("old"), Sighting::Finished, now)
             .await
             .expect("sight"),
-        PayoutState::Closed
+        PayoutState::New
+    );
+    assert_eq!(
+        store
+            .sight(&t, Sighting::Finished, now + Duration::seconds(9))
+            .await
+            .expect("sight"),
+        PayoutState::Received
     );
     let p = store.get(&t).await.expect("get").expect("entry");
     assert_eq!(
         (p.state, p.attempt, p.failures),
         (PayoutState::Received, 1, 0)
+    );
+    assert_eq!(
+        p.due_at.timestamp(),
+        (now + Duration::seconds(9)).timestamp(),
+        "woken"
     );
 }
 
@@ -90,7 +105,7 @@ async fn concurrent_sightings_of_one_transaction_make_one_entry(db: TestDb) {
     assert_eq!(all[0].state, PayoutState::Received);
 }
 
-async fn claims_are_exclusive_lapse_and_saves_are_compare_and_set(db: TestDb) {
+async fn claims_are_exclusive_fenced_and_saves_are_compare_and_set(db: TestDb) {
     let store = migrated_store(&db).await;
     let now = Utc::now();
     for i in 0..30 {
@@ -111,77 +126,207 @@ async fn claims_are_exclusive_lapse_and_saves_are_compare_and_set(db: TestDb) {
                 if got.is_empty() {
                     return mine;
                 }
-                mine.extend(got.into_iter().map(|p| p.transaction_id));
+                mine.extend(got.into_iter().map(|c| c.payout.transaction_id));
             }
         }));
     }
     let mut seen = BTreeSet::new();
-    let mut owners = std::collections::HashMap::new();
     let mut total = 0;
-    for (t, owner) in tasks.into_iter().zip(["a", "b", "c"]) {
+    for t in tasks {
         let mine = t.await.expect("task");
         total += mine.len();
-        for id in mine {
-            owners.insert(id.clone(), owner);
-            seen.insert(id);
-        }
+        seen.extend(mine);
     }
     assert_eq!(
         (total, seen.len()),
         (30, 30),
         "every entry claimed exactly once"
     );
+    // Whatever the caller's clock says, the database's decides: a replica
+    // an hour ahead cannot take a claim whose lease holds.
     assert!(
         store
-            .claim("d", 10, now, lease)
-            .await
-            .expect("claim")
-            .is_empty()
-    );
-
-    // A lapsed claim is taken over; the old owner's save then fails.
-    let later = now + Duration::seconds(31);
-    let taken = store.claim("d", 1, later, lease).await.expect("claim");
-    assert_eq!(taken.len(), 1);
-    let mut p = taken[0].clone();
-    let old_owner = owners[&p.transaction_id];
-    p.advance(PayoutState::Ready, later);
-    let lost = store
-        .save(old_owner, PayoutState::Received, &p, later, Some(lease))
-        .await;
-    assert!(matches!(lost, Err(LedgerError::LostClaim)), "{lost:?}");
-    // The new owner's save works once; a second with the old state fails.
-    store
-        .save("d", PayoutState::Received, &p, later, Some(lease))
-        .await
-        .expect("saved");
-    assert!(matches!(
-        store
-            .save("d", PayoutState::Received, &p, later, Some(lease))
-            .await,
-        Err(LedgerError::LostClaim)
-    ));
-    assert_eq!(
-        store
-            .get(&p.transaction_id)
-            .await
-            .expect("get")
-            .expect("p")
-            .state,
-        PayoutState::Ready
-    );
-    // Released claims are free at once.
-    assert!(store.release("d").await.expect("release") >= 1);
-    assert!(
-        !store
-            .claim("e", 1, later, lease)
+            .claim("d", 10, now + Duration::hours(1), lease)
             .await
             .expect("claim")
             .is_empty()
     );
 }
 
-async fn reopen_refuses_other_states_and_live_claims(db: TestDb) {
+async fn a_lapsed_claim_is_taken_over_and_the_old_token_can_never_write(db: TestDb) {
+    let store = migrated_store(&db).await;
+    let now = Utc::now();
+    store
+        .sight(&id("f1"), Sighting::Funded, now)
+        .await
+        .expect("sight");
+    let short = Duration::milliseconds(300);
+    let old = store
+        .claim("a", 1, now, short)
+        .await
+        .expect("claim")
+        .remove(0);
+    assert!(
+        store
+            .claim("b", 1, now, short)
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+    // The lease lapses by the database's clock.
+    tokio::time::sleep(std::time::Duration::from_millis(450)).await;
+    let new = store
+        .claim("b", 1, now, Duration::seconds(30))
+        .await
+        .expect("claim")
+        .remove(0);
+    assert!(new.claim.token > old.claim.token, "the token only grows");
+
+    let mut p = new.payout.clone();
+    p.advance(PayoutState::AwaitingKyc, now);
+    // The old owner can neither renew nor save, even as "b" with its token.
+    let t = id("f1");
+    assert!(matches!(
+        store.renew(&t, &old.claim, Duration::seconds(30)).await,
+        Err(LedgerError::LostClaim)
+    ));
+    assert!(matches!(
+        store
+            .save(
+                &old.claim,
+                PayoutState::Received,
+                &p,
+                Some(Duration::seconds(30))
+            )
+            .await,
+        Err(LedgerError::LostClaim)
+    ));
+    let mut forged = old.claim.clone();
+    forged.owner = "b".into();
+    assert!(matches!(
+        store.save(&forged, PayoutState::Received, &p, None).await,
+        Err(LedgerError::LostClaim)
+    ));
+    assert!(!store.release(&t, &old.claim).await.expect("release"));
+    // The new owner renews, saves once; a second save with the old state fails.
+    store
+        .renew(&t, &new.claim, Duration::seconds(30))
+        .await
+        .expect("renew");
+    store
+        .save(
+            &new.claim,
+            PayoutState::Received,
+            &p,
+            Some(Duration::seconds(30)),
+        )
+        .await
+        .expect("saved");
+    assert!(matches!(
+        store
+            .save(&new.claim, PayoutState::Received, &p, None)
+            .await,
+        Err(LedgerError::LostClaim)
+    ));
+    assert_eq!(
+        store.get(&t).await.expect("get").expect("p").state,
+        PayoutState::AwaitingKyc
+    );
+    // A renewed lease holds past the first one's end.
+    let later = now + Duration::hours(2);
+    store
+        .sight(&id("f2"), Sighting::Funded, now)
+        .await
+        .expect("sight");
+    let f2 = store.claim("c", 5, later, short).await.expect("claim");
+    let f2 = f2
+        .into_iter()
+        .find(|c| c.payout.transaction_id == id("f2"))
+        .expect("f2");
+    store
+        .renew(&id("f2"), &f2.claim, Duration::seconds(30))
+        .await
+        .expect("renew");
+    tokio::time::sleep(std::time::Duration::from_millis(450)).await;
+    assert!(
+        store
+            .claim("d", 5, later, short)
+            .await
+            .expect("claim")
+            .iter()
+            .all(|c| c.payout.transaction_id != id("f2")),
+        "renewed: still c's"
+    );
+    // Released claims are free at once.
+    assert!(store.release(&id("f2"), &f2.claim).await.expect("release"));
+    assert!(
+        store
+            .claim("e", 5, later, short)
+            .await
+            .expect("claim")
+            .iter()
+            .any(|c| c.payout.transaction_id == id("f2"))
+    );
+}
+
+async fn a_frozen_order_is_kept_as_sent_and_dropped_when_final(db: TestDb) {
+    let store = migrated_store(&db).await;
+    let now = Utc::now();
+    let t = id("o1");
+    store.sight(&t, Sighting::Funded, now).await.expect("sight");
+    let c = store
+        .claim("a", 1, now, Duration::seconds(30))
+        .await
+        .expect("claim")
+        .remove(0);
+    let mut p = c.payout.clone();
+    let order = PayoutOrder {
+        idempotency_key: "o1".into(),
+        transaction_id: "o1".into(),
+        amount: "550.10".parse().expect("decimal"),
+        asset: "iso4217:BRL".into(),
+        delivery_method: Some("PIX".into()),
+        receiver_id: "r1".into(),
+        receiver_fields: vec![
+            ("last_name".into(), "Silva \"Jr\" ção".into()),
+            ("bank_account_number".into(), "0001234567".into()),
+        ],
+    };
+    p.sender_id = Some("s1".into());
+    p.submit(order.clone(), now).expect("submit");
+    store
+        .save(
+            &c.claim,
+            PayoutState::Received,
+            &p,
+            Some(Duration::seconds(30)),
+        )
+        .await
+        .expect("save");
+    let read = store.get(&t).await.expect("get").expect("p");
+    assert_eq!(
+        read.order.as_ref(),
+        Some(&order),
+        "field order and text as sent"
+    );
+    assert_eq!(read.sender_id.as_deref(), Some("s1"));
+    assert_eq!(
+        read.submitted_at.map(|t| t.timestamp_micros()),
+        Some(now.timestamp_micros())
+    );
+    let mut done = read.clone();
+    done.payout_id = Some("P1".into());
+    done.advance(PayoutState::Completed, now);
+    store
+        .save(&c.claim, PayoutState::Submitted, &done, None)
+        .await
+        .expect("save");
+    let read = store.get(&t).await.expect("get").expect("p");
+    assert_eq!(read.order, None);
+    assert_eq!(read.payout_id.as_deref(), Some("P1"));
+}
+
+async fn reopen_refuses_other_states_and_live_claims_and_fences_them(db: TestDb) {
     let store = migrated_store(&db).await;
     let now = Utc::now();
     let t = id("r1");
@@ -189,24 +334,71 @@ async fn reopen_refuses_other_states_and_live_claims(db: TestDb) {
     let mut p = store.get(&t).await.expect("get").expect("p");
     p.advance(PayoutState::Recovering, now);
     assert!(matches!(
-        store.reopen(&[PayoutState::Failed], &p, now).await,
+        store.reopen(&[PayoutState::Failed], &p).await,
         Err(LedgerError::WrongState(PayoutState::Received))
     ));
-    store
-        .claim("a", 1, now, Duration::seconds(30))
+    let c = store
+        .claim("a", 1, now, Duration::milliseconds(300))
         .await
-        .expect("claim");
+        .expect("claim")
+        .remove(0);
     assert!(matches!(
-        store.reopen(&[PayoutState::Received], &p, now).await,
+        store.reopen(&[PayoutState::Received], &p).await,
         Err(LedgerError::LostClaim)
     ));
+    tokio::time::sleep(std::time::Duration::from_millis(450)).await;
     store
-        .reopen(&[PayoutState::Received], &p, now + Duration::seconds(31))
+        .reopen(&[PayoutState::Received], &p)
         .await
         .expect("lapsed claim");
     assert_eq!(
         store.get(&t).await.expect("get").expect("p").state,
         PayoutState::Recovering
+    );
+    // The lapsed owner's token no longer writes.
+    assert!(matches!(
+        store.renew(&t, &c.claim, Duration::seconds(30)).await,
+        Err(LedgerError::LostClaim)
+    ));
+}
+
+async fn a_closed_entry_reopens_on_a_funded_sighting(db: TestDb) {
+    let store = migrated_store(&db).await;
+    let now = Utc::now();
+    let t = id("z1");
+    store
+        .sight(&t, Sighting::Finished, now)
+        .await
+        .expect("sight");
+    let c = store
+        .claim("a", 1, now, Duration::seconds(30))
+        .await
+        .expect("claim")
+        .remove(0);
+    let mut p = c.payout.clone();
+    p.advance(PayoutState::Closed, now);
+    store
+        .save(&c.claim, PayoutState::New, &p, None)
+        .await
+        .expect("save");
+    assert_eq!(
+        store
+            .knows_funds(std::slice::from_ref(&t))
+            .await
+            .expect("knows"),
+        vec![false],
+        "a poll sights a closed entry again"
+    );
+    assert_eq!(
+        store
+            .sight(&t, Sighting::Finished, now)
+            .await
+            .expect("sight"),
+        PayoutState::Closed
+    );
+    assert_eq!(
+        store.sight(&t, Sighting::Funded, now).await.expect("sight"),
+        PayoutState::Received
     );
 }
 
@@ -261,23 +453,25 @@ async fn events_are_kept_once_and_applied_in_order(db: TestDb) {
     assert_eq!(store.apply_events(10, Utc::now()).await.expect("apply"), 0);
 }
 
-async fn a_customer_event_wakes_the_payouts_awaiting_that_receiver(db: TestDb) {
+async fn a_customer_event_wakes_the_payouts_awaiting_that_sender_or_receiver(db: TestDb) {
     let store = migrated_store(&db).await;
     let now = Utc::now();
     store
         .sight(&id("k1"), Sighting::Funded, now)
         .await
         .expect("sight");
-    let mut p = store
+    let c = store
         .claim("a", 1, now, Duration::seconds(30))
         .await
         .expect("claim")
         .remove(0);
-    p.receiver_id = Some("cust-1".into());
+    let mut p = c.payout;
+    p.sender_id = Some("cust-1".into());
+    p.receiver_id = Some("cust-2".into());
     p.advance(PayoutState::AwaitingKyc, now);
     p.due_at = now + Duration::hours(1);
     store
-        .save("a", PayoutState::Received, &p, now, None)
+        .save(&c.claim, PayoutState::Received, &p, None)
         .await
         .expect("save");
     assert!(
@@ -325,7 +519,7 @@ async fn a_page_of_sightings_is_written_at_once_in_the_order_given(db: TestDb) {
         [
             PayoutState::Received,
             PayoutState::Received,
-            PayoutState::Closed
+            PayoutState::New
         ]
     );
     assert_eq!(
@@ -333,7 +527,7 @@ async fn a_page_of_sightings_is_written_at_once_in_the_order_given(db: TestDb) {
             .knows_funds(&[id("a"), id("b"), id("c")])
             .await
             .expect("knows"),
-        vec![true, true, true]
+        vec![false, true, true]
     );
     // Concurrent pages over the same ids, in opposite orders: no deadlock,
     // one entry each.
@@ -396,8 +590,11 @@ on_both_backends!(
     the_poll_mark_only_moves_forward,
     sightings_create_entries_and_only_move_them_forward,
     concurrent_sightings_of_one_transaction_make_one_entry,
-    claims_are_exclusive_lapse_and_saves_are_compare_and_set,
-    reopen_refuses_other_states_and_live_claims,
+    claims_are_exclusive_fenced_and_saves_are_compare_and_set,
+    reopen_refuses_other_states_and_live_claims_and_fences_them,
     events_are_kept_once_and_applied_in_order,
-    a_customer_event_wakes_the_payouts_awaiting_that_receiver
+    a_customer_event_wakes_the_payouts_awaiting_that_sender_or_receiver,
+    a_lapsed_claim_is_taken_over_and_the_old_token_can_never_write,
+    a_frozen_order_is_kept_as_sent_and_dropped_when_final,
+    a_closed_entry_reopens_on_a_funded_sighting
 );

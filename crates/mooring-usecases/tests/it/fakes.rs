@@ -1,23 +1,24 @@
 //! In-memory fakes of the ports, faithful to their documented contracts.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use mooring_domain::customer::{Customer, CustomerId, ProvidedValue, Review};
 use mooring_domain::deposit::DepositAddress;
-use mooring_domain::payout::{Payout, PayoutState, Sighting};
+use mooring_domain::payout::{Payout, PayoutState, Sighting, SightingEffect};
 use mooring_domain::quote::{Quote, QuoteId};
 use mooring_domain::transaction::{
     Amount, Transaction, TransactionChange, TransactionId, TransactionStatus, TransactionUpdate,
 };
 use mooring_domain::{AssetId, Memo, StellarAccount};
 use mooring_ports::{
-    Clock, Custodian, CustodianError, CustomerTarget, DepositAddressStore, InboxEvent, KycStore,
-    KycStoreError, LedgerError, Order, OrderBy, PayoutLedger, PayoutOrder, PayoutRail,
-    PlatformClient, PlatformError, PutCustomer, QuoteStore, QuoteStoreError, RailError,
-    RailReceipt, RailStatus, RateSource, RateSourceError, TransactionQuery,
+    Claim, Claimed, Clock, Custodian, CustodianError, CustomerTarget, DepositAddressStore,
+    EventStore, InboxEvent, KycStore, KycStoreError, LedgerError, Order, OrderBy, PayoutLedger,
+    PayoutOrder, PayoutRail, PlatformClient, PlatformError, PollMarks, PutCustomer, QuoteStore,
+    QuoteStoreError, RailError, RailReceipt, RailStatus, RateSource, RateSourceError,
+    TransactionQuery,
 };
 use rust_decimal::Decimal;
 
@@ -29,6 +30,37 @@ pub struct FakeKycStore {
 impl FakeKycStore {
     pub fn len(&self) -> usize {
         self.customers.lock().expect("lock").len()
+    }
+
+    /// A customer with a fixed id, an approved review, and a sender's and a
+    /// receiver's fields (so ACCEPTED as either type).
+    pub fn insert_accepted(&self, id: &str, account: &str, memo: &str, now: DateTime<Utc>) {
+        let id = CustomerId::parse(id).expect("customer id");
+        let fields = [
+            ("first_name", "Ana"),
+            ("last_name", "Costa"),
+            ("email_address", "ana@example.com"),
+            ("bank_account_number", "9876543210"),
+            ("bank_account_type", "savings"),
+            ("bank_number", "001"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), ProvidedValue::Text(v.to_owned())))
+        .collect();
+        self.customers.lock().expect("lock").insert(
+            id.clone(),
+            Customer {
+                id,
+                account: StellarAccount::parse(account).expect("account"),
+                memo: Some(Memo::parse(memo, Some("text")).expect("memo")),
+                customer_type: None,
+                review: Review::Approved,
+                fields,
+                transaction_ids: vec![],
+                created_at: now,
+                updated_at: now,
+            },
+        );
     }
 }
 
@@ -169,6 +201,32 @@ impl TestClock {
 impl Clock for TestClock {
     fn now(&self) -> DateTime<Utc> {
         *self.0.lock().expect("lock")
+    }
+}
+
+/// A clock that follows tokio's (so that paused time moves it), from a
+/// fixed start: for tests where time passes inside calls.
+pub struct TokioClock {
+    start: DateTime<Utc>,
+    at: tokio::time::Instant,
+    /// Added to every reading (a replica's clock set wrong).
+    pub skew: Duration,
+}
+
+impl TokioClock {
+    pub fn new(skew: Duration) -> Self {
+        Self {
+            start: TestClock::default().now(),
+            at: tokio::time::Instant::now(),
+            skew,
+        }
+    }
+}
+
+impl Clock for TokioClock {
+    fn now(&self) -> DateTime<Utc> {
+        let elapsed = Duration::from_std(self.at.elapsed()).unwrap_or_default();
+        self.start + elapsed + self.skew
     }
 }
 
@@ -348,6 +406,9 @@ pub enum ApFault {
     Down,
     /// Applied, but the answer was lost on the way back.
     AnswerLost,
+    /// AP 4.2+'s optimistic locking: a concurrent call applied the move
+    /// first, and this one is answered -32603 ("retry").
+    LockedApplied,
 }
 
 /// The AP's Platform API in memory, with the AP's status rules for each
@@ -365,6 +426,9 @@ pub struct FakePlatform {
     pub pages_read: Mutex<u32>,
     /// What happens before each of the next page reads, in order.
     pub before_pages: Mutex<VecDeque<BeforePage>>,
+    /// The next reads of one transaction hang this many milliseconds
+    /// (tokio's clock) before they answer, in order.
+    pub read_hangs: Mutex<VecDeque<u64>>,
 }
 
 /// What happens at the AP just before a page of `transactions` is read.
@@ -476,6 +540,10 @@ impl PlatformClient for FakePlatform {
     }
 
     async fn transaction(&self, id: &TransactionId) -> Result<Transaction, PlatformError> {
+        let hang = self.read_hangs.lock().expect("lock").pop_front();
+        if let Some(ms) = hang {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        }
         self.read_down()?;
         self.txs
             .lock()
@@ -551,34 +619,63 @@ impl PlatformClient for FakePlatform {
         tx.status = next;
         tx.message.clone_from(&update.message);
         self.applied.lock().expect("lock").push(update.clone());
-        if fault == Some(ApFault::AnswerLost) {
-            return Err(PlatformError::Unavailable(
+        match fault {
+            Some(ApFault::AnswerLost) => Err(PlatformError::Unavailable(
                 "the connection was reset".into(),
-            ));
+            )),
+            Some(ApFault::LockedApplied) => Err(PlatformError::Unavailable(
+                "notify_offchain_funds_sent: the transaction was updated concurrently; retry"
+                    .into(),
+            )),
+            _ => Ok(tx.clone()),
         }
-        Ok(tx.clone())
     }
 }
 
 struct Entry {
     payout: Payout,
+    /// The owner and the end of its lease, by the database's clock.
     claim: Option<(String, DateTime<Utc>)>,
+    /// Grows with every claim and every operator's or sighting's move.
+    token: i64,
 }
 
-/// The payout ledger in memory, with the port's claim and compare-and-set
-/// rules.
-#[derive(Default)]
+/// The payout ledger in memory, with the port's rules: fenced claims whose
+/// leases are set and judged by the fake database's own clock (`db_clock`,
+/// which a test may set apart from the engine's), compare-and-set saves.
 pub struct FakeLedger {
     entries: Mutex<BTreeMap<String, Entry>>,
     events: Mutex<Vec<(InboxEvent, bool)>>,
     poll_mark: Mutex<Option<DateTime<Utc>>>,
+    /// The database's clock: leases are set and judged by it.
+    pub db_clock: Arc<dyn Clock>,
     /// The next `save` of an entry leaving this state fails as if the
     /// database went away: the step's side effect happened, its new state
     /// was not written (a crash between the two).
     pub fail_save_from: Mutex<Option<PayoutState>>,
 }
 
+impl Default for FakeLedger {
+    fn default() -> Self {
+        Self {
+            entries: Mutex::default(),
+            events: Mutex::default(),
+            poll_mark: Mutex::default(),
+            db_clock: Arc::new(TestClock::default()),
+            fail_save_from: Mutex::default(),
+        }
+    }
+}
+
 impl FakeLedger {
+    /// A ledger whose database clock is `clock`.
+    pub fn on_clock(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            db_clock: clock,
+            ..Self::default()
+        }
+    }
+
     pub fn state(&self, id: &str) -> Option<PayoutState> {
         self.entries
             .lock()
@@ -595,6 +692,22 @@ impl FakeLedger {
             .and_then(|e| e.claim.clone().map(|(owner, _)| owner))
     }
 
+    /// Writes an entry as it is (a state left by an earlier version).
+    pub fn put(&self, payout: Payout) {
+        self.entries.lock().expect("lock").insert(
+            payout.transaction_id.as_str().to_owned(),
+            Entry {
+                payout,
+                claim: None,
+                token: 0,
+            },
+        );
+    }
+
+    fn db_now(&self) -> DateTime<Utc> {
+        self.db_clock.now()
+    }
+
     fn sight_in(
         entries: &mut BTreeMap<String, Entry>,
         id: &TransactionId,
@@ -603,16 +716,34 @@ impl FakeLedger {
     ) -> Option<PayoutState> {
         let current = entries.get(id.as_str()).map(|e| e.payout.state);
         match PayoutState::on_sighting(current, sighting) {
-            Some(next) => {
-                let entry = entries.entry(id.as_str().to_owned()).or_insert(Entry {
-                    payout: Payout::new(id.clone(), next, now),
-                    claim: None,
-                });
-                entry.payout.state = next;
-                entry.payout.due_at = now;
+            SightingEffect::Create(next) => {
+                entries.insert(
+                    id.as_str().to_owned(),
+                    Entry {
+                        payout: Payout::new(id.clone(), next, now),
+                        claim: None,
+                        token: 0,
+                    },
+                );
                 Some(next)
             }
-            None => current,
+            SightingEffect::Move(next) => {
+                let e = entries.get_mut(id.as_str())?;
+                e.payout.state = next;
+                e.payout.due_at = now;
+                e.payout.updated_at = now;
+                e.payout.failures = 0;
+                e.payout.last_error = None;
+                e.claim = None;
+                e.token += 1;
+                Some(next)
+            }
+            SightingEffect::Wake => {
+                let e = entries.get_mut(id.as_str())?;
+                e.payout.due_at = now;
+                current
+            }
+            SightingEffect::Nothing => current,
         }
     }
 
@@ -620,7 +751,8 @@ impl FakeLedger {
         let mut n = 0;
         for e in entries.values_mut() {
             if e.payout.state == PayoutState::AwaitingKyc
-                && e.payout.receiver_id.as_deref() == Some(customer)
+                && (e.payout.receiver_id.as_deref() == Some(customer)
+                    || e.payout.sender_id.as_deref() == Some(customer))
             {
                 e.payout.due_at = now;
                 n += 1;
@@ -630,8 +762,12 @@ impl FakeLedger {
     }
 }
 
-fn claim_free(claim: &Option<(String, DateTime<Utc>)>, now: DateTime<Utc>) -> bool {
-    claim.as_ref().is_none_or(|(_, until)| *until < now)
+fn claim_free(claim: &Option<(String, DateTime<Utc>)>, db_now: DateTime<Utc>) -> bool {
+    claim.as_ref().is_none_or(|(_, until)| *until < db_now)
+}
+
+fn holds(e: &Entry, claim: &Claim) -> bool {
+    e.token == claim.token && e.claim.as_ref().is_some_and(|(o, _)| *o == claim.owner)
 }
 
 #[async_trait]
@@ -670,34 +806,19 @@ impl PayoutLedger for FakeLedger {
             .collect())
     }
 
-    async fn poll_mark(&self) -> Result<Option<DateTime<Utc>>, LedgerError> {
-        Ok(*self.poll_mark.lock().expect("lock"))
-    }
-
-    async fn advance_poll_mark(
-        &self,
-        mark: DateTime<Utc>,
-        _now: DateTime<Utc>,
-    ) -> Result<(), LedgerError> {
-        let mut stored = self.poll_mark.lock().expect("lock");
-        if stored.is_none_or(|s| s < mark) {
-            *stored = Some(mark);
-        }
-        Ok(())
-    }
-
     async fn claim(
         &self,
         owner: &str,
         limit: u32,
         now: DateTime<Utc>,
         lease: Duration,
-    ) -> Result<Vec<Payout>, LedgerError> {
+    ) -> Result<Vec<Claimed>, LedgerError> {
+        let db_now = self.db_now();
         let mut entries = self.entries.lock().expect("lock");
         let mut due: Vec<&mut Entry> = entries
             .values_mut()
             .filter(|e| {
-                e.payout.state.is_active() && e.payout.due_at <= now && claim_free(&e.claim, now)
+                e.payout.state.is_active() && e.payout.due_at <= now && claim_free(&e.claim, db_now)
             })
             .collect();
         due.sort_by_key(|e| e.payout.due_at);
@@ -705,18 +826,40 @@ impl PayoutLedger for FakeLedger {
             .into_iter()
             .take(limit as usize)
             .map(|e| {
-                e.claim = Some((owner.to_owned(), now + lease));
-                e.payout.clone()
+                e.claim = Some((owner.to_owned(), db_now + lease));
+                e.token += 1;
+                Claimed {
+                    payout: e.payout.clone(),
+                    claim: Claim {
+                        owner: owner.to_owned(),
+                        token: e.token,
+                    },
+                }
             })
             .collect())
     }
 
+    async fn renew(
+        &self,
+        id: &TransactionId,
+        claim: &Claim,
+        lease: Duration,
+    ) -> Result<(), LedgerError> {
+        let db_now = self.db_now();
+        let mut entries = self.entries.lock().expect("lock");
+        let entry = entries.get_mut(id.as_str()).ok_or(LedgerError::NotFound)?;
+        if !holds(entry, claim) {
+            return Err(LedgerError::LostClaim);
+        }
+        entry.claim = Some((claim.owner.clone(), db_now + lease));
+        Ok(())
+    }
+
     async fn save(
         &self,
-        owner: &str,
+        claim: &Claim,
         expected: PayoutState,
         payout: &Payout,
-        now: DateTime<Utc>,
         lease: Option<Duration>,
     ) -> Result<(), LedgerError> {
         {
@@ -728,28 +871,29 @@ impl PayoutLedger for FakeLedger {
                 )));
             }
         }
+        let db_now = self.db_now();
         let mut entries = self.entries.lock().expect("lock");
         let entry = entries
             .get_mut(payout.transaction_id.as_str())
             .ok_or(LedgerError::NotFound)?;
-        let mine = entry.claim.as_ref().is_some_and(|(o, _)| o == owner);
-        if !mine || entry.payout.state != expected {
+        if !holds(entry, claim) || entry.payout.state != expected {
             return Err(LedgerError::LostClaim);
         }
         entry.payout = payout.clone();
-        entry.claim = lease.map(|l| (owner.to_owned(), now + l));
+        entry.claim = lease.map(|l| (claim.owner.clone(), db_now + l));
         Ok(())
     }
 
-    async fn release(&self, owner: &str) -> Result<u64, LedgerError> {
-        let mut n = 0;
-        for e in self.entries.lock().expect("lock").values_mut() {
-            if e.claim.as_ref().is_some_and(|(o, _)| o == owner) {
-                e.claim = None;
-                n += 1;
-            }
+    async fn release(&self, id: &TransactionId, claim: &Claim) -> Result<bool, LedgerError> {
+        let mut entries = self.entries.lock().expect("lock");
+        let Some(entry) = entries.get_mut(id.as_str()) else {
+            return Ok(false);
+        };
+        if !holds(entry, claim) {
+            return Ok(false);
         }
-        Ok(n)
+        entry.claim = None;
+        Ok(true)
     }
 
     async fn get(&self, id: &TransactionId) -> Result<Option<Payout>, LedgerError> {
@@ -783,12 +927,8 @@ impl PayoutLedger for FakeLedger {
         Ok(counts.into_iter().collect())
     }
 
-    async fn reopen(
-        &self,
-        from: &[PayoutState],
-        payout: &Payout,
-        now: DateTime<Utc>,
-    ) -> Result<(), LedgerError> {
+    async fn reopen(&self, from: &[PayoutState], payout: &Payout) -> Result<(), LedgerError> {
+        let db_now = self.db_now();
         let mut entries = self.entries.lock().expect("lock");
         let entry = entries
             .get_mut(payout.transaction_id.as_str())
@@ -796,26 +936,37 @@ impl PayoutLedger for FakeLedger {
         if !from.contains(&entry.payout.state) {
             return Err(LedgerError::WrongState(entry.payout.state));
         }
-        if !claim_free(&entry.claim, now) {
+        if !claim_free(&entry.claim, db_now) {
             return Err(LedgerError::LostClaim);
         }
         entry.payout = payout.clone();
         entry.claim = None;
+        entry.token += 1;
         Ok(())
     }
+}
 
-    async fn wake_receiver(
-        &self,
-        customer_id: &str,
-        now: DateTime<Utc>,
-    ) -> Result<u64, LedgerError> {
-        Ok(Self::wake_in(
-            &mut self.entries.lock().expect("lock"),
-            customer_id,
-            now,
-        ))
+#[async_trait]
+impl PollMarks for FakeLedger {
+    async fn poll_mark(&self) -> Result<Option<DateTime<Utc>>, LedgerError> {
+        Ok(*self.poll_mark.lock().expect("lock"))
     }
 
+    async fn advance_poll_mark(
+        &self,
+        mark: DateTime<Utc>,
+        _now: DateTime<Utc>,
+    ) -> Result<(), LedgerError> {
+        let mut stored = self.poll_mark.lock().expect("lock");
+        if stored.is_none_or(|s| s < mark) {
+            *stored = Some(mark);
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl EventStore for FakeLedger {
     async fn accept_event(&self, event: &InboxEvent) -> Result<bool, LedgerError> {
         let mut events = self.events.lock().expect("lock");
         if events.iter().any(|(e, _)| e.id == event.id) {
@@ -863,10 +1014,18 @@ pub enum RailFault {
     Down,
     /// The payout was made; the answer was lost.
     AnswerLost,
-    /// Refused (a 4xx): no payout made.
+    /// Refused (a 400): no payout made.
     Refuse,
     /// Made, and failed at the bank.
     FailAtBank,
+    /// The payout was made, and the provider answers 409 (the key is still
+    /// being processed).
+    Conflict,
+    /// The provider answers 401: no payout made, a person must look.
+    Unauthorised,
+    /// The answer takes this many milliseconds (tokio's clock); the payout
+    /// is made when the request arrives.
+    Slow(u64),
 }
 
 struct RailPayout {
@@ -876,13 +1035,20 @@ struct RailPayout {
     pending_left: u32,
 }
 
-/// A payout provider in memory, honouring idempotency keys.
+/// A strict payout provider in memory: it honours idempotency keys, answers
+/// 422 to a key sent again with another body, and records every call, how
+/// many calls under one key were in flight at once, and the bodies sent.
 #[derive(Default)]
 pub struct FakeRail {
     payouts: Mutex<Vec<RailPayout>>,
     pub faults: Mutex<VecDeque<RailFault>>,
     /// New payouts stay pending for this many status calls.
     pub pending_for: Mutex<u32>,
+    /// Every submit received, in order.
+    calls: Mutex<Vec<PayoutOrder>>,
+    /// Submits under each key in flight now, and the most ever at once.
+    in_flight: Mutex<BTreeMap<String, u32>>,
+    pub most_in_flight: Mutex<u32>,
 }
 
 impl FakeRail {
@@ -895,48 +1061,102 @@ impl FakeRail {
             .map(|p| p.order.clone())
             .collect()
     }
+
+    /// Every submit received, in order.
+    pub fn calls(&self) -> Vec<PayoutOrder> {
+        self.calls.lock().expect("lock").clone()
+    }
+
+    fn enter(&self, key: &str) {
+        let mut in_flight = self.in_flight.lock().expect("lock");
+        let n = in_flight.entry(key.to_owned()).or_insert(0);
+        *n += 1;
+        let mut most = self.most_in_flight.lock().expect("lock");
+        *most = (*most).max(*n);
+    }
+
+    fn leave(&self, key: &str) {
+        if let Some(n) = self.in_flight.lock().expect("lock").get_mut(key) {
+            *n = n.saturating_sub(1);
+        }
+    }
+
+    /// Makes (or finds) the payout of `order`: `Err` for a key reused with
+    /// another body.
+    fn make(
+        &self,
+        order: &PayoutOrder,
+        fault: Option<RailFault>,
+    ) -> Result<RailReceipt, RailError> {
+        let mut payouts = self.payouts.lock().expect("lock");
+        if let Some(p) = payouts
+            .iter()
+            .find(|p| p.order.idempotency_key == order.idempotency_key)
+        {
+            if p.order != *order {
+                return Err(RailError::Held(
+                    "422: the key was used with other parameters".into(),
+                ));
+            }
+            return Ok(p.receipt.clone());
+        }
+        let pending_left = *self.pending_for.lock().expect("lock");
+        let status = match fault {
+            Some(RailFault::FailAtBank) => RailStatus::Failed("invalid account".into()),
+            _ if pending_left > 0 => RailStatus::Pending,
+            _ => RailStatus::Completed,
+        };
+        let receipt = RailReceipt {
+            id: format!("pay-{}", payouts.len() + 1),
+            status,
+        };
+        payouts.push(RailPayout {
+            order: order.clone(),
+            receipt: receipt.clone(),
+            pending_left,
+        });
+        Ok(receipt)
+    }
+}
+
+/// Leaves the in-flight count of a key when the call ends or is dropped.
+struct InFlight<'a>(&'a FakeRail, String);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.leave(&self.1);
+    }
 }
 
 #[async_trait]
 impl PayoutRail for FakeRail {
     async fn submit(&self, order: &PayoutOrder) -> Result<RailReceipt, RailError> {
+        self.calls.lock().expect("lock").push(order.clone());
+        self.enter(&order.idempotency_key);
+        let _in_flight = InFlight(self, order.idempotency_key.clone());
         let fault = self.faults.lock().expect("lock").pop_front();
         match fault {
             Some(RailFault::Down) => return Err(RailError::Unknown("timed out".into())),
             Some(RailFault::Refuse) => {
-                return Err(RailError::Refused("the account is closed".into()));
+                return Err(RailError::Refused("400: the account is closed".into()));
+            }
+            Some(RailFault::Unauthorised) => {
+                return Err(RailError::Held("401: credentials refused".into()));
             }
             _ => {}
         }
-        let mut payouts = self.payouts.lock().expect("lock");
-        let receipt = match payouts
-            .iter()
-            .find(|p| p.order.idempotency_key == order.idempotency_key)
-        {
-            Some(p) => p.receipt.clone(),
-            None => {
-                let pending_left = *self.pending_for.lock().expect("lock");
-                let status = match fault {
-                    Some(RailFault::FailAtBank) => RailStatus::Failed("invalid account".into()),
-                    _ if pending_left > 0 => RailStatus::Pending,
-                    _ => RailStatus::Completed,
-                };
-                let receipt = RailReceipt {
-                    id: format!("pay-{}", payouts.len() + 1),
-                    status,
-                };
-                payouts.push(RailPayout {
-                    order: order.clone(),
-                    receipt: receipt.clone(),
-                    pending_left,
-                });
-                receipt
+        let receipt = self.make(order, fault)?;
+        match fault {
+            Some(RailFault::AnswerLost) => {
+                Err(RailError::Unknown("the connection was reset".into()))
             }
-        };
-        if fault == Some(RailFault::AnswerLost) {
-            return Err(RailError::Unknown("the connection was reset".into()));
+            Some(RailFault::Conflict) => Err(RailError::Unknown("409: still processing".into())),
+            Some(RailFault::Slow(ms)) => {
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                Ok(receipt)
+            }
+            _ => Ok(receipt),
         }
-        Ok(receipt)
     }
 
     async fn status(&self, id: &str) -> Result<RailReceipt, RailError> {
@@ -944,7 +1164,7 @@ impl PayoutRail for FakeRail {
         let p = payouts
             .iter_mut()
             .find(|p| p.receipt.id == id)
-            .ok_or_else(|| RailError::Refused(format!("no payout {id}")))?;
+            .ok_or_else(|| RailError::Unknown(format!("404: no payout {id} yet")))?;
         if p.receipt.status == RailStatus::Pending {
             p.pending_left = p.pending_left.saturating_sub(1);
             if p.pending_left == 0 {

@@ -2,6 +2,7 @@
 
 mod deposit;
 mod fakes;
+mod hostile;
 mod kyc;
 mod ops;
 mod payout;

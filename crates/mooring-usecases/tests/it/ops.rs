@@ -8,9 +8,9 @@ use mooring_domain::AssetId;
 use mooring_domain::payout::{PayoutState, Sighting};
 use mooring_domain::quote::{QuoteKind, Requested};
 use mooring_domain::transaction::TransactionId;
-use mooring_ports::{Clock, InboxEvent, PayoutLedger, ReadinessCheck};
+use mooring_ports::{Clock, EventStore, InboxEvent, PayoutLedger, ReadinessCheck};
 use mooring_usecases::{
-    DepositService, EngineConfig, EngineParts, KycService, Operations, PayoutEngine,
+    DepositService, EngineConfig, EngineParts, EventInbox, KycService, Operations, PayoutEngine,
 };
 
 use crate::fakes::{
@@ -34,11 +34,13 @@ impl ReadinessCheck for Check {
 #[tokio::test]
 async fn ready_only_when_every_check_passes_and_each_is_reported() {
     let q = crate::quotes::world(&[]);
-    let ledger: Arc<dyn PayoutLedger> = Arc::new(FakeLedger::default());
+    let fake = Arc::new(FakeLedger::default());
+    let ledger: Arc<dyn PayoutLedger> = fake.clone();
     let ops = |checks: Vec<Arc<dyn ReadinessCheck>>| {
         Operations::new(
             checks,
             ledger.clone(),
+            EventInbox::new(fake.clone()),
             q.quotes.clone(),
             None,
             q.clock.clone(),
@@ -108,6 +110,8 @@ async fn gauges_count_payouts_events_reservations_and_the_poll_lag() {
         EngineParts {
             platform: Arc::new(FakePlatform::default()),
             ledger: ledger.clone(),
+            events: ledger.clone(),
+            marks: ledger.clone(),
             rail: Arc::new(FakeRail::default()),
             kyc: KycService::new(
                 Arc::new(FakeKycStore::default()),
@@ -127,6 +131,7 @@ async fn gauges_count_payouts_events_reservations_and_the_poll_lag() {
     let ops = Operations::new(
         vec![],
         ledger.clone(),
+        EventInbox::new(ledger.clone()),
         q.quotes.clone(),
         Some(engine.clone()),
         clock.clone(),

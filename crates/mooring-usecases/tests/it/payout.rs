@@ -11,10 +11,10 @@ use mooring_domain::transaction::{
     Amount, Transaction, TransactionChange, TransactionId, TransactionStatus,
 };
 use mooring_domain::{Memo, StellarAccount};
-use mooring_ports::{Clock, InboxEvent, LedgerError, PayoutLedger, PlatformError};
+use mooring_ports::{Clock, InboxEvent, LedgerError, PlatformError, PollMarks};
 use mooring_usecases::{
     CustomerUpdate, DepositService, EngineConfig, EngineError, EngineParts, EventInbox, KycService,
-    PayoutEngine, QuoteService,
+    PayoutEngine, QuoteService, RetryMode,
 };
 
 use crate::fakes::{
@@ -23,38 +23,50 @@ use crate::fakes::{
 };
 use crate::quotes::{USDC, d, request};
 
-const ACCOUNT: &str = "GDJUOFZGW5WYBK4GIETCSSM6MTTIJ4SUMCQITPTLUWMQ6B4UIX2IEX47";
+pub(crate) const ACCOUNT: &str = "GDJUOFZGW5WYBK4GIETCSSM6MTTIJ4SUMCQITPTLUWMQ6B4UIX2IEX47";
+/// The sender of every transaction: a customer with complete, approved KYC.
+pub const SENDER: &str = "5e4de000-0000-4000-8000-000000000001";
 
-struct World {
-    engine: PayoutEngine,
-    parts: EngineParts,
-    platform: Arc<FakePlatform>,
-    ledger: Arc<FakeLedger>,
-    rail: Arc<FakeRail>,
-    kyc: KycService,
-    quotes: QuoteService,
-    clock: Arc<TestClock>,
+pub(crate) struct World {
+    pub(crate) engine: PayoutEngine,
+    pub(crate) parts: EngineParts,
+    pub(crate) platform: Arc<FakePlatform>,
+    pub(crate) ledger: Arc<FakeLedger>,
+    pub(crate) rail: Arc<FakeRail>,
+    pub(crate) kyc: KycService,
+    pub(crate) quotes: QuoteService,
+    pub(crate) clock: Arc<TestClock>,
 }
 
-fn world() -> World {
+pub(crate) fn world() -> World {
     world_with(ReviewMode::Auto, |_| {})
 }
 
-fn world_with(mode: ReviewMode, tune: impl FnOnce(&mut EngineConfig)) -> World {
+pub(crate) fn world_with(mode: ReviewMode, tune: impl FnOnce(&mut EngineConfig)) -> World {
+    world_on(mode, None, tune)
+}
+
+/// A world whose engine and database clocks are `timed` (e.g. following
+/// tokio's paused clock) instead of the test's `TestClock`.
+pub(crate) fn world_on(
+    mode: ReviewMode,
+    timed: Option<Arc<dyn Clock>>,
+    tune: impl FnOnce(&mut EngineConfig),
+) -> World {
     let q = crate::quotes::world(&[]);
     let clock = q.clock.clone();
+    let engine_clock: Arc<dyn Clock> = timed.unwrap_or_else(|| clock.clone());
     let platform = Arc::new(FakePlatform::default());
-    let ledger = Arc::new(FakeLedger::default());
+    let ledger = Arc::new(FakeLedger::on_clock(engine_clock.clone()));
     let rail = Arc::new(FakeRail::default());
-    let kyc = KycService::new(
-        Arc::new(FakeKycStore::default()),
-        CustomerTypes::builtin(),
-        mode,
-        clock.clone(),
-    );
+    let store = Arc::new(FakeKycStore::default());
+    store.insert_accepted(SENDER, ACCOUNT, "sender", clock.now());
+    let kyc = KycService::new(store, CustomerTypes::builtin(), mode, clock.clone());
     let parts = EngineParts {
         platform: platform.clone(),
         ledger: ledger.clone(),
+        events: ledger.clone(),
+        marks: ledger.clone(),
         rail: rail.clone(),
         kyc: kyc.clone(),
         quotes: q.quotes.clone(),
@@ -62,7 +74,7 @@ fn world_with(mode: ReviewMode, tune: impl FnOnce(&mut EngineConfig)) -> World {
             Arc::new(FakeCustodian::default()),
             Arc::new(FakeDepositAddresses::default()),
         ),
-        clock: clock.clone(),
+        clock: engine_clock,
     };
     let mut config = EngineConfig::new("replica-a".into());
     tune(&mut config);
@@ -78,19 +90,19 @@ fn world_with(mode: ReviewMode, tune: impl FnOnce(&mut EngineConfig)) -> World {
     }
 }
 
-fn usdc(amount: &str) -> Amount {
+pub(crate) fn usdc(amount: &str) -> Amount {
     Amount {
         amount: d(amount),
         asset: USDC.into(),
     }
 }
 
-fn id(s: &str) -> TransactionId {
+pub(crate) fn id(s: &str) -> TransactionId {
     TransactionId::parse(s).expect("transaction id")
 }
 
 /// A SEP-31 transaction of 100 USDC (1 fee) for `receiver`, funded at `at`.
-fn funded_tx(tx_id: &str, receiver: &str, at: DateTime<Utc>) -> Transaction {
+pub(crate) fn funded_tx(tx_id: &str, receiver: &str, at: DateTime<Utc>) -> Transaction {
     Transaction {
         id: id(tx_id),
         sep: "31".into(),
@@ -101,7 +113,7 @@ fn funded_tx(tx_id: &str, receiver: &str, at: DateTime<Utc>) -> Transaction {
         amount_out: None,
         fee: Some(usdc("1")),
         quote_id: None,
-        sender_id: Some("sender-1".into()),
+        sender_id: Some(SENDER.into()),
         receiver_id: Some(receiver.into()),
         started_at: Some(at - Duration::minutes(5)),
         updated_at: Some(at),
@@ -114,21 +126,30 @@ fn funded_tx(tx_id: &str, receiver: &str, at: DateTime<Utc>) -> Transaction {
 }
 
 impl World {
-    fn now(&self) -> DateTime<Utc> {
+    pub(crate) fn now(&self) -> DateTime<Utc> {
         self.clock.now()
     }
 
     /// Another replica over the same ports.
-    fn replica(&self, owner: &str) -> PayoutEngine {
+    pub(crate) fn replica(&self, owner: &str) -> PayoutEngine {
+        self.replica_on(owner, self.parts.clock.clone())
+    }
+
+    /// Another replica over the same ports, with its own clock.
+    pub(crate) fn replica_on(&self, owner: &str, clock: Arc<dyn Clock>) -> PayoutEngine {
         let config = EngineConfig {
             owner: owner.into(),
             ..self.engine.config().clone()
         };
-        PayoutEngine::new(self.parts.clone(), config)
+        let parts = EngineParts {
+            clock,
+            ..self.parts.clone()
+        };
+        PayoutEngine::new(parts, config)
     }
 
     /// Claims and runs every entry due now until none is left.
-    async fn drive(&self) {
+    pub(crate) async fn drive(&self) {
         for _ in 0..32 {
             let claimed = self.engine.claim(16).await.expect("claim");
             if claimed.is_empty() {
@@ -142,7 +163,7 @@ impl World {
     }
 
     /// A receiver; `complete` with their bank details.
-    async fn receiver(&self, memo: &str, complete: bool) -> String {
+    pub(crate) async fn receiver(&self, memo: &str, complete: bool) -> String {
         let mut text = vec![
             ("first_name", "Maria"),
             ("last_name", "Silva"),
@@ -174,7 +195,7 @@ impl World {
 
     /// A SEP-31 transaction of 100 USDC (1 fee) for `receiver`, funded at
     /// `at`, at the AP.
-    fn funded(&self, tx_id: &str, receiver: &str, at: DateTime<Utc>) -> Transaction {
+    pub(crate) fn funded(&self, tx_id: &str, receiver: &str, at: DateTime<Utc>) -> Transaction {
         let tx = funded_tx(tx_id, receiver, at);
         self.platform.insert(tx.clone());
         tx
@@ -198,7 +219,7 @@ impl World {
         std::mem::take(&mut *self.platform.pages_read.lock().expect("lock"))
     }
 
-    fn state(&self, tx_id: &str) -> Option<PayoutState> {
+    pub(crate) fn state(&self, tx_id: &str) -> Option<PayoutState> {
         self.ledger.state(tx_id)
     }
 }
@@ -266,23 +287,34 @@ async fn the_checks_commit_the_terms_and_the_key_before_the_rail_is_called() {
 }
 
 #[tokio::test]
-async fn an_entry_an_earlier_version_left_ready_is_paid_once() {
+async fn an_entry_an_earlier_version_submitted_without_an_order_is_frozen_then_paid_once() {
     let w = world();
     let receiver = w.receiver("1", true).await;
     w.funded("t1", &receiver, w.now());
-    w.engine.poll().await.expect("poll");
-    let mut p = w.engine.get(&id("t1")).await.expect("entry");
+    let mut p = mooring_domain::payout::Payout::new(id("t1"), PayoutState::Submitted, w.now());
     p.amount_in = Some(usdc("100"));
     p.amount_out = Some(usdc("99"));
+    p.sender_id = Some(SENDER.into());
     p.receiver_id = Some(receiver.clone());
-    p.state = PayoutState::Ready;
-    w.ledger
-        .reopen(&[PayoutState::Received], &p, w.now())
+    w.ledger.put(p);
+    // The first step only freezes the order (a commit), the next sends it.
+    let claimed = w.engine.claim(1).await.expect("claim");
+    w.rail
+        .faults
+        .lock()
+        .expect("lock")
+        .push_back(RailFault::Down);
+    let after = w
+        .engine
+        .run(claimed.into_iter().next().expect("claimed"))
         .await
-        .expect("written as an earlier version would");
+        .expect("run");
+    let frozen = after.order.clone().expect("frozen");
+    assert_eq!(w.rail.calls(), std::slice::from_ref(&frozen));
+    w.clock.advance(Duration::minutes(1));
     w.drive().await;
     assert_eq!(w.state("t1"), Some(PayoutState::Completed));
-    assert_eq!(w.rail.made().len(), 1);
+    assert_eq!(w.rail.made(), [frozen]);
     assert_eq!(w.platform.moves("t1"), ["funds_sent"]);
 }
 
@@ -534,7 +566,10 @@ async fn a_crash_after_the_payout_resumes_on_another_replica_without_paying_twic
     *w.ledger.fail_save_from.lock().expect("lock") = Some(PayoutState::Submitted);
 
     let claimed = w.engine.claim(10).await.expect("claim");
-    let crashed = w.engine.run(claimed[0].clone()).await;
+    let crashed = w
+        .engine
+        .run(claimed.into_iter().next().expect("claimed"))
+        .await;
     assert!(matches!(
         crashed,
         Err(EngineError::Ledger(LedgerError::Unknown(_)))
@@ -542,16 +577,15 @@ async fn a_crash_after_the_payout_resumes_on_another_replica_without_paying_twic
     assert_eq!(w.rail.made().len(), 1);
     assert_eq!(w.state("t1"), Some(PayoutState::Submitted));
 
+    // The step had ended (nothing in flight): its claim was given back,
+    // and another replica sends the frozen order again under its key.
     let b = w.replica("replica-b");
-    assert!(
-        b.claim(10).await.expect("claim").is_empty(),
-        "the crashed replica's lease still holds"
-    );
-    w.clock
-        .advance(w.engine.config().lease + Duration::seconds(1));
     let taken = b.claim(10).await.expect("claim");
     assert_eq!(taken.len(), 1);
-    let done = b.run(taken[0].clone()).await.expect("run");
+    let done = b
+        .run(taken.into_iter().next().expect("taken"))
+        .await
+        .expect("run");
 
     assert_eq!(done.state, PayoutState::Completed);
     assert_eq!(w.rail.made().len(), 1, "one payout through the crash");
@@ -571,10 +605,12 @@ async fn a_replica_whose_claim_lapsed_cannot_move_the_entry() {
         .advance(w.engine.config().lease + Duration::seconds(1));
     let b = w.replica("replica-b");
     let taken = b.claim(10).await.expect("claim");
-    b.run(taken[0].clone()).await.expect("run");
+    b.run(taken.into_iter().next().expect("taken"))
+        .await
+        .expect("run");
     assert_eq!(w.state("t1"), Some(PayoutState::Completed));
 
-    let late = w.engine.run(stale[0].clone()).await;
+    let late = w.engine.run(stale.into_iter().next().expect("stale")).await;
     assert!(matches!(
         late,
         Err(EngineError::Ledger(LedgerError::LostClaim))
@@ -589,10 +625,11 @@ async fn released_claims_are_taken_up_at_once_by_another_replica() {
     let receiver = w.receiver("1", true).await;
     w.funded("t1", &receiver, w.now());
     w.engine.poll().await.expect("poll");
-    assert_eq!(w.engine.claim(10).await.expect("claim").len(), 1);
+    let claimed = w.engine.claim(10).await.expect("claim");
+    assert_eq!(claimed.len(), 1);
     assert_eq!(w.ledger.claimed_by("t1").as_deref(), Some("replica-a"));
 
-    assert_eq!(w.engine.release().await.expect("release"), 1);
+    assert!(w.engine.release(&claimed[0]).await.expect("release"));
     let b = w.replica("replica-b");
     assert_eq!(b.claim(10).await.expect("claim").len(), 1);
     assert_eq!(w.ledger.claimed_by("t1").as_deref(), Some("replica-b"));
@@ -836,8 +873,16 @@ async fn a_payout_failed_at_the_bank_is_retried_under_a_new_key() {
     );
     assert_eq!(w.platform.moves("t1"), ["error"]);
 
-    // Only ended entries can be retried by the operator into a new attempt.
-    let retried = w.engine.retry(&id("t1")).await.expect("retry");
+    // The same key would fail again: a new key only when asked for.
+    assert!(matches!(
+        w.engine.retry(&id("t1"), RetryMode::SameKey).await,
+        Err(EngineError::BadRequest(_))
+    ));
+    let retried = w
+        .engine
+        .retry(&id("t1"), RetryMode::NewAttempt)
+        .await
+        .expect("retry");
     assert_eq!(
         (retried.state, retried.attempt),
         (PayoutState::Recovering, 2)
@@ -854,7 +899,7 @@ async fn a_payout_failed_at_the_bank_is_retried_under_a_new_key() {
         .collect();
     assert_eq!(keys, ["t1", "t1:attempt-2"]);
     assert!(matches!(
-        w.engine.retry(&id("t1")).await,
+        w.engine.retry(&id("t1"), RetryMode::NewAttempt).await,
         Err(EngineError::Ledger(LedgerError::WrongState(
             PayoutState::Completed
         )))
@@ -992,7 +1037,7 @@ async fn ap_3_transactions_are_asked_for_their_funds_then_paid() {
     assert_eq!(w.platform.moves("t1"), ["request_funds", "funds_sent"]);
 }
 
-fn event(event_id: &str, at: DateTime<Utc>) -> InboxEvent {
+pub(crate) fn event(event_id: &str, at: DateTime<Utc>) -> InboxEvent {
     InboxEvent {
         id: event_id.into(),
         kind: "transaction_status_changed".into(),
@@ -1081,7 +1126,11 @@ async fn a_transaction_the_ap_finished_before_mooring_saw_it_is_closed() {
     w.platform.insert(done);
     w.funded("t2", &receiver, w.now());
     w.engine.poll().await.expect("poll");
-    assert_eq!(w.state("t1"), Some(PayoutState::Closed));
+    assert_eq!(
+        w.state("t1"),
+        Some(PayoutState::New),
+        "a sighting alone never ends an entry: its step reads the AP"
+    );
 
     // Refunded at the AP by hand between the sighting and the step.
     let mut gone = w.platform.tx("t2");
@@ -1091,6 +1140,9 @@ async fn a_transaction_the_ap_finished_before_mooring_saw_it_is_closed() {
     let p = w.engine.get(&id("t2")).await.expect("payout");
     assert_eq!(p.state, PayoutState::Closed);
     assert!(p.reason.as_deref().unwrap_or("").contains("refunded"));
+    let t1 = w.engine.get(&id("t1")).await.expect("payout");
+    assert_eq!(t1.state, PayoutState::Closed);
+    assert!(t1.reason.as_deref().unwrap_or("").contains("completed"));
     assert!(w.rail.made().is_empty());
     assert!(w.platform.applied.lock().expect("lock").is_empty());
 }

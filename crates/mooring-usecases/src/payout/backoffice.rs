@@ -1,0 +1,159 @@
+//! The operator's actions on payouts. Each asks the rail first where a
+//! payout may exist, and moves the entry only through
+//! [`mooring_ports::PayoutLedger::reopen`], which fences off any claim.
+
+use mooring_domain::payout::{Payout, PayoutState};
+use mooring_domain::transaction::TransactionId;
+use mooring_ports::{LedgerError, RailStatus};
+
+use super::{EngineError, PayoutEngine};
+
+/// How an operator's retry treats the idempotency key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryMode {
+    /// The same key and the same frozen order: follow the rail's answer.
+    SameKey,
+    /// A new key (`<id>:attempt-N`): only once the rail has confirmed that
+    /// the payout under the old key failed.
+    NewAttempt,
+}
+
+impl PayoutEngine {
+    pub async fn get(&self, id: &TransactionId) -> Result<Payout, EngineError> {
+        self.parts
+            .ledger
+            .get(id)
+            .await?
+            .ok_or(EngineError::Ledger(LedgerError::NotFound))
+    }
+
+    pub async fn list(
+        &self,
+        states: &[PayoutState],
+        limit: u32,
+    ) -> Result<Vec<Payout>, EngineError> {
+        Ok(self.parts.ledger.list(states, limit).await?)
+    }
+
+    pub async fn counts(&self) -> Result<Vec<(PayoutState, u64)>, EngineError> {
+        Ok(self.parts.ledger.counts().await?)
+    }
+
+    /// Whether the rail confirms that the payout under the entry's current
+    /// key failed. A refusal (no payout id) was the rail's own answer that
+    /// no payout exists; a payout it made is asked about now.
+    async fn rail_confirms_failure(&self, p: &Payout) -> Result<(), EngineError> {
+        let Some(id) = &p.payout_id else {
+            return match p.state {
+                PayoutState::Failed => Ok(()),
+                _ => Err(EngineError::BadRequest(
+                    "the rail has not confirmed that this payout failed (it made no payout id known); settle it with the provider first".into(),
+                )),
+            };
+        };
+        match self.parts.rail.status(id).await {
+            Ok(receipt) => match receipt.status {
+                RailStatus::Failed(_) => Ok(()),
+                RailStatus::Pending | RailStatus::Completed => {
+                    Err(EngineError::BadRequest(format!(
+                        "the rail says payout {id} is {}; it is not paid again",
+                        if receipt.status == RailStatus::Pending {
+                            "pending"
+                        } else {
+                            "completed"
+                        }
+                    )))
+                }
+            },
+            Err(e) => Err(EngineError::BadRequest(format!(
+                "the rail could not confirm that payout {id} failed: {e}"
+            ))),
+        }
+    }
+
+    /// Another attempt.
+    ///
+    /// - A held payout is sent again under the same key with its frozen
+    ///   order, and the rail's answer is followed; with
+    ///   [`RetryMode::NewAttempt`], once the rail confirms the payout
+    ///   failed, the checks run again for a new key.
+    /// - A failed payout (the AP has `error`) gets a new key only with
+    ///   [`RetryMode::NewAttempt`], after the rail confirms the failure; the
+    ///   AP's transaction leaves `error`.
+    /// - A rejection (no payout was ever made) is checked again.
+    /// - A step waiting out its backoff is due now.
+    pub async fn retry(&self, id: &TransactionId, mode: RetryMode) -> Result<Payout, EngineError> {
+        let mut p = self.get(id).await?;
+        let now = self.now();
+        let from = p.state;
+        match (from, mode) {
+            (PayoutState::Held, RetryMode::SameKey) => {
+                p.reason = None;
+                p.advance(PayoutState::Submitted, now);
+            }
+            (PayoutState::Held, RetryMode::NewAttempt) => {
+                self.rail_confirms_failure(&p).await?;
+                p.attempt += 1;
+                p.reason = None;
+                p.payout_id = None;
+                p.order = None;
+                p.submitted_at = None;
+                p.told_pending = false;
+                p.advance(PayoutState::Received, now);
+            }
+            (PayoutState::Failed, RetryMode::SameKey) => {
+                return Err(EngineError::BadRequest(
+                    "the rail failed this payout; the same key would fail again: retry with --new-attempt to pay under a new key".into(),
+                ));
+            }
+            (PayoutState::Failed, RetryMode::NewAttempt) => {
+                self.rail_confirms_failure(&p).await?;
+                p.attempt += 1;
+                p.advance(PayoutState::Recovering, now);
+            }
+            (PayoutState::Rejected, _) => p.advance(PayoutState::Recovering, now),
+            (s, _) if s.is_active() => {
+                p.updated_at = now;
+                p.due_at = now;
+            }
+            (s, _) => return Err(EngineError::Ledger(LedgerError::WrongState(s))),
+        }
+        self.parts.ledger.reopen(&[from], &p).await?;
+        tracing::info!(transaction.id = %id, from = %from, to = %p.state, attempt = p.attempt, "payout retry requested");
+        Ok(p)
+    }
+
+    /// Records that the operator returned the sender's funds (on Stellar,
+    /// `reference` being the transaction hash); the AP is told `refunded`.
+    /// Only where no payout exists: rejected, failed (the rail confirmed
+    /// it), or awaiting KYC. Refused while a payout may exist (held,
+    /// submitted, …).
+    pub async fn refund(&self, id: &TransactionId, reference: &str) -> Result<Payout, EngineError> {
+        let reference = reference.trim();
+        if reference.is_empty() || reference.len() > 256 {
+            return Err(EngineError::BadRequest(
+                "the refund reference (the Stellar transaction hash) must be 1 to 256 characters"
+                    .into(),
+            ));
+        }
+        let mut p = self.get(id).await?;
+        let now = self.now();
+        let from = p.state;
+        if from.payout_possible() {
+            return Err(EngineError::BadRequest(format!(
+                "the payout is {from}: a payout may exist at the rail, so the funds are not refunded"
+            )));
+        }
+        if !matches!(
+            from,
+            PayoutState::Rejected | PayoutState::Failed | PayoutState::AwaitingKyc
+        ) {
+            return Err(EngineError::Ledger(LedgerError::WrongState(from)));
+        }
+        p.refund_reference = Some(reference.to_owned());
+        p.advance(PayoutState::Refunding, now);
+        self.parts.ledger.reopen(&[from], &p).await?;
+        tracing::info!(transaction.id = %id, from = %from, "refund recorded");
+        Ok(p)
+    }
+}
