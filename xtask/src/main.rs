@@ -26,6 +26,9 @@
 //!   `mooring-bench` against it (SQLite and PostgreSQL, found or started as
 //!   for `test`), writing `docs/benchmarks.md` and `docs/benchmarks.json`.
 //!   `--quick` is a short smoke run (its figures are not the report's).
+//! - `cargo xtask sim-test [--seeds N] [--seed S]`: the payment engine's
+//!   deterministic simulation with N seeds (1,000 in the test suite), or
+//!   one seed replayed.
 //! - `cargo xtask openapi`: writes `docs/openapi.json` from the code (a test
 //!   fails while the committed file differs).
 
@@ -61,9 +64,10 @@ fn main() -> ExitCode {
         Some("up") => stack::up(),
         Some("bench") => bench(args.iter().any(|a| a == "--quick")),
         Some("down") => stack::down(),
+        Some("sim-test") => sim_test(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test [cargo test args…] | lint | ci | pg | sim [--port N] [--v3] | engine [--v3] | openapi | up | down | bench [--quick]>"
+                "usage: cargo xtask <test [cargo test args…] | lint | ci | pg | sim [--port N] [--v3] | engine [--v3] | openapi | up | down | bench [--quick] | sim-test [--seeds N] [--seed S]>"
             );
             return ExitCode::from(2);
         }
@@ -75,6 +79,39 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The engine's deterministic simulation: `--seeds N` runs seeds 1..=N,
+/// `--seed S` replays one.
+fn sim_test(args: &[String]) -> Result<(), String> {
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .map(String::as_str)
+    };
+    let mut command = cargo();
+    command.args([
+        "test",
+        "-p",
+        "mooring-usecases",
+        "--test",
+        "it",
+        "simulation",
+        "--",
+        "--nocapture",
+    ]);
+    for (flag, var) in [
+        ("--seeds", "MOORING_SIM_SEEDS"),
+        ("--seed", "MOORING_SIM_SEED"),
+    ] {
+        if let Some(v) = value(flag) {
+            v.parse::<u64>()
+                .map_err(|_| format!("{flag} takes a number, not {v:?}"))?;
+            command.env(var, v);
+        }
+    }
+    run(command, "the engine's simulation")
 }
 
 /// The workspace root (xtask lives one level below it).
@@ -123,8 +160,9 @@ fn engine(v3: bool) -> Result<(), String> {
     let api = if v3 { "rpc" } else { "rest" };
     eprintln!(
         "xtask: mooring on http://127.0.0.1:8081 (platform.api = {api}), simulator on http://127.0.0.1:8085\n\
+         xtask: register a sender:    curl -X PUT localhost:8081/customer -H 'Content-Type: application/json' -d '{{\"account\":\"GDJUOFZGW5WYBK4GIETCSSM6MTTIJ4SUMCQITPTLUWMQ6B4UIX2IEX47\",\"memo\":\"2\",\"memo_type\":\"id\",\"type\":\"sep31-sender\",\"first_name\":\"Ana\",\"last_name\":\"Costa\",\"email_address\":\"a@example.com\"}}'\n\
          xtask: register a receiver:  curl -X PUT localhost:8081/customer -H 'Content-Type: application/json' -d '{{\"account\":\"GDJUOFZGW5WYBK4GIETCSSM6MTTIJ4SUMCQITPTLUWMQ6B4UIX2IEX47\",\"memo\":\"1\",\"memo_type\":\"id\",\"type\":\"sep31-receiver\",\"first_name\":\"Maria\",\"last_name\":\"Silva\",\"email_address\":\"m@example.com\",\"bank_account_number\":\"123\",\"bank_account_type\":\"checking\",\"bank_number\":\"341\"}}'\n\
-         xtask: create a transaction: curl -X POST localhost:8085/_sim/transactions -H 'Content-Type: application/json' -d '{{\"amount_in\":{{\"amount\":\"100\",\"asset\":\"{USDC}\"}},\"amount_out\":{{\"amount\":\"99\",\"asset\":\"{USDC}\"}},\"amount_fee\":{{\"amount\":\"1\",\"asset\":\"{USDC}\"}},\"customers\":{{\"receiver\":{{\"id\":\"<customer id>\"}}}}}}'\n\
+         xtask: create a transaction: curl -X POST localhost:8085/_sim/transactions -H 'Content-Type: application/json' -d '{{\"amount_in\":{{\"amount\":\"100\",\"asset\":\"{USDC}\"}},\"amount_out\":{{\"amount\":\"99\",\"asset\":\"{USDC}\"}},\"amount_fee\":{{\"amount\":\"1\",\"asset\":\"{USDC}\"}},\"customers\":{{\"sender\":{{\"id\":\"<sender id>\"}},\"receiver\":{{\"id\":\"<receiver id>\"}}}}}}'\n\
          xtask: the payment arrives:  curl -X POST localhost:8085/_sim/transactions/<id>/receive\n\
          xtask: watch it:             curl localhost:8085/_sim/transactions/<id>/history   (and: mooring payouts list)"
     );

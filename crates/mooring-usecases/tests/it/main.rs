@@ -7,3 +7,4 @@ mod kyc;
 mod ops;
 mod payout;
 mod quotes;
+mod simulation;

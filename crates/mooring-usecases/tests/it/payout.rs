@@ -36,6 +36,7 @@ pub(crate) struct World {
     pub(crate) kyc: KycService,
     pub(crate) quotes: QuoteService,
     pub(crate) clock: Arc<TestClock>,
+    pub(crate) kyc_store: Arc<FakeKycStore>,
 }
 
 pub(crate) fn world() -> World {
@@ -61,7 +62,7 @@ pub(crate) fn world_on(
     let rail = Arc::new(FakeRail::default());
     let store = Arc::new(FakeKycStore::default());
     store.insert_accepted(SENDER, ACCOUNT, "sender", clock.now());
-    let kyc = KycService::new(store, CustomerTypes::builtin(), mode, clock.clone());
+    let kyc = KycService::new(store.clone(), CustomerTypes::builtin(), mode, clock.clone());
     let parts = EngineParts {
         platform: platform.clone(),
         ledger: ledger.clone(),
@@ -85,6 +86,7 @@ pub(crate) fn world_on(
         ledger,
         rail,
         kyc,
+        kyc_store: store,
         quotes: q.quotes,
         clock,
     }
