@@ -6,11 +6,16 @@
 //! `cargo xtask test` sets `MOORING_TEST_POSTGRES_URL`, starting a throwaway
 //! cluster when none is running. When no server answers, PostgreSQL tests
 //! fail with a message saying so: they are never skipped.
+//!
+//! [`contract`] holds the ports' contract suites, run against each fake and
+//! each real adapter.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use diesel::{Connection, PgConnection, RunQueryDsl};
+
+pub mod contract;
 
 /// The environment variable naming the PostgreSQL server for tests (a URL
 /// whose database is used only to create and drop test databases).

@@ -1,6 +1,7 @@
 //! The store adapter against real databases: every test runs on SQLite and
 //! on PostgreSQL, each on a database of its own.
 
+mod contracts;
 mod deposit;
 mod health;
 mod kyc;

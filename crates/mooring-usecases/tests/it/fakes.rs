@@ -22,9 +22,14 @@ use mooring_ports::{
 };
 use rust_decimal::Decimal;
 
+/// A file's bytes and content type.
+type StoredFile = (Vec<u8>, Option<String>);
+
 #[derive(Default)]
 pub struct FakeKycStore {
     customers: Mutex<BTreeMap<CustomerId, Customer>>,
+    /// Each file's bytes and type, to tell a re-upload from a change.
+    files: Mutex<BTreeMap<(CustomerId, String), StoredFile>>,
 }
 
 impl FakeKycStore {
@@ -128,17 +133,28 @@ impl KycStore for FakeKycStore {
             };
         }
         let mut changed = before != customer.fields;
+        let mut files = self.files.lock().expect("lock");
         for (name, file) in change.files {
-            changed = true;
+            let key = (id.clone(), name.clone());
             match file {
-                Some(f) => customer.fields.insert(
-                    name,
-                    ProvidedValue::File {
-                        size: f.content.len() as u64,
-                        content_type: f.content_type,
-                    },
-                ),
-                None => customer.fields.remove(&name),
+                Some(f) => {
+                    let new = (f.content.clone(), f.content_type.clone());
+                    if files.get(&key) != Some(&new) {
+                        changed = true;
+                        files.insert(key, new);
+                    }
+                    customer.fields.insert(
+                        name,
+                        ProvidedValue::File {
+                            size: f.content.len() as u64,
+                            content_type: f.content_type,
+                        },
+                    );
+                }
+                None => {
+                    changed |= files.remove(&key).is_some();
+                    customer.fields.remove(&name);
+                }
             };
         }
         if changed {
@@ -157,6 +173,10 @@ impl KycStore for FakeKycStore {
     }
 
     async fn delete(&self, id: &CustomerId) -> Result<(), KycStoreError> {
+        self.files
+            .lock()
+            .expect("lock")
+            .retain(|(owner, _), _| owner != id);
         self.customers
             .lock()
             .expect("lock")
@@ -389,13 +409,18 @@ impl DepositAddressStore for FakeDepositAddresses {
         transaction_id: &str,
         address: &DepositAddress,
     ) -> Result<DepositAddress, CustodianError> {
-        Ok(self
-            .kept
-            .lock()
-            .expect("lock")
-            .entry(transaction_id.to_owned())
-            .or_insert_with(|| address.clone())
-            .clone())
+        let mut kept = self.kept.lock().expect("lock");
+        if let Some(first) = kept.get(transaction_id) {
+            return Ok(first.clone());
+        }
+        // As the store's unique (account, memo): never two transactions.
+        if kept.values().any(|a| a == address) {
+            return Err(CustodianError::Unavailable(
+                "the custodian gave an address in use".into(),
+            ));
+        }
+        kept.insert(transaction_id.to_owned(), address.clone());
+        Ok(address.clone())
     }
 }
 
@@ -573,10 +598,13 @@ impl PlatformClient for FakePlatform {
                 tx.status.as_str()
             )))
         };
+        // As the AP (and the simulator): pending only from pending_receiver,
+        // sent from pending_receiver or pending_external.
+        let payable = matches!(tx.status, S::PendingReceiver | S::PendingExternal);
         let next = match &update.change {
             TransactionChange::OffchainFundsPending {
                 external_transaction_id,
-            } if open => {
+            } if tx.status == S::PendingReceiver => {
                 tx.external_transaction_id
                     .clone_from(external_transaction_id);
                 S::PendingExternal
@@ -585,7 +613,7 @@ impl PlatformClient for FakePlatform {
                 external_transaction_id,
                 amount_out,
                 ..
-            } if open => {
+            } if payable => {
                 tx.external_transaction_id
                     .clone_from(external_transaction_id);
                 tx.amount_out.clone_from(amount_out);
