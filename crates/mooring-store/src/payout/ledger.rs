@@ -1,69 +1,21 @@
-//! The payout ledger, the event inbox and the poll marks.
-//!
-//! Claims: on PostgreSQL, `claim` picks due rows with `FOR UPDATE SKIP
-//! LOCKED`, so replicas claiming at once take disjoint rows without waiting
-//! on each other; on SQLite the writer lock (`BEGIN IMMEDIATE`) serialises
-//! claims. Each claim adds one to the row's `claim_token`, and every write
-//! under a claim is a compare-and-set on (owner, token, state). Leases are
-//! set and compared in SQL with the database's own clock ([`db_now`]), so
-//! replicas whose clocks disagree still agree on whose claim lapsed.
+//! Sightings, fenced claims on the database's clock, compare-and-set saves.
 
 use std::collections::HashMap;
-use std::str::FromStr;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Duration, NaiveDateTime, SubsecRound, Utc};
+use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use diesel::prelude::*;
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel::sql_types::{Array, Text};
-use diesel::sql_types::{Nullable, Timestamp};
-use mooring_domain::payout::{Payout, PayoutOrder, PayoutState, Sighting, SightingEffect};
-use mooring_domain::transaction::{Amount, TransactionId};
-use mooring_ports::{Claim, Claimed, EventStore, InboxEvent, LedgerError, PayoutLedger, PollMarks};
-use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
+use diesel::sql_types::{Array, Nullable, Text, Timestamp};
+use mooring_domain::payout::{Payout, PayoutState, Sighting, SightingEffect};
+use mooring_domain::transaction::TransactionId;
+use mooring_ports::{Claim, Claimed, LedgerError, PayoutLedger};
 
-use crate::conn::{lock_key, write_tx};
-use crate::schema::{events, payouts, poll_marks};
-use crate::{AnyConnection, Store, StoreError};
+use crate::conn::write_tx;
+use crate::schema::payouts;
+use crate::{AnyConnection, Store};
 
-/// One event applier at a time, across replicas: events apply in order.
-const INBOX_LOCK: &str = "mooring:events";
-
-/// The mark of the poll by `transfer_received_at`, and its writers' lock.
-const TRANSFER_POLL: &str = "transfer_received_at";
-const POLL_MARK_LOCK: &str = "mooring:poll_marks";
-
-#[derive(Debug, thiserror::Error)]
-enum Failure {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("stored payout {id} is unreadable: {reason}")]
-    Corrupt { id: String, reason: String },
-    #[error("not found")]
-    NotFound,
-    #[error("lost claim")]
-    LostClaim,
-    #[error("wrong state")]
-    WrongState(PayoutState),
-}
-
-impl From<DieselError> for Failure {
-    fn from(e: DieselError) -> Self {
-        Self::Store(StoreError::Query(e))
-    }
-}
-
-impl From<Failure> for LedgerError {
-    fn from(f: Failure) -> Self {
-        match f {
-            Failure::NotFound => Self::NotFound,
-            Failure::LostClaim => Self::LostClaim,
-            Failure::WrongState(s) => Self::WrongState(s),
-            other => Self::Unknown(anyhow::Error::new(other)),
-        }
-    }
-}
+use super::Failure;
+use super::row::PayoutRow;
 
 #[derive(QueryableByName)]
 struct IdState {
@@ -71,158 +23,6 @@ struct IdState {
     transaction_id: String,
     #[diesel(sql_type = Text)]
     state: String,
-}
-
-#[derive(Queryable, Selectable, Insertable, AsChangeset)]
-#[diesel(table_name = payouts, treat_none_as_null = true)]
-struct PayoutRow {
-    transaction_id: String,
-    state: String,
-    attempt: i32,
-    quote_id: Option<String>,
-    sender_id: Option<String>,
-    receiver_id: Option<String>,
-    amount_in: Option<String>,
-    amount_in_asset: Option<String>,
-    amount_out: Option<String>,
-    amount_out_asset: Option<String>,
-    payout_id: Option<String>,
-    told_pending: i32,
-    reason: Option<String>,
-    last_error: Option<String>,
-    failures: i32,
-    refund_reference: Option<String>,
-    created_at: NaiveDateTime,
-    updated_at: NaiveDateTime,
-    due_at: NaiveDateTime,
-    payout_order: Option<String>,
-    submitted_at: Option<NaiveDateTime>,
-}
-
-/// The frozen order as stored (JSON): the fields in the order they were
-/// sent, so that every retry sends the same body.
-#[derive(Serialize, Deserialize)]
-struct OrderDto {
-    idempotency_key: String,
-    transaction_id: String,
-    amount: String,
-    asset: String,
-    delivery_method: Option<String>,
-    receiver_id: String,
-    receiver_fields: Vec<(String, String)>,
-}
-
-impl OrderDto {
-    fn encode(o: &PayoutOrder) -> String {
-        let dto = Self {
-            idempotency_key: o.idempotency_key.clone(),
-            transaction_id: o.transaction_id.clone(),
-            amount: o.amount.to_string(),
-            asset: o.asset.clone(),
-            delivery_method: o.delivery_method.clone(),
-            receiver_id: o.receiver_id.clone(),
-            receiver_fields: o.receiver_fields.clone(),
-        };
-        // A struct of strings always serialises.
-        serde_json::to_string(&dto).unwrap_or_default()
-    }
-
-    fn decode(text: &str) -> Result<PayoutOrder, String> {
-        let dto: Self = serde_json::from_str(text).map_err(|e| format!("frozen order: {e}"))?;
-        Ok(PayoutOrder {
-            idempotency_key: dto.idempotency_key,
-            transaction_id: dto.transaction_id,
-            amount: Decimal::from_str(&dto.amount)
-                .map_err(|e| format!("frozen order amount: {e}"))?,
-            asset: dto.asset,
-            delivery_method: dto.delivery_method,
-            receiver_id: dto.receiver_id,
-            receiver_fields: dto.receiver_fields,
-        })
-    }
-}
-
-fn clamp(n: u32) -> i32 {
-    i32::try_from(n).unwrap_or(i32::MAX)
-}
-
-impl PayoutRow {
-    fn from_payout(p: &Payout) -> Self {
-        let split = |a: &Option<Amount>| match a {
-            Some(a) => (Some(a.amount.to_string()), Some(a.asset.clone())),
-            None => (None, None),
-        };
-        let (amount_in, amount_in_asset) = split(&p.amount_in);
-        let (amount_out, amount_out_asset) = split(&p.amount_out);
-        Self {
-            transaction_id: p.transaction_id.as_str().to_owned(),
-            state: p.state.as_str().to_owned(),
-            attempt: clamp(p.attempt),
-            quote_id: p.quote_id.clone(),
-            sender_id: p.sender_id.clone(),
-            receiver_id: p.receiver_id.clone(),
-            amount_in,
-            amount_in_asset,
-            amount_out,
-            amount_out_asset,
-            payout_id: p.payout_id.clone(),
-            told_pending: i32::from(p.told_pending),
-            reason: p.reason.clone(),
-            last_error: p.last_error.clone(),
-            failures: clamp(p.failures),
-            refund_reference: p.refund_reference.clone(),
-            created_at: p.created_at.naive_utc(),
-            updated_at: p.updated_at.naive_utc(),
-            due_at: p.due_at.naive_utc(),
-            payout_order: p.order.as_ref().map(OrderDto::encode),
-            submitted_at: p.submitted_at.map(|t| t.naive_utc()),
-        }
-    }
-
-    fn into_payout(self) -> Result<Payout, Failure> {
-        let corrupt = |reason: String| Failure::Corrupt {
-            id: self.transaction_id.clone(),
-            reason,
-        };
-        let amount =
-            |amount: &Option<String>, asset: &Option<String>| -> Result<Option<Amount>, Failure> {
-                match (amount, asset) {
-                    (Some(a), Some(asset)) => Ok(Some(Amount {
-                        amount: Decimal::from_str(a).map_err(|e| corrupt(e.to_string()))?,
-                        asset: asset.clone(),
-                    })),
-                    _ => Ok(None),
-                }
-            };
-        Ok(Payout {
-            transaction_id: TransactionId::parse(&self.transaction_id)
-                .map_err(|e| corrupt(e.to_string()))?,
-            state: PayoutState::parse(&self.state)
-                .ok_or_else(|| corrupt(format!("unknown state {:?}", self.state)))?,
-            attempt: u32::try_from(self.attempt).unwrap_or(1),
-            quote_id: self.quote_id.clone(),
-            sender_id: self.sender_id.clone(),
-            receiver_id: self.receiver_id.clone(),
-            amount_in: amount(&self.amount_in, &self.amount_in_asset)?,
-            amount_out: amount(&self.amount_out, &self.amount_out_asset)?,
-            payout_id: self.payout_id.clone(),
-            told_pending: self.told_pending != 0,
-            reason: self.reason.clone(),
-            last_error: self.last_error.clone(),
-            failures: u32::try_from(self.failures).unwrap_or(0),
-            refund_reference: self.refund_reference.clone(),
-            created_at: self.created_at.and_utc(),
-            updated_at: self.updated_at.and_utc(),
-            due_at: self.due_at.and_utc(),
-            order: self
-                .payout_order
-                .as_deref()
-                .map(OrderDto::decode)
-                .transpose()
-                .map_err(corrupt)?,
-            submitted_at: self.submitted_at.map(|t| t.and_utc()),
-        })
-    }
 }
 
 /// The database's clock, as SQL of the connection's backend: UTC, in the
@@ -283,7 +83,7 @@ fn locked_state(conn: &mut AnyConnection, id: &str) -> Result<Option<PayoutState
 }
 
 /// A sighting, inside the caller's write transaction.
-fn sight_in(
+pub(super) fn sight_in(
     conn: &mut AnyConnection,
     id: &TransactionId,
     sighting: Sighting,
@@ -368,25 +168,6 @@ fn move_to(
     Ok(())
 }
 
-fn wake_in(
-    conn: &mut AnyConnection,
-    customer_id: &str,
-    now: DateTime<Utc>,
-) -> Result<u64, Failure> {
-    let n = diesel::update(
-        payouts::table
-            .filter(
-                payouts::receiver_id
-                    .eq(customer_id)
-                    .or(payouts::sender_id.eq(customer_id)),
-            )
-            .filter(payouts::state.eq(PayoutState::AwaitingKyc.as_str())),
-    )
-    .set(payouts::due_at.eq(now.naive_utc()))
-    .execute(conn)?;
-    Ok(n as u64)
-}
-
 #[derive(QueryableByName)]
 struct IdRow {
     #[diesel(sql_type = diesel::sql_types::Text)]
@@ -436,75 +217,6 @@ fn load(conn: &mut AnyConnection, ids: &[String]) -> Result<Vec<Payout>, Failure
         .select(PayoutRow::as_select())
         .load(conn)?;
     rows.into_iter().map(PayoutRow::into_payout).collect()
-}
-
-#[derive(Queryable, Selectable, Insertable)]
-#[diesel(table_name = events)]
-struct EventRow {
-    id: String,
-    kind: String,
-    occurred_at: NaiveDateTime,
-    received_at: NaiveDateTime,
-    transaction_id: Option<String>,
-    sighting: Option<String>,
-    customer_id: Option<String>,
-    body: String,
-}
-
-fn sighting_name(s: Sighting) -> &'static str {
-    match s {
-        Sighting::Unfunded => "unfunded",
-        Sighting::Funded => "funded",
-        Sighting::Finished => "finished",
-    }
-}
-
-fn sighting_of(name: &str) -> Option<Sighting> {
-    match name {
-        "unfunded" => Some(Sighting::Unfunded),
-        "funded" => Some(Sighting::Funded),
-        "finished" => Some(Sighting::Finished),
-        _ => None,
-    }
-}
-
-fn apply_in(conn: &mut AnyConnection, limit: u32, now: DateTime<Utc>) -> Result<u32, Failure> {
-    lock_key(conn, INBOX_LOCK)?;
-    let waiting: Vec<EventRow> = events::table
-        .filter(events::processed_at.is_null())
-        .order((
-            events::occurred_at.asc(),
-            events::received_at.asc(),
-            events::id.asc(),
-        ))
-        .limit(i64::from(limit))
-        .select(EventRow::as_select())
-        .load(conn)?;
-    for event in &waiting {
-        if let (Some(id), Some(sighting)) = (
-            event.transaction_id.as_deref(),
-            event.sighting.as_deref().and_then(sighting_of),
-        ) && let Ok(id) = TransactionId::parse(id)
-        {
-            sight_in(conn, &id, sighting, now)?;
-        }
-        if let Some(customer) = &event.customer_id {
-            wake_in(conn, customer, now)?;
-        }
-        diesel::update(events::table.find(&event.id))
-            .set(events::processed_at.eq(now.naive_utc()))
-            .execute(conn)?;
-    }
-    Ok(waiting.len() as u32)
-}
-
-impl Store {
-    async fn ledger<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut AnyConnection) -> Result<T, Failure> + Send + 'static,
-    ) -> Result<T, LedgerError> {
-        Ok(self.run(f).await?)
-    }
 }
 
 #[async_trait]
@@ -780,105 +492,6 @@ impl PayoutLedger for Store {
                     .execute(c)?;
                 if n == 0 {
                     return Err(Failure::LostClaim);
-                }
-                Ok(())
-            })
-        })
-        .await
-    }
-}
-
-#[async_trait]
-impl EventStore for Store {
-    async fn accept_event(&self, event: &InboxEvent) -> Result<bool, LedgerError> {
-        let row = EventRow {
-            id: event.id.clone(),
-            kind: event.kind.clone(),
-            occurred_at: event.occurred_at.naive_utc(),
-            received_at: event.received_at.naive_utc(),
-            transaction_id: event.transaction_id.as_ref().map(|t| t.as_str().to_owned()),
-            sighting: event.sighting.map(|s| sighting_name(s).to_owned()),
-            customer_id: event.customer_id.clone(),
-            body: event.body.clone(),
-        };
-        self.ledger(move |conn| {
-            match diesel::insert_into(events::table)
-                .values(&row)
-                .execute(conn)
-            {
-                Ok(_) => Ok(true),
-                Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => Ok(false),
-                Err(e) => Err(Failure::from(e)),
-            }
-        })
-        .await
-    }
-
-    async fn apply_events(&self, limit: u32, now: DateTime<Utc>) -> Result<u32, LedgerError> {
-        self.ledger(move |conn| write_tx(conn, |c| apply_in(c, limit, now)))
-            .await
-    }
-
-    async fn inbox_depth(&self) -> Result<u64, LedgerError> {
-        self.ledger(move |conn| {
-            let n: i64 = events::table
-                .filter(events::processed_at.is_null())
-                .count()
-                .get_result(conn)
-                .map_err(Failure::from)?;
-            Ok(n as u64)
-        })
-        .await
-    }
-}
-
-#[async_trait]
-impl PollMarks for Store {
-    async fn poll_mark(&self) -> Result<Option<DateTime<Utc>>, LedgerError> {
-        self.ledger(|conn| {
-            let mark: Option<NaiveDateTime> = poll_marks::table
-                .find(TRANSFER_POLL)
-                .select(poll_marks::mark)
-                .first(conn)
-                .optional()?;
-            Ok(mark.map(|m| m.and_utc()))
-        })
-        .await
-    }
-
-    async fn advance_poll_mark(
-        &self,
-        mark: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<(), LedgerError> {
-        // Both backends keep microseconds: cut the rest off, so the stored
-        // mark is never later than the transaction it came from.
-        let mark = mark.trunc_subsecs(6).naive_utc();
-        let now = now.naive_utc();
-        self.ledger(move |conn| {
-            write_tx(conn, |c| {
-                lock_key(c, POLL_MARK_LOCK)?;
-                let stored: Option<NaiveDateTime> = poll_marks::table
-                    .find(TRANSFER_POLL)
-                    .select(poll_marks::mark)
-                    .first(c)
-                    .optional()?;
-                match stored {
-                    None => {
-                        diesel::insert_into(poll_marks::table)
-                            .values((
-                                poll_marks::name.eq(TRANSFER_POLL),
-                                poll_marks::mark.eq(mark),
-                                poll_marks::updated_at.eq(now),
-                            ))
-                            .execute(c)?;
-                    }
-                    Some(stored) if stored < mark => {
-                        diesel::update(poll_marks::table.find(TRANSFER_POLL))
-                            .set((poll_marks::mark.eq(mark), poll_marks::updated_at.eq(now)))
-                            .execute(c)?;
-                    }
-                    Some(_) => {}
                 }
                 Ok(())
             })

@@ -1,0 +1,166 @@
+//! A ledger entry as stored, and its frozen order as JSON.
+
+use std::str::FromStr;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use mooring_domain::payout::{Payout, PayoutOrder, PayoutState};
+use mooring_domain::transaction::{Amount, TransactionId};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::schema::payouts;
+
+use super::Failure;
+
+#[derive(Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = payouts, treat_none_as_null = true)]
+pub(super) struct PayoutRow {
+    pub(super) transaction_id: String,
+    state: String,
+    attempt: i32,
+    quote_id: Option<String>,
+    sender_id: Option<String>,
+    receiver_id: Option<String>,
+    amount_in: Option<String>,
+    amount_in_asset: Option<String>,
+    amount_out: Option<String>,
+    amount_out_asset: Option<String>,
+    payout_id: Option<String>,
+    told_pending: i32,
+    reason: Option<String>,
+    last_error: Option<String>,
+    failures: i32,
+    refund_reference: Option<String>,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+    due_at: NaiveDateTime,
+    payout_order: Option<String>,
+    submitted_at: Option<NaiveDateTime>,
+}
+
+/// The frozen order as stored (JSON): the fields in the order they were
+/// sent, so that every retry sends the same body.
+#[derive(Serialize, Deserialize)]
+struct OrderDto {
+    idempotency_key: String,
+    transaction_id: String,
+    amount: String,
+    asset: String,
+    delivery_method: Option<String>,
+    receiver_id: String,
+    receiver_fields: Vec<(String, String)>,
+}
+
+impl OrderDto {
+    fn encode(o: &PayoutOrder) -> String {
+        let dto = Self {
+            idempotency_key: o.idempotency_key.clone(),
+            transaction_id: o.transaction_id.clone(),
+            amount: o.amount.to_string(),
+            asset: o.asset.clone(),
+            delivery_method: o.delivery_method.clone(),
+            receiver_id: o.receiver_id.clone(),
+            receiver_fields: o.receiver_fields.clone(),
+        };
+        // A struct of strings always serialises.
+        serde_json::to_string(&dto).unwrap_or_default()
+    }
+
+    fn decode(text: &str) -> Result<PayoutOrder, String> {
+        let dto: Self = serde_json::from_str(text).map_err(|e| format!("frozen order: {e}"))?;
+        Ok(PayoutOrder {
+            idempotency_key: dto.idempotency_key,
+            transaction_id: dto.transaction_id,
+            amount: Decimal::from_str(&dto.amount)
+                .map_err(|e| format!("frozen order amount: {e}"))?,
+            asset: dto.asset,
+            delivery_method: dto.delivery_method,
+            receiver_id: dto.receiver_id,
+            receiver_fields: dto.receiver_fields,
+        })
+    }
+}
+
+fn clamp(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+impl PayoutRow {
+    pub(super) fn from_payout(p: &Payout) -> Self {
+        let split = |a: &Option<Amount>| match a {
+            Some(a) => (Some(a.amount.to_string()), Some(a.asset.clone())),
+            None => (None, None),
+        };
+        let (amount_in, amount_in_asset) = split(&p.amount_in);
+        let (amount_out, amount_out_asset) = split(&p.amount_out);
+        Self {
+            transaction_id: p.transaction_id.as_str().to_owned(),
+            state: p.state.as_str().to_owned(),
+            attempt: clamp(p.attempt),
+            quote_id: p.quote_id.clone(),
+            sender_id: p.sender_id.clone(),
+            receiver_id: p.receiver_id.clone(),
+            amount_in,
+            amount_in_asset,
+            amount_out,
+            amount_out_asset,
+            payout_id: p.payout_id.clone(),
+            told_pending: i32::from(p.told_pending),
+            reason: p.reason.clone(),
+            last_error: p.last_error.clone(),
+            failures: clamp(p.failures),
+            refund_reference: p.refund_reference.clone(),
+            created_at: p.created_at.naive_utc(),
+            updated_at: p.updated_at.naive_utc(),
+            due_at: p.due_at.naive_utc(),
+            payout_order: p.order.as_ref().map(OrderDto::encode),
+            submitted_at: p.submitted_at.map(|t| t.naive_utc()),
+        }
+    }
+
+    pub(super) fn into_payout(self) -> Result<Payout, Failure> {
+        let corrupt = |reason: String| Failure::Corrupt {
+            id: self.transaction_id.clone(),
+            reason,
+        };
+        let amount =
+            |amount: &Option<String>, asset: &Option<String>| -> Result<Option<Amount>, Failure> {
+                match (amount, asset) {
+                    (Some(a), Some(asset)) => Ok(Some(Amount {
+                        amount: Decimal::from_str(a).map_err(|e| corrupt(e.to_string()))?,
+                        asset: asset.clone(),
+                    })),
+                    _ => Ok(None),
+                }
+            };
+        Ok(Payout {
+            transaction_id: TransactionId::parse(&self.transaction_id)
+                .map_err(|e| corrupt(e.to_string()))?,
+            state: PayoutState::parse(&self.state)
+                .ok_or_else(|| corrupt(format!("unknown state {:?}", self.state)))?,
+            attempt: u32::try_from(self.attempt).unwrap_or(1),
+            quote_id: self.quote_id.clone(),
+            sender_id: self.sender_id.clone(),
+            receiver_id: self.receiver_id.clone(),
+            amount_in: amount(&self.amount_in, &self.amount_in_asset)?,
+            amount_out: amount(&self.amount_out, &self.amount_out_asset)?,
+            payout_id: self.payout_id.clone(),
+            told_pending: self.told_pending != 0,
+            reason: self.reason.clone(),
+            last_error: self.last_error.clone(),
+            failures: u32::try_from(self.failures).unwrap_or(0),
+            refund_reference: self.refund_reference.clone(),
+            created_at: self.created_at.and_utc(),
+            updated_at: self.updated_at.and_utc(),
+            due_at: self.due_at.and_utc(),
+            order: self
+                .payout_order
+                .as_deref()
+                .map(OrderDto::decode)
+                .transpose()
+                .map_err(corrupt)?,
+            submitted_at: self.submitted_at.map(|t| t.and_utc()),
+        })
+    }
+}
