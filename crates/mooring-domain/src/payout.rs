@@ -233,6 +233,55 @@ impl Sighting {
     }
 }
 
+/// An AP event as `POST /event` parsed it: what it says, with no meaning
+/// given yet ([`EventFacts::meaning`] gives it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventFacts {
+    /// The transaction the event carries, when it carries one.
+    pub transaction: Option<EventTransaction>,
+    /// The customer a `customer_updated` event names.
+    pub customer_id: Option<String>,
+}
+
+/// The transaction in an event, as the AP wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventTransaction {
+    pub id: Option<TransactionId>,
+    /// `31` for SEP-31 (empty when the AP left it out).
+    pub sep: String,
+    pub status: Option<TransactionStatus>,
+    /// Whether it has a `transfer_received_at`.
+    pub funded: bool,
+}
+
+/// What an event means for the ledger: one sighting of a SEP-31
+/// transaction, and a customer whose awaiting payouts are due now. The
+/// store applies both atomically with marking the event applied.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EventMeaning {
+    pub sighting: Option<(TransactionId, Sighting)>,
+    pub wake_customer: Option<String>,
+}
+
+impl EventFacts {
+    /// The one home of an event's meaning. An event is a hint: a sighting
+    /// (which never ends an entry, [`PayoutState::on_sighting`]), or a
+    /// customer to look at again.
+    pub fn meaning(&self) -> EventMeaning {
+        let sighting = self.transaction.as_ref().and_then(|t| {
+            if !(t.sep.is_empty() || t.sep == "31") {
+                return None;
+            }
+            let sighting = Sighting::from_status(t.status.as_ref()?, t.funded)?;
+            Some((t.id.clone()?, sighting))
+        });
+        EventMeaning {
+            sighting,
+            wake_customer: self.customer_id.clone(),
+        }
+    }
+}
+
 /// A payout as it is sent to the rail: frozen (committed with `submitted`)
 /// before the first call, and sent unchanged by every retry under its key,
 /// whatever happens to the receiver's KYC afterwards. `Debug` shows field
@@ -806,6 +855,52 @@ mod tests {
         assert_eq!(p.order, None);
         assert!(format!("{order:?}").contains("bank_account_number"));
         assert!(!format!("{order:?}").contains("\"1\""));
+    }
+
+    #[test]
+    fn an_event_means_a_sighting_of_a_sep31_transaction_or_a_customer_to_look_at() {
+        let tx = |sep: &str, status: Option<TransactionStatus>, funded| EventFacts {
+            transaction: Some(EventTransaction {
+                id: Some(TransactionId::parse("t1").expect("id")),
+                sep: sep.into(),
+                status,
+                funded,
+            }),
+            customer_id: None,
+        };
+        let t1 = TransactionId::parse("t1").expect("id");
+        let funded = tx("31", Some(TransactionStatus::PendingReceiver), true).meaning();
+        assert_eq!(funded.sighting, Some((t1.clone(), Sighting::Funded)));
+        assert_eq!(
+            tx("", Some(TransactionStatus::Completed), true)
+                .meaning()
+                .sighting,
+            Some((t1, Sighting::Finished))
+        );
+        assert_eq!(
+            tx("24", Some(TransactionStatus::Completed), true)
+                .meaning()
+                .sighting,
+            None
+        );
+        assert_eq!(tx("31", None, true).meaning().sighting, None);
+        assert_eq!(
+            tx("31", Some(TransactionStatus::PendingStellar), true)
+                .meaning()
+                .sighting,
+            None
+        );
+        let customer = EventFacts {
+            transaction: None,
+            customer_id: Some("c1".into()),
+        };
+        assert_eq!(
+            customer.meaning(),
+            EventMeaning {
+                sighting: None,
+                wake_customer: Some("c1".into())
+            }
+        );
     }
 
     #[test]

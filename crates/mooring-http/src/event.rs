@@ -4,10 +4,9 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
-use mooring_domain::payout::Sighting;
+use mooring_domain::payout::{EventFacts, EventTransaction};
 use mooring_domain::transaction::{TransactionId, TransactionStatus};
-use mooring_ports::InboxEvent;
-use mooring_usecases::EventInbox;
+use mooring_usecases::{EventInbox, ReceivedEvent};
 use serde_json::Value;
 use utoipa::ToSchema;
 
@@ -31,8 +30,9 @@ fn text<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
 }
 
-/// Reads an event; 400 with the reason when it is not one.
-pub(crate) fn parse(body: &[u8], now: DateTime<Utc>) -> Result<InboxEvent, ApiError> {
+/// Reads an event; 400 with the reason when it is not one. Only parses: the
+/// event's meaning is the domain's ([`EventFacts::meaning`]).
+pub(crate) fn parse(body: &[u8], now: DateTime<Utc>) -> Result<ReceivedEvent, ApiError> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("the event is not valid JSON: {e}")))?;
     if !value.is_object() {
@@ -53,37 +53,33 @@ pub(crate) fn parse(body: &[u8], now: DateTime<Utc>) -> Result<InboxEvent, ApiEr
     let transaction = payload
         .and_then(|p| p.get("transaction"))
         .filter(|t| t.is_object());
-    let transaction_id = transaction
-        .and_then(|t| match t.get("id") {
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(Value::Number(n)) => Some(n.to_string()),
+    let transaction = transaction.map(|t| EventTransaction {
+        id: match t.get("id") {
+            Some(Value::String(s)) => TransactionId::parse(s).ok(),
+            Some(Value::Number(n)) => TransactionId::parse(&n.to_string()).ok(),
             _ => None,
-        })
-        .and_then(|id| TransactionId::parse(&id).ok());
-    let sighting = transaction.and_then(|t| {
-        let sep = match t.get("sep") {
+        },
+        sep: match t.get("sep") {
             Some(Value::String(s)) => s.clone(),
             Some(Value::Number(n)) => n.to_string(),
             _ => String::new(),
-        };
-        if !(sep.is_empty() || sep == "31") {
-            return None;
-        }
-        let status = TransactionStatus::parse(text(t, "status")?);
-        Sighting::from_status(&status, text(t, "transfer_received_at").is_some())
+        },
+        status: text(t, "status").map(TransactionStatus::parse),
+        funded: text(t, "transfer_received_at").is_some(),
     });
     let customer_id = payload
         .and_then(|p| p.get("customer"))
         .and_then(|c| text(c, "id"))
         .map(str::to_owned);
-    Ok(InboxEvent {
+    Ok(ReceivedEvent {
         id: id.to_owned(),
         kind: kind.to_owned(),
         occurred_at,
         received_at: now,
-        transaction_id: transaction_id.filter(|_| sighting.is_some()),
-        sighting,
-        customer_id,
+        facts: EventFacts {
+            transaction,
+            customer_id,
+        },
         body: String::from_utf8_lossy(body).into_owned(),
     })
 }
@@ -130,7 +126,7 @@ pub(crate) async fn post_event(
         tracing::warn!(event.id = %event.id, event.kind = %event.kind, "unknown event type; acknowledged");
     }
     inbox
-        .accept(&event)
+        .receive(event)
         .await
         .map_err(|e| ApiError::internal(&anyhow::Error::new(e)))?;
     Ok(HttpResponse::Ok().json(serde_json::json!({})))
@@ -139,9 +135,13 @@ pub(crate) async fn post_event(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mooring_domain::payout::Sighting;
+    use mooring_ports::InboxEvent;
 
     fn event(body: &str) -> Result<InboxEvent, String> {
-        parse(body.as_bytes(), Utc::now()).map_err(|e| e.to_string())
+        parse(body.as_bytes(), Utc::now())
+            .map(ReceivedEvent::into_inbox)
+            .map_err(|e| e.to_string())
     }
 
     #[test]

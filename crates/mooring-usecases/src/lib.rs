@@ -15,7 +15,8 @@ pub use deposit::{DepositError, DepositService, NoCustodian};
 pub use kyc::{CustomerLookup, CustomerUpdate, CustomerView, KycError, KycService, PartyKyc};
 pub use ops::{Gauges, Operations, OpsError, Readiness};
 pub use payout::{
-    EngineConfig, EngineError, EngineParts, EventInbox, PayoutEngine, RetryMode, Work,
+    EngineConfig, EngineError, EngineParts, EventInbox, PayoutEngine, ReceivedEvent, RetryMode,
+    Work,
 };
 pub use quotes::{
     FeeAmount, FeeRequest, FeeService, QuoteError, QuoteService, QuoteServiceParts, RateRequest,

@@ -4,8 +4,45 @@
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+use mooring_domain::payout::EventFacts;
 use mooring_domain::transaction::TransactionId;
 use mooring_ports::{EventStore, InboxEvent, LedgerError};
+
+/// An event as `POST /event` received and parsed it.
+#[derive(Debug, Clone)]
+pub struct ReceivedEvent {
+    /// The AP's event id: the inbox's key.
+    pub id: String,
+    pub kind: String,
+    /// The event's own `timestamp`, else when it arrived.
+    pub occurred_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    pub facts: EventFacts,
+    /// The event as received (JSON).
+    pub body: String,
+}
+
+impl ReceivedEvent {
+    /// The event as the inbox keeps it: with its meaning, which the domain
+    /// gives ([`EventFacts::meaning`]).
+    pub fn into_inbox(self) -> InboxEvent {
+        let meaning = self.facts.meaning();
+        let (transaction_id, sighting) = meaning
+            .sighting
+            .map_or((None, None), |(id, s)| (Some(id), Some(s)));
+        InboxEvent {
+            id: self.id,
+            kind: self.kind,
+            occurred_at: self.occurred_at,
+            received_at: self.received_at,
+            transaction_id,
+            sighting,
+            customer_id: meaning.wake_customer,
+            body: self.body,
+        }
+    }
+}
 
 /// The event inbox as `POST /event` sees it.
 #[derive(Clone)]
@@ -28,6 +65,12 @@ impl EventInbox {
     pub fn waking(mut self, wake: impl Fn() + Send + Sync + 'static) -> Self {
         self.on_new = Some(Arc::new(wake));
         self
+    }
+
+    /// Keeps a received event durably (once per id), with its meaning;
+    /// whether it was new.
+    pub async fn receive(&self, event: ReceivedEvent) -> Result<bool, LedgerError> {
+        self.accept(&event.into_inbox()).await
     }
 
     /// Keeps the event durably (once per id); whether it was new.

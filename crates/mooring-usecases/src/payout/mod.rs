@@ -42,7 +42,7 @@ use tokio::time::Instant;
 use crate::{DepositService, KycService, QuoteService};
 
 pub use backoffice::RetryMode;
-pub use inbox::EventInbox;
+pub use inbox::{EventInbox, ReceivedEvent};
 
 /// How the engine works.
 #[derive(Debug, Clone)]
