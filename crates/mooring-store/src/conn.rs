@@ -85,6 +85,8 @@ impl Manager {
                     self.busy_timeout.as_millis()
                 ))
                 .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                crate::payout::register_db_clock(&mut conn)
+                    .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
                 Ok(AnyConnection::Sqlite(conn))
             }
         }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, Nullable, Text, Timestamp};
+use diesel::sql_types::{Array, Text, Timestamp};
 use mooring_domain::payout::{Payout, PayoutState, Sighting, SightingEffect};
 use mooring_domain::transaction::TransactionId;
 use mooring_ports::{Claim, Claimed, LedgerError, PayoutLedger};
@@ -34,25 +34,27 @@ fn db_now(conn: &AnyConnection) -> &'static str {
     }
 }
 
-/// The database's now plus `lease`, as SQL (a lease's end). PostgreSQL's
-/// `now()` is when the transaction began, after the caller started its
-/// count: the lease never ends before the caller thinks it does.
-fn db_lease_end(conn: &AnyConnection, lease: Duration) -> String {
-    let ms = lease.num_milliseconds().max(0);
-    match conn {
-        AnyConnection::Postgresql(_) => {
-            format!("((now() AT TIME ZONE 'UTC') + interval '{ms} milliseconds')")
-        }
-        AnyConnection::Sqlite(_) => format!(
-            "strftime('%Y-%m-%d %H:%M:%f', 'now', '+{}.{:03} seconds')",
-            ms / 1000,
-            ms % 1000
-        ),
-    }
+diesel::define_sql_function! {
+    /// The end of a lease of `ms` milliseconds from the database's now, in
+    /// UTC. On PostgreSQL a function of migration 6 (`now()` is when the
+    /// transaction began, after the caller started its count: the lease
+    /// never ends before the caller thinks it does); on SQLite, a file on
+    /// this machine, one registered on each connection
+    /// ([`register_db_clock`]). A function, not literal SQL, so that the
+    /// statements that use it stay prepared once per connection.
+    fn mooring_lease_end(ms: diesel::sql_types::BigInt) -> diesel::sql_types::Timestamp;
 }
 
-fn lease_sql(expr: &str) -> diesel::expression::SqlLiteral<Nullable<Timestamp>> {
-    diesel::dsl::sql::<Nullable<Timestamp>>(expr)
+/// Registers the database clock's functions on a SQLite connection.
+pub(crate) fn register_db_clock(conn: &mut diesel::SqliteConnection) -> QueryResult<()> {
+    mooring_lease_end_utils::register_impl(conn, |ms: i64| {
+        (Utc::now() + Duration::milliseconds(ms)).naive_utc()
+    })
+}
+
+/// A lease in the milliseconds [`mooring_lease_end`] takes.
+fn lease_ms(lease: Duration) -> i64 {
+    lease.num_milliseconds().max(0)
 }
 
 fn active_states() -> Vec<&'static str> {
@@ -306,20 +308,17 @@ impl PayoutLedger for Store {
                 if ids.is_empty() {
                     return Ok(vec![]);
                 }
-                let until = db_lease_end(c, lease);
-                diesel::update(payouts::table.filter(payouts::transaction_id.eq_any(&ids)))
-                    .set((
-                        payouts::claimed_by.eq(&owner),
-                        payouts::lease_until.eq(lease_sql(&until)),
-                        payouts::claim_token.eq(payouts::claim_token + 1),
-                    ))
-                    .execute(c)?;
-                let tokens: HashMap<String, i64> = payouts::table
-                    .filter(payouts::transaction_id.eq_any(&ids))
-                    .select((payouts::transaction_id, payouts::claim_token))
-                    .load::<(String, i64)>(c)?
-                    .into_iter()
-                    .collect();
+                let tokens: HashMap<String, i64> =
+                    diesel::update(payouts::table.filter(payouts::transaction_id.eq_any(&ids)))
+                        .set((
+                            payouts::claimed_by.eq(&owner),
+                            payouts::lease_until.eq(mooring_lease_end(lease_ms(lease)).nullable()),
+                            payouts::claim_token.eq(payouts::claim_token + 1),
+                        ))
+                        .returning((payouts::transaction_id, payouts::claim_token))
+                        .get_results::<(String, i64)>(c)?
+                        .into_iter()
+                        .collect();
                 load(c, &ids)?
                     .into_iter()
                     .map(|payout| {
@@ -349,14 +348,13 @@ impl PayoutLedger for Store {
         let id = id.as_str().to_owned();
         let claim = claim.clone();
         self.ledger(move |conn| {
-            let until = db_lease_end(conn, lease);
             let n = diesel::update(
                 payouts::table
                     .find(&id)
                     .filter(payouts::claimed_by.eq(&claim.owner))
                     .filter(payouts::claim_token.eq(claim.token)),
             )
-            .set(payouts::lease_until.eq(lease_sql(&until)))
+            .set(payouts::lease_until.eq(mooring_lease_end(lease_ms(lease)).nullable()))
             .execute(conn)?;
             if n == 0 {
                 return Err(Failure::LostClaim);
@@ -376,23 +374,27 @@ impl PayoutLedger for Store {
         let claim = claim.clone();
         let row = PayoutRow::from_payout(payout);
         self.ledger(move |conn| {
-            let (claimed_by, until) = match lease {
-                Some(lease) => (Some(claim.owner.clone()), db_lease_end(conn, lease)),
-                None => (None, "NULL".to_owned()),
-            };
-            let n = diesel::update(
-                payouts::table
-                    .find(&row.transaction_id)
-                    .filter(payouts::state.eq(expected.as_str()))
-                    .filter(payouts::claimed_by.eq(&claim.owner))
-                    .filter(payouts::claim_token.eq(claim.token)),
-            )
-            .set((
-                &row,
-                payouts::claimed_by.eq(claimed_by),
-                payouts::lease_until.eq(lease_sql(&until)),
-            ))
-            .execute(conn)
+            let target = payouts::table
+                .find(&row.transaction_id)
+                .filter(payouts::state.eq(expected.as_str()))
+                .filter(payouts::claimed_by.eq(&claim.owner))
+                .filter(payouts::claim_token.eq(claim.token));
+            let n = match lease {
+                Some(lease) => diesel::update(target)
+                    .set((
+                        &row,
+                        payouts::claimed_by.eq(&claim.owner),
+                        payouts::lease_until.eq(mooring_lease_end(lease_ms(lease)).nullable()),
+                    ))
+                    .execute(conn),
+                None => diesel::update(target)
+                    .set((
+                        &row,
+                        payouts::claimed_by.eq(None::<String>),
+                        payouts::lease_until.eq(None::<NaiveDateTime>),
+                    ))
+                    .execute(conn),
+            }
             .map_err(Failure::from)?;
             if n == 0 {
                 return Err(Failure::LostClaim);

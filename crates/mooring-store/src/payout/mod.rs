@@ -15,6 +15,8 @@ mod ledger;
 mod marks;
 mod row;
 
+pub(crate) use ledger::register_db_clock;
+
 use diesel::result::Error as DieselError;
 use mooring_domain::payout::PayoutState;
 use mooring_ports::LedgerError;

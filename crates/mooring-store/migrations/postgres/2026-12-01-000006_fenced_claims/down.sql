@@ -1,3 +1,4 @@
+DROP FUNCTION mooring_lease_end(BIGINT);
 DROP INDEX payouts_awaiting_sender_idx;
 DROP INDEX payouts_due_idx;
 CREATE INDEX payouts_due_idx ON payouts (due_at)

@@ -17,3 +17,7 @@ CREATE INDEX payouts_due_idx ON payouts (due_at)
     WHERE state IN ('new', 'received', 'awaiting_kyc', 'submitted', 'confirmed',
                     'rejecting', 'rail_failed', 'recovering', 'refunding');
 CREATE INDEX payouts_awaiting_sender_idx ON payouts (sender_id) WHERE state = 'awaiting_kyc';
+-- The database's clock for leases: the end of a lease of `ms` milliseconds.
+CREATE FUNCTION mooring_lease_end(ms BIGINT) RETURNS TIMESTAMP
+    LANGUAGE SQL STABLE
+    AS $$ SELECT (now() AT TIME ZONE 'UTC') + ms * interval '1 millisecond' $$;
