@@ -99,8 +99,9 @@ impl HttpRail {
     /// Reads an answer as real providers speak (docs/payouts.md):
     /// - unknown (retry with the same key and body): a network error or a
     ///   timeout, a 5xx, 408, 429, 409 (the key is still being processed),
-    ///   a 404 on the status of a payout, an unreadable 2xx;
-    /// - refused (no payout exists): a 400;
+    ///   a 404 or a 400 on the status of a payout (it was made: only an order
+    ///   can be refused), an unreadable 2xx;
+    /// - refused (no payout exists): a 400 to an order;
     /// - held for a person: 422 (the key was used with other parameters),
     ///   401 or 403 (credentials), and any other 4xx.
     ///
@@ -119,7 +120,8 @@ impl HttpRail {
             || status == StatusCode::TOO_MANY_REQUESTS
             || status == StatusCode::REQUEST_TIMEOUT
             || status == StatusCode::CONFLICT
-            || (status == StatusCode::NOT_FOUND && call == Call::Status)
+            || (call == Call::Status
+                && (status == StatusCode::NOT_FOUND || status == StatusCode::BAD_REQUEST))
         {
             return Err(RailError::Unknown(format!(
                 "the provider answered {status}"
@@ -353,6 +355,16 @@ mod tests {
         // A payout just created may not be visible yet.
         assert!(matches!(
             at("/new").status("P9").await,
+            Err(RailError::Unknown(_))
+        ));
+        // A payout that exists is never "refused".
+        Mock::given(method("GET"))
+            .and(path("/new/P8"))
+            .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": "bad id"})))
+            .mount(&server)
+            .await;
+        assert!(matches!(
+            at("/new").status("P8").await,
             Err(RailError::Unknown(_))
         ));
         match at("/bad").submit(&order()).await {

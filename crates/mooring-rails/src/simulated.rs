@@ -105,7 +105,9 @@ impl PayoutRail for SimulatedRail {
             .values()
             .find(|p| p.id == id)
             .map(|p| self.receipt(p))
-            .ok_or_else(|| RailError::Refused(format!("no payout {id}")))
+            // A payout it made may be unknown to this process (a restart):
+            // never a refusal, which would mean no payout exists.
+            .ok_or_else(|| RailError::Unknown(format!("no payout {id} in this process")))
     }
 }
 
@@ -140,9 +142,11 @@ mod tests {
         let payouts = rail.payouts();
         assert_eq!(payouts.len(), 1);
         assert_eq!(payouts[0].submissions, 2);
+        // Unknown to this process (made before a restart, say): never a
+        // refusal.
         assert!(matches!(
             rail.status("nope").await,
-            Err(RailError::Refused(_))
+            Err(RailError::Unknown(_))
         ));
     }
 

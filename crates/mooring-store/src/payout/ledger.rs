@@ -47,7 +47,7 @@ diesel::define_sql_function! {
 
 /// Registers the database clock's functions on a SQLite connection.
 pub(crate) fn register_db_clock(conn: &mut diesel::SqliteConnection) -> QueryResult<()> {
-    mooring_lease_end_utils::register_impl(conn, |ms: i64| {
+    mooring_lease_end_utils::register_nondeterministic_impl(conn, |ms: i64| {
         (Utc::now() + Duration::milliseconds(ms)).naive_utc()
     })
 }

@@ -150,6 +150,12 @@ impl PayoutEngine {
         ) {
             return Err(EngineError::Ledger(LedgerError::WrongState(from)));
         }
+        // A failed payout the rail made (it has an id): the rail must say
+        // now that it failed, or the receiver may be paid and the sender
+        // refunded.
+        if from == PayoutState::Failed && p.payout_id.is_some() {
+            self.rail_confirms_failure(&p).await?;
+        }
         p.refund_reference = Some(reference.to_owned());
         p.advance(PayoutState::Refunding, now);
         self.parts.ledger.reopen(&[from], &p).await?;

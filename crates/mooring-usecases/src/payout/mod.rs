@@ -101,7 +101,9 @@ impl EngineConfig {
 
     /// The part of a lease kept back from a step: the step's deadline is
     /// the lease's end less this, so a call cut off at the deadline has
-    /// ended before the database lets another replica claim the entry.
+    /// ended on this side before the database lets another replica claim
+    /// the entry. The provider may still be processing it: a second request
+    /// under the key is then answered 409 (unknown), never paid twice.
     pub fn lease_margin(&self) -> Duration {
         (self.lease / 10).max(Duration::milliseconds(1))
     }
@@ -258,7 +260,9 @@ impl PayoutEngine {
     pub async fn run(&self, mut work: Work) -> Result<Payout, EngineError> {
         let mut result = Ok(());
         for _ in 0..MAX_STEPS {
-            if !work.payout.state.is_active() || work.payout.due_at > self.now() {
+            // A save that gave the claim back ends the run, even if the
+            // entry fell due meanwhile: it is claimed again first.
+            if !work.held || !work.payout.state.is_active() || work.payout.due_at > self.now() {
                 break;
             }
             result = self.step(&mut work).await;

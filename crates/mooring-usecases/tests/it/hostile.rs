@@ -364,7 +364,29 @@ async fn a_new_attempt_needs_the_rails_word_that_the_payout_failed() {
         Err(EngineError::BadRequest(m)) => assert!(m.contains("completed"), "{m}"),
         other => panic!("{other:?}"),
     }
+    // Nor are the sender's funds refunded while the rail says it paid.
+    assert!(matches!(
+        w.engine.refund(&id("t1"), "stellar-hash").await,
+        Err(EngineError::BadRequest(_))
+    ));
     assert_eq!(w.rail.made().len(), 1);
+}
+
+#[tokio::test]
+async fn an_entry_an_earlier_version_left_awaiting_kyc_without_a_sender_is_checked_again() {
+    let w = world();
+    let receiver = w.receiver("1", true).await;
+    w.funded("t1", &receiver, w.now());
+    let mut p = mooring_domain::payout::Payout::new(id("t1"), PayoutState::AwaitingKyc, w.now());
+    p.receiver_id = Some(receiver);
+    p.amount_in = Some(usdc("100"));
+    w.ledger.put(p);
+    w.drive().await;
+    assert_eq!(
+        w.state("t1"),
+        Some(PayoutState::Completed),
+        "not rejected for naming no sender: the AP's transaction names one"
+    );
 }
 
 // 3. The order is frozen.

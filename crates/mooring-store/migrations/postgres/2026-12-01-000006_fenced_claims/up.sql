@@ -11,7 +11,9 @@ ALTER TABLE payouts ADD COLUMN submitted_at TIMESTAMP;
 -- `ready` is gone: its entries had their terms checked but no key used, so
 -- they are checked again.
 UPDATE payouts SET state = 'received' WHERE state = 'ready';
-UPDATE payouts SET submitted_at = updated_at WHERE state = 'submitted';
+-- The entry's creation is the safe lower bound of its first send (the key's
+-- retention is counted from it, never from a later retry).
+UPDATE payouts SET submitted_at = created_at WHERE state = 'submitted';
 DROP INDEX payouts_due_idx;
 CREATE INDEX payouts_due_idx ON payouts (due_at)
     WHERE state IN ('new', 'received', 'awaiting_kyc', 'submitted', 'confirmed',
