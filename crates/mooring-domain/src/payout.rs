@@ -444,6 +444,17 @@ impl Payout {
         Ok(())
     }
 
+    /// Forgets what the rail made of the current attempt (its order, when
+    /// it was sent, the rail's id, whether the AP heard it was pending, and
+    /// the reason it ended): for another attempt, checked afresh.
+    pub fn clear_attempt(&mut self) {
+        self.reason = None;
+        self.told_pending = false;
+        self.payout_id = None;
+        self.order = None;
+        self.submitted_at = None;
+    }
+
     /// Stays in the current state after a failed step: due again after an
     /// exponential backoff (`base · 2^failures`, at most `max`).
     pub fn retry_later(

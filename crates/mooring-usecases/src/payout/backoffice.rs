@@ -94,11 +94,7 @@ impl PayoutEngine {
             (PayoutState::Held, RetryMode::NewAttempt) => {
                 self.rail_confirms_failure(&p).await?;
                 p.attempt += 1;
-                p.reason = None;
-                p.payout_id = None;
-                p.order = None;
-                p.submitted_at = None;
-                p.told_pending = false;
+                p.clear_attempt();
                 p.advance(PayoutState::Received, now);
             }
             (PayoutState::Failed, RetryMode::SameKey) => {

@@ -250,15 +250,7 @@ impl PayoutEngine {
             p.advance(PayoutState::Received, now);
             return Ok(());
         }
-        let asset = p.amount_in.as_ref().map(|a| a.asset.clone());
-        let parties = self
-            .parties(
-                step,
-                p.sender_id.as_deref(),
-                p.receiver_id.as_deref(),
-                asset.as_deref(),
-            )
-            .await?;
+        let parties = self.entry_parties(step, p).await?;
         match kyc_gate(&parties.sender, &parties.receiver) {
             // The Received step checks everything again and tells the AP.
             Gate::Pay => p.advance(PayoutState::Received, now),
@@ -281,15 +273,7 @@ impl PayoutEngine {
             .clone()
             .ok_or_else(|| StepError::Transient("the payout has no amount".into()))?;
         let quote = self.committed_quote(step, p).await?;
-        let asset = p.amount_in.as_ref().map(|a| a.asset.clone());
-        let parties = self
-            .parties(
-                step,
-                p.sender_id.as_deref(),
-                p.receiver_id.as_deref(),
-                asset.as_deref(),
-            )
-            .await?;
+        let parties = self.entry_parties(step, p).await?;
         let receiver = parties.receiver_kyc.ok_or_else(|| {
             StepError::Transient("the receiver of a submitted payout is not a customer".into())
         })?;
@@ -496,11 +480,7 @@ impl PayoutEngine {
             )
             .await??;
         }
-        p.reason = None;
-        p.told_pending = false;
-        p.payout_id = None;
-        p.order = None;
-        p.submitted_at = None;
+        p.clear_attempt();
         p.advance(PayoutState::Received, now);
         Ok(())
     }

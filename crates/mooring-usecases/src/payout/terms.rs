@@ -131,6 +131,23 @@ impl PayoutEngine {
         })
     }
 
+    /// Both parties' KYC for the parties and asset an entry took from its
+    /// transaction (no AP read).
+    pub(super) async fn entry_parties(
+        &self,
+        step: &Step<'_>,
+        p: &Payout,
+    ) -> Result<Parties, StepError> {
+        let asset = p.amount_in.as_ref().map(|a| a.asset.as_str());
+        self.parties(
+            step,
+            p.sender_id.as_deref(),
+            p.receiver_id.as_deref(),
+            asset,
+        )
+        .await
+    }
+
     /// The order to freeze: the amount and asset checked against the
     /// funds, the delivery method of the committed quote, and the
     /// receiver's fields as they are now, under the entry's key.
