@@ -27,6 +27,9 @@ const PORTS: &str = "mooring-ports";
 const USECASES: &str = "mooring-usecases";
 const APP: &str = "mooring-app";
 const HTTP: &str = "mooring-http";
+/// Wire libraries: the AP's JSON, shared by the adapters that hear the AP.
+/// They do no I/O and depend on the domain alone; only adapters use them.
+const WIRE: &[&str] = &["mooring-apwire"];
 /// Crates that serve tests and tooling only.
 const SUPPORT: &[&str] = &[
     "mooring-testsupport",
@@ -97,7 +100,9 @@ fn adapters(graph: &BTreeMap<String, Vec<Edge>>) -> Vec<&str> {
     graph
         .keys()
         .map(String::as_str)
-        .filter(|c| ![DOMAIN, PORTS, USECASES, APP].contains(c) && !SUPPORT.contains(c))
+        .filter(|c| {
+            ![DOMAIN, PORTS, USECASES, APP].contains(c) && !SUPPORT.contains(c) && !WIRE.contains(c)
+        })
         .collect()
 }
 
@@ -154,9 +159,39 @@ fn adapters_never_depend_on_each_other_or_on_the_app() {
             if !graph.contains_key(d) {
                 continue;
             }
-            let allowed = d == DOMAIN || d == PORTS || (d == USECASES && *adapter == HTTP);
+            let allowed = d == DOMAIN
+                || d == PORTS
+                || WIRE.contains(&d)
+                || (d == USECASES && *adapter == HTTP);
             assert!(allowed, "adapter {adapter} must not depend on {d}");
         }
+    }
+}
+
+#[test]
+fn wire_libraries_know_only_the_domain_and_do_no_io() {
+    let graph = workspace_graph();
+    for wire in WIRE {
+        assert!(graph.contains_key(*wire), "{wire} is missing");
+        for d in normal_deps(&graph, wire) {
+            if graph.contains_key(d) {
+                assert_eq!(d, DOMAIN, "{wire} must not depend on {d}");
+            }
+            assert!(
+                !IO_CRATES.contains(&d) || d == "serde" || d == "serde_json",
+                "{wire} depends on I/O crate {d}"
+            );
+        }
+    }
+    let adapters = adapters(&graph);
+    for (krate, edges) in &graph {
+        let uses_wire = edges
+            .iter()
+            .any(|e| !e.dev && WIRE.contains(&e.to.as_str()));
+        assert!(
+            !uses_wire || adapters.contains(&krate.as_str()) || SUPPORT.contains(&krate.as_str()),
+            "{krate} is not an adapter but uses a wire library"
+        );
     }
 }
 

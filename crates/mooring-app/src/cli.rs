@@ -8,7 +8,7 @@ use mooring_domain::quote::QuoteId;
 use mooring_domain::transaction::{Amount, TransactionId, TransactionStatus};
 use mooring_platform::HttpPlatform;
 use mooring_ports::{Order, OrderBy, PlatformClient, TransactionQuery};
-use mooring_usecases::{CustomerView, RetryMode};
+use mooring_usecases::{CustomerView, RetryMode, Settlement};
 
 use crate::Settings;
 use crate::startup::{
@@ -69,6 +69,23 @@ pub enum PayoutsCommand {
         /// the payout under the old one failed (a failed or held payout)
         #[arg(long)]
         new_attempt: bool,
+    },
+    /// Settle a held payout with what the provider says, when the rail
+    /// itself cannot: --paid ID (the payout exists; it is followed by that
+    /// id and completed when the rail says so) or --not-paid (no payout was
+    /// made; the AP is told error, then retry --new-attempt or refund)
+    Settle {
+        id: String,
+        /// The provider's id of the payout it made
+        #[arg(
+            long,
+            conflicts_with = "not_paid",
+            required_unless_present = "not_paid"
+        )]
+        paid: Option<String>,
+        /// The provider confirms no payout was made
+        #[arg(long)]
+        not_paid: bool,
     },
     /// Record that the sender's funds were returned (only where no payout
     /// exists); the AP is told the transaction is refunded
@@ -150,7 +167,7 @@ async fn payouts(command: PayoutsCommand, settings: Settings) -> anyhow::Result<
     let parse = |id: &str| TransactionId::parse(id).map_err(|e| anyhow::anyhow!("{e}: {id:?}"));
     let amount = |a: &Option<Amount>| {
         a.as_ref().map_or("-".to_owned(), |a| {
-            format!("{} {}", a.amount, short_asset(&a.asset))
+            format!("{} {}", a.amount, short_asset(a.asset.as_str()))
         })
     };
     let show = |p: &Payout| {
@@ -176,7 +193,7 @@ async fn payouts(command: PayoutsCommand, settings: Settings) -> anyhow::Result<
                     "frozen {} ({} {}, {} receiver field(s))",
                     at(t),
                     o.amount,
-                    short_asset(&o.asset),
+                    short_asset(o.asset.as_str()),
                     o.receiver_fields.len()
                 ),
                 (Some(_), None) => "frozen".into(),
@@ -245,6 +262,15 @@ async fn payouts(command: PayoutsCommand, settings: Settings) -> anyhow::Result<
             println!("retry scheduled; a running server takes it up now");
             show(&p);
         }
+        PayoutsCommand::Settle { id, paid, not_paid } => {
+            let settlement = match paid {
+                Some(payout_id) if !not_paid => Settlement::Paid { payout_id },
+                _ => Settlement::NotPaid,
+            };
+            let p = engine.settle(&parse(&id)?, settlement).await?;
+            println!("settlement recorded; a running server takes it up now");
+            show(&p);
+        }
         PayoutsCommand::Refund { id, reference } => {
             let p = engine.refund(&parse(&id)?, &reference).await?;
             println!("refund recorded; a running server tells the AP");
@@ -258,7 +284,7 @@ async fn platform(command: PlatformCommand, settings: Settings) -> anyhow::Resul
     let client = HttpPlatform::new(settings.platform()?)?;
     let amount = |a: &Option<Amount>| {
         a.as_ref().map_or("-".to_owned(), |a| {
-            format!("{} {}", a.amount, short_asset(&a.asset))
+            format!("{} {}", a.amount, short_asset(a.asset.as_str()))
         })
     };
     match command {

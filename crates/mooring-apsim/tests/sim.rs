@@ -9,6 +9,7 @@ use mooring_apsim::{Faults, SimAuth, Simulator, spawn};
 use mooring_domain::transaction::{
     Amount, TransactionChange, TransactionId, TransactionStatus, TransactionUpdate,
 };
+use mooring_domain::{AssetId, Memo, StellarAccount};
 use mooring_platform::{ApiStyle, HttpPlatform, PlatformAuth, PlatformConfig};
 use mooring_ports::{Order, OrderBy, PlatformClient, PlatformError, TransactionQuery};
 use rust_decimal::Decimal;
@@ -177,9 +178,11 @@ async fn ap_3x_transactions_start_unfunded_and_ask_for_funds() {
     let sim = &running.sim;
     let t = sim.create(json!({"amount_expected": usdc("100")}));
     let platform = client(&running.url, ApiStyle::Rpc, PlatformAuth::None);
-    let amount = |a: &str, asset: &str| Amount {
-        amount: Decimal::from_str(a).expect("d"),
-        asset: asset.into(),
+    let amount = |a: &str, asset: &str| {
+        Amount::new(
+            Decimal::from_str(a).expect("d"),
+            AssetId::parse(asset).expect("asset"),
+        )
     };
     let request = TransactionUpdate {
         id: id(&t),
@@ -198,8 +201,11 @@ async fn ap_3x_transactions_start_unfunded_and_ask_for_funds() {
                 "100",
                 "stellar:USDC:GBBD47IF6LWK7P7MDEVSCWR7DPUWV3NY3DTQEVFL4NAT4AQH3ZLLFLA5",
             ),
-            destination_account: "GBBD47IF6LWK7P7MDEVSCWR7DPUWV3NY3DTQEVFL4NAT4AQH3ZLLFLA5".into(),
-            memo: Some(("42".into(), "id".into())),
+            destination_account: StellarAccount::parse(
+                "GBBD47IF6LWK7P7MDEVSCWR7DPUWV3NY3DTQEVFL4NAT4AQH3ZLLFLA5",
+            )
+            .expect("account"),
+            memo: Some(Memo::parse("42", Some("id")).expect("memo")),
         },
     };
     let asked = platform.update(&request).await.expect("requested");

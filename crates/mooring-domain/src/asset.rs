@@ -54,6 +54,20 @@ impl AssetId {
         }
     }
 
+    /// An asset as the AP may write it in a transaction: the SEP-38 name,
+    /// or the Stellar observer's `CODE:ISSUER` and `native`, which mean
+    /// `stellar:CODE:ISSUER` and `stellar:native`. One spelling comes out,
+    /// so two assets compare by equality.
+    pub fn from_ap(s: &str) -> Result<Self, InvalidAsset> {
+        match s.split(':').count() {
+            1 if s == "native" => Self::parse("stellar:native"),
+            2 if !s.starts_with("stellar:") && !s.starts_with("iso4217:") => {
+                Self::parse(&format!("stellar:{s}"))
+            }
+            _ => Self::parse(s),
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -150,17 +164,9 @@ impl Sep31Types {
         }
     }
 
-    /// The (sender, receiver) types for a payment in `asset`, as the AP
-    /// writes assets on transactions (`stellar:CODE:ISSUER` or
-    /// `CODE:ISSUER`).
-    pub fn for_asset(&self, asset: Option<&str>) -> (&str, &str) {
-        let listed = asset
-            .and_then(|a| {
-                AssetId::parse(a)
-                    .or_else(|_| AssetId::parse(&format!("stellar:{a}")))
-                    .ok()
-            })
-            .and_then(|id| self.by_asset.get(&id));
+    /// The (sender, receiver) types for a payment in `asset`.
+    pub fn for_asset(&self, asset: Option<&AssetId>) -> (&str, &str) {
+        let listed = asset.and_then(|id| self.by_asset.get(id));
         match listed {
             Some((sender, receiver)) => (
                 sender.as_deref().unwrap_or(&self.sender),
@@ -201,6 +207,26 @@ mod tests {
     }
 
     #[test]
+    fn the_aps_other_spellings_read_as_one() {
+        let issuer = &USDC["stellar:USDC:".len()..];
+        let usdc = AssetId::parse(USDC).expect("valid");
+        assert_eq!(AssetId::from_ap(USDC), Ok(usdc.clone()));
+        assert_eq!(AssetId::from_ap(&format!("USDC:{issuer}")), Ok(usdc));
+        assert_eq!(
+            AssetId::from_ap("native").map(|a| a.to_string()),
+            Ok("stellar:native".to_owned())
+        );
+        assert_eq!(
+            AssetId::from_ap("iso4217:BRL").map(|a| a.to_string()),
+            Ok("iso4217:BRL".to_owned())
+        );
+        assert!(AssetId::from_ap("").is_err());
+        assert!(AssetId::from_ap("BRL").is_err());
+        assert!(AssetId::from_ap("iso4217:brl").is_err());
+        assert!(AssetId::from_ap("USDC:not-an-issuer").is_err());
+    }
+
+    #[test]
     fn builds_from_ap_2x_parts() {
         assert_eq!(
             AssetId::from_parts(
@@ -238,18 +264,15 @@ mod tests {
     fn sep31_types_come_from_the_assets_file_else_the_defaults() {
         let id = AssetId::parse(USDC).expect("valid");
         let catalog = AssetCatalog::new([AssetInfo {
-            id,
+            id: id.clone(),
             significant_decimals: 2,
             sep31_sender_types: vec!["sep31-large-sender".into(), "sep31-sender".into()],
             sep31_receiver_types: vec![],
         }]);
         let types = Sep31Types::new("s".into(), "r".into(), &catalog);
-        assert_eq!(types.for_asset(Some(USDC)), ("sep31-large-sender", "r"));
-        assert_eq!(
-            types.for_asset(Some(&USDC["stellar:".len()..])),
-            ("sep31-large-sender", "r")
-        );
-        assert_eq!(types.for_asset(Some("iso4217:BRL")), ("s", "r"));
+        let brl = AssetId::parse("iso4217:BRL").expect("valid");
+        assert_eq!(types.for_asset(Some(&id)), ("sep31-large-sender", "r"));
+        assert_eq!(types.for_asset(Some(&brl)), ("s", "r"));
         assert_eq!(types.for_asset(None), ("s", "r"));
     }
 }

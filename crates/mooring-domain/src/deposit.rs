@@ -28,12 +28,3 @@ impl DepositMemoKind {
         }
     }
 }
-
-/// A transaction id as the AP sends it: non-empty, printable, bounded.
-pub fn check_transaction_id(id: &str) -> Result<(), String> {
-    if id.is_empty() || id.len() > 256 || id.chars().any(char::is_control) {
-        Err("transaction_id must be 1 to 256 characters, without control characters".into())
-    } else {
-        Ok(())
-    }
-}

@@ -23,6 +23,7 @@ use std::fmt;
 use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
 
+use crate::AssetId;
 use crate::customer::CustomerStatus;
 use crate::quote::Quote;
 use crate::transaction::{Amount, Transaction, TransactionId, TransactionStatus};
@@ -292,8 +293,8 @@ pub struct PayoutOrder {
     pub idempotency_key: String,
     pub transaction_id: String,
     pub amount: Decimal,
-    /// The SEP-38 name of the asset paid (e.g. `iso4217:BRL`).
-    pub asset: String,
+    /// The asset paid (e.g. `iso4217:BRL`).
+    pub asset: AssetId,
     /// The delivery method of the committed terms (the quote's buy side).
     pub delivery_method: Option<String>,
     pub receiver_id: String,
@@ -565,16 +566,6 @@ pub fn backoff(failures: u32, base: Duration, max: Duration) -> Duration {
     base.checked_mul(factor).map_or(max, |d| d.min(max))
 }
 
-/// The asset of an amount as the AP may write it (`stellar:CODE:ISSUER`,
-/// `CODE:ISSUER`, `iso4217:XXX`), in one spelling for comparison.
-fn asset_key(asset: &str) -> &str {
-    asset.strip_prefix("stellar:").unwrap_or(asset)
-}
-
-fn same_asset(a: &str, b: &str) -> bool {
-    asset_key(a) == asset_key(b)
-}
-
 /// Checks what the sender paid against what the transaction (or its
 /// quote) requires, and gives the amount to pay out. The error says why,
 /// for the AP's `message` and the operator (amounts and assets only).
@@ -597,19 +588,19 @@ pub fn check_funds(tx: &Transaction, quote: Option<&Quote>) -> Result<Amount, St
     }
     if let Some(quote) = quote {
         let sell = quote.priced.sell_amount;
-        if !same_asset(&received.asset, quote.sell_asset.as_str()) || received.amount != sell {
+        if received.asset != quote.sell_asset || received.amount != sell {
             return Err(format!(
                 "received {} {}, but quote {} requires {} {}",
                 received.amount, received.asset, quote.id, sell, quote.sell_asset
             ));
         }
-        return Ok(Amount {
-            amount: quote.priced.buy_amount,
-            asset: quote.buy_asset.as_str().to_owned(),
-        });
+        return Ok(Amount::new(
+            quote.priced.buy_amount,
+            quote.buy_asset.clone(),
+        ));
     }
     if let Some(expected) = &tx.amount_expected
-        && (!same_asset(&received.asset, &expected.asset) || received.amount != expected.amount)
+        && (received.asset != expected.asset || received.amount != expected.amount)
     {
         return Err(format!(
             "received {} {}, but the transaction expects {} {}",
@@ -621,9 +612,7 @@ pub fn check_funds(tx: &Transaction, quote: Option<&Quote>) -> Result<Amount, St
         _ => {
             let fee = match &tx.fee {
                 None => Decimal::ZERO,
-                Some(fee) if same_asset(&fee.asset, &received.asset) || fee.asset.is_empty() => {
-                    fee.amount
-                }
+                Some(fee) if fee.asset == received.asset => fee.amount,
                 Some(fee) => {
                     return Err(format!(
                         "the fee is in {}, not in the asset received ({}), and no amount_out is set",
@@ -631,10 +620,7 @@ pub fn check_funds(tx: &Transaction, quote: Option<&Quote>) -> Result<Amount, St
                     ));
                 }
             };
-            Amount {
-                amount: received.amount - fee,
-                asset: received.asset.clone(),
-            }
+            Amount::new(received.amount - fee, received.asset.clone())
         }
     };
     if out.amount <= Decimal::ZERO {
@@ -649,15 +635,14 @@ pub fn check_funds(tx: &Transaction, quote: Option<&Quote>) -> Result<Amount, St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::AssetId;
     use crate::quote::{Fee, Priced, QuoteId};
     use std::str::FromStr;
 
     fn amount(a: &str, asset: &str) -> Amount {
-        Amount {
-            amount: Decimal::from_str(a).expect("decimal"),
-            asset: asset.into(),
-        }
+        Amount::new(
+            Decimal::from_str(a).expect("decimal"),
+            AssetId::from_ap(asset).expect("asset"),
+        )
     }
 
     fn tx() -> Transaction {
@@ -831,7 +816,7 @@ mod tests {
             idempotency_key: p.idempotency_key(),
             transaction_id: p.transaction_id.as_str().to_owned(),
             amount: Decimal::from(10),
-            asset: "iso4217:BRL".into(),
+            asset: AssetId::parse("iso4217:BRL").expect("asset"),
             delivery_method: None,
             receiver_id: "r".into(),
             receiver_fields: vec![("bank_account_number".into(), "1".into())],

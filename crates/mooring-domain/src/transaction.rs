@@ -4,18 +4,26 @@
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
-/// An AP transaction id (a UUID in practice; kept as the AP sends it).
+use crate::{AssetId, Memo, StellarAccount};
+
+/// An AP transaction id (a UUID in practice; kept as the AP sends it):
+/// the one check of a transaction id, wherever one comes in.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TransactionId(String);
 
 /// Why a string is not a transaction id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("transaction id must be 1 to 256 characters, without control characters")]
+#[error("transaction_id must be 1 to 256 characters, without control characters")]
 pub struct InvalidTransactionId;
 
 impl TransactionId {
+    /// The longest id kept (AP ids are UUIDs).
+    pub const MAX_LEN: usize = 256;
+
     pub fn parse(s: &str) -> Result<Self, InvalidTransactionId> {
-        crate::deposit::check_transaction_id(s).map_err(|_| InvalidTransactionId)?;
+        if s.is_empty() || s.len() > Self::MAX_LEN || s.chars().any(char::is_control) {
+            return Err(InvalidTransactionId);
+        }
         Ok(Self(s.to_owned()))
     }
 
@@ -86,12 +94,19 @@ impl TransactionStatus {
     }
 }
 
-/// An amount of an asset, as the AP writes it (the asset as sent: SEP-38
-/// names, or `CODE:ISSUER` from the AP's Stellar observer).
+/// An amount of an asset. The asset is in its one SEP-38 spelling
+/// ([`AssetId::from_ap`] reads the AP's others), so amounts of one asset
+/// compare by equality.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Amount {
     pub amount: Decimal,
-    pub asset: String,
+    pub asset: AssetId,
+}
+
+impl Amount {
+    pub fn new(amount: Decimal, asset: AssetId) -> Self {
+        Self { amount, asset }
+    }
 }
 
 /// A SEP-31 transaction, as much of it as the business server uses.
@@ -104,7 +119,8 @@ pub struct Transaction {
     pub amount_expected: Option<Amount>,
     pub amount_in: Option<Amount>,
     pub amount_out: Option<Amount>,
-    /// `fee_details.total` (2.7+), else `amount_fee`.
+    /// `fee_details.total` (2.7+), else `amount_fee`; a fee written with
+    /// no asset is in the asset received.
     pub fee: Option<Amount>,
     pub quote_id: Option<String>,
     pub sender_id: Option<String>,
@@ -161,8 +177,8 @@ pub enum TransactionChange {
         amount_out: Amount,
         fee: Amount,
         amount_expected: Amount,
-        destination_account: String,
-        memo: Option<(String, String)>,
+        destination_account: StellarAccount,
+        memo: Option<Memo>,
     },
 }
 
@@ -206,5 +222,7 @@ mod tests {
         assert!(TransactionId::parse("82fhs729f63dh0v4").is_ok());
         assert!(TransactionId::parse("").is_err());
         assert!(TransactionId::parse("a\nb").is_err());
+        assert!(TransactionId::parse(&"x".repeat(TransactionId::MAX_LEN)).is_ok());
+        assert!(TransactionId::parse(&"x".repeat(TransactionId::MAX_LEN + 1)).is_err());
     }
 }

@@ -4,10 +4,8 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
-use mooring_domain::payout::{EventFacts, EventTransaction};
-use mooring_domain::transaction::{TransactionId, TransactionStatus};
+use mooring_apwire::EventDto;
 use mooring_usecases::{EventInbox, ReceivedEvent};
-use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::body::read_limited;
@@ -23,63 +21,17 @@ const KNOWN_TYPES: &[&str] = &[
     "customer_updated",
 ];
 
-/// The longest event id kept (AP ids are UUIDs).
-const MAX_ID_LEN: usize = 256;
-
-fn text<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
-    v.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
-}
-
-/// Reads an event; 400 with the reason when it is not one. Only parses: the
-/// event's meaning is the domain's ([`EventFacts::meaning`]).
+/// Reads an event; 400 with the reason when it is not one. Only parses
+/// (the AP's JSON is read in `mooring-apwire`; the event's meaning is the
+/// domain's, [`mooring_domain::payout::EventFacts::meaning`]).
 pub(crate) fn parse(body: &[u8], now: DateTime<Utc>) -> Result<ReceivedEvent, ApiError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("the event is not valid JSON: {e}")))?;
-    if !value.is_object() {
-        return Err(ApiError::bad_request("the event must be a JSON object"));
-    }
-    let id = text(&value, "id").ok_or_else(|| ApiError::bad_request("the event has no id"))?;
-    if id.len() > MAX_ID_LEN || id.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(format!(
-            "the event id must be 1 to {MAX_ID_LEN} characters, without control characters"
-        )));
-    }
-    let kind =
-        text(&value, "type").ok_or_else(|| ApiError::bad_request("the event has no type"))?;
-    let occurred_at = text(&value, "timestamp")
-        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-        .map_or(now, |t| t.with_timezone(&Utc));
-    let payload = value.get("payload");
-    let transaction = payload
-        .and_then(|p| p.get("transaction"))
-        .filter(|t| t.is_object());
-    let transaction = transaction.map(|t| EventTransaction {
-        id: match t.get("id") {
-            Some(Value::String(s)) => TransactionId::parse(s).ok(),
-            Some(Value::Number(n)) => TransactionId::parse(&n.to_string()).ok(),
-            _ => None,
-        },
-        sep: match t.get("sep") {
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Number(n)) => n.to_string(),
-            _ => String::new(),
-        },
-        status: text(t, "status").map(TransactionStatus::parse),
-        funded: text(t, "transfer_received_at").is_some(),
-    });
-    let customer_id = payload
-        .and_then(|p| p.get("customer"))
-        .and_then(|c| text(c, "id"))
-        .map(str::to_owned);
+    let event = EventDto::parse(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
     Ok(ReceivedEvent {
-        id: id.to_owned(),
-        kind: kind.to_owned(),
-        occurred_at,
+        id: event.id,
+        kind: event.kind,
+        occurred_at: event.occurred_at.unwrap_or(now),
         received_at: now,
-        facts: EventFacts {
-            transaction,
-            customer_id,
-        },
+        facts: event.facts,
         body: String::from_utf8_lossy(body).into_owned(),
     })
 }
@@ -154,10 +106,7 @@ mod tests {
             ("e1", "transaction_status_changed")
         );
         assert_eq!(e.sighting, Some(Sighting::Funded));
-        assert_eq!(
-            e.transaction_id.as_ref().map(TransactionId::as_str),
-            Some("t1")
-        );
+        assert_eq!(e.transaction_id.as_ref().map(|t| t.as_str()), Some("t1"));
         assert_eq!(e.occurred_at.to_rfc3339(), "2024-01-01T00:00:00+00:00");
         let e = event(r#"{"id":"e2","type":"transaction_created","payload":{"transaction":{"id":"t1","sep":"31","status":"pending_sender"}}}"#)
             .expect("event");

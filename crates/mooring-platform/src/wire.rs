@@ -1,91 +1,17 @@
-//! The AP's JSON: transactions read leniently, updates written as PATCH
-//! records or JSON-RPC calls.
-
-use std::str::FromStr;
+//! The AP's JSON: transactions read (by `mooring-apwire`, which the HTTP
+//! adapter's events share), updates written as PATCH records or JSON-RPC
+//! calls.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use mooring_domain::transaction::{
-    Amount, Transaction, TransactionChange, TransactionId, TransactionStatus, TransactionUpdate,
-};
+use mooring_apwire::TransactionDto;
+use mooring_domain::transaction::{Amount, Transaction, TransactionChange, TransactionUpdate};
 use mooring_ports::PlatformError;
-use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
-fn text(v: &Value, key: &str) -> Option<String> {
-    match v.get(key)? {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-fn time(v: &Value, key: &str) -> Option<DateTime<Utc>> {
-    let s = v.get(key)?.as_str()?;
-    DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-}
-
-fn amount(v: &Value, key: &str) -> Option<Amount> {
-    let a = v.get(key)?;
-    let value = text(a, "amount")?;
-    Some(Amount {
-        amount: Decimal::from_str(&value).ok()?,
-        asset: text(a, "asset").unwrap_or_default(),
-    })
-}
-
-/// A transaction object (AP §3.4): only `id` and `status` are required.
+/// A transaction object (AP §3.4), read by `mooring-apwire`: only `id`
+/// and `status` are required.
 pub(crate) fn transaction(v: &Value) -> Result<Transaction, PlatformError> {
-    let bad = |what: &str| {
-        PlatformError::Rejected(format!("the platform's transaction has no valid {what}"))
-    };
-    let id = text(v, "id")
-        .and_then(|id| TransactionId::parse(&id).ok())
-        .ok_or_else(|| bad("id"))?;
-    let status = text(v, "status")
-        .map(|s| TransactionStatus::parse(&s))
-        .ok_or_else(|| bad("status"))?;
-    let fee = v
-        .get("fee_details")
-        .and_then(|f| {
-            let total = text(f, "total")?;
-            Some(Amount {
-                amount: Decimal::from_str(&total).ok()?,
-                asset: text(f, "asset").unwrap_or_default(),
-            })
-        })
-        .or_else(|| amount(v, "amount_fee"));
-    let customer = |role: &str| {
-        v.get("customers")
-            .and_then(|c| c.get(role))
-            .and_then(|c| text(c, "id"))
-    };
-    let stellar_transaction_ids = v
-        .get("stellar_transactions")
-        .and_then(Value::as_array)
-        .map(|txs| txs.iter().filter_map(|t| text(t, "id")).collect())
-        .unwrap_or_default();
-    Ok(Transaction {
-        id,
-        sep: text(v, "sep").unwrap_or_default(),
-        kind: text(v, "kind"),
-        status,
-        amount_expected: amount(v, "amount_expected"),
-        amount_in: amount(v, "amount_in"),
-        amount_out: amount(v, "amount_out"),
-        fee,
-        quote_id: text(v, "quote_id"),
-        sender_id: customer("sender"),
-        receiver_id: customer("receiver"),
-        started_at: time(v, "started_at"),
-        updated_at: time(v, "updated_at"),
-        transfer_received_at: time(v, "transfer_received_at"),
-        completed_at: time(v, "completed_at"),
-        stellar_transaction_ids,
-        external_transaction_id: text(v, "external_transaction_id"),
-        message: text(v, "message").or_else(|| text(v, "required_info_message")),
-    })
+    TransactionDto::from_value(v).map_err(|e| PlatformError::Rejected(e.to_string()))
 }
 
 fn instant(t: DateTime<Utc>) -> String {
@@ -93,7 +19,7 @@ fn instant(t: DateTime<Utc>) -> String {
 }
 
 fn amount_json(a: &Amount) -> Value {
-    json!({"amount": a.amount.to_string(), "asset": a.asset})
+    json!({"amount": a.amount.to_string(), "asset": a.asset.as_str()})
 }
 
 /// The PATCH record of an update (AP 2.x REST; PATCH has no transition
@@ -137,10 +63,7 @@ pub(crate) fn patch(update: &TransactionUpdate) -> Result<Value, PlatformError> 
             fee,
             refunded_at,
         } => {
-            let total = Amount {
-                amount: amount.amount + fee.amount,
-                asset: amount.asset.clone(),
-            };
+            let total = Amount::new(amount.amount + fee.amount, amount.asset.clone());
             record["refunds"] = json!({
                 "amount_refunded": amount_json(&total),
                 "amount_fee": amount_json(fee),
@@ -230,12 +153,13 @@ pub(crate) fn rpc(update: &TransactionUpdate) -> (&'static str, Value) {
         } => {
             params["amount_in"] = amount_json(amount_in);
             params["amount_out"] = amount_json(amount_out);
-            params["fee_details"] = json!({"total": fee.amount.to_string(), "asset": fee.asset});
+            params["fee_details"] =
+                json!({"total": fee.amount.to_string(), "asset": fee.asset.as_str()});
             params["amount_expected"] = amount_json(amount_expected);
-            params["destination_account"] = json!(destination_account);
-            if let Some((memo, memo_type)) = memo {
-                params["memo"] = json!(memo);
-                params["memo_type"] = json!(memo_type);
+            params["destination_account"] = json!(destination_account.as_str());
+            if let Some(memo) = memo {
+                params["memo"] = json!(memo.value());
+                params["memo_type"] = json!(memo.memo_type().as_str());
             }
             "request_onchain_funds"
         }

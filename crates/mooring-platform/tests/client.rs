@@ -7,6 +7,7 @@ use chrono::{TimeZone, Utc};
 use mooring_domain::transaction::{
     Amount, TransactionChange, TransactionId, TransactionStatus, TransactionUpdate,
 };
+use mooring_domain::{AssetId, StellarAccount};
 use mooring_platform::{ApiStyle, HttpPlatform, PlatformAuth, PlatformConfig};
 use mooring_ports::{Order, OrderBy, PlatformClient, PlatformError, TransactionQuery};
 use rust_decimal::Decimal;
@@ -76,6 +77,10 @@ fn bearer_claims(request: &Request) -> Value {
     .claims
 }
 
+fn brl() -> AssetId {
+    AssetId::parse("iso4217:BRL").expect("asset")
+}
+
 #[tokio::test]
 async fn rest_lists_pages_with_the_aps_parameters_and_a_reused_token() {
     let server = MockServer::start().await;
@@ -107,10 +112,7 @@ async fn rest_lists_pages_with_the_aps_parameters_and_a_reused_token() {
     );
     assert_eq!(
         t.amount_out,
-        Some(Amount {
-            amount: Decimal::from_str("543.94").expect("d"),
-            asset: "iso4217:BRL".into()
-        })
+        Some(Amount::new(Decimal::from_str("543.94").expect("d"), brl()))
     );
     assert_eq!(
         t.fee.as_ref().map(|f| f.amount.to_string()).as_deref(),
@@ -194,10 +196,7 @@ async fn rest_get_and_patch() {
         change: TransactionChange::OffchainFundsSent {
             external_transaction_id: Some("BANK-123".into()),
             funds_sent_at: sent_at,
-            amount_out: Some(Amount {
-                amount: Decimal::from_str("543.94").expect("d"),
-                asset: "iso4217:BRL".into(),
-            }),
+            amount_out: Some(Amount::new(Decimal::from_str("543.94").expect("d"), brl())),
         },
     };
     assert_eq!(
@@ -214,23 +213,14 @@ async fn rest_get_and_patch() {
         id,
         message: None,
         change: TransactionChange::RequestOnchainFunds {
-            amount_in: Amount {
-                amount: Decimal::ONE,
-                asset: "a".into(),
-            },
-            amount_out: Amount {
-                amount: Decimal::ONE,
-                asset: "b".into(),
-            },
-            fee: Amount {
-                amount: Decimal::ZERO,
-                asset: "a".into(),
-            },
-            amount_expected: Amount {
-                amount: Decimal::ONE,
-                asset: "a".into(),
-            },
-            destination_account: "G".into(),
+            amount_in: Amount::new(Decimal::ONE, brl()),
+            amount_out: Amount::new(Decimal::ONE, brl()),
+            fee: Amount::new(Decimal::ZERO, brl()),
+            amount_expected: Amount::new(Decimal::ONE, brl()),
+            destination_account: StellarAccount::parse(
+                "GBBD47IF6LWK7P7MDEVSCWR7DPUWV3NY3DTQEVFL4NAT4AQH3ZLLFLA5",
+            )
+            .expect("account"),
             memo: None,
         },
     };

@@ -22,8 +22,8 @@ pub use deposit::{Custodian, CustodianError, DepositAddressStore};
 pub use health::ReadinessCheck;
 pub use kyc::{CustomerTarget, FileUpload, KycStore, KycStoreError, PutCustomer};
 pub use payout::{
-    Claim, Claimed, EventStore, InboxEvent, LedgerError, PayoutLedger, PayoutOrder, PayoutRail,
-    PollMarks, RailError, RailReceipt, RailStatus,
+    Claim, Claimed, EventStore, InboxEvent, LedgerError, OperatorEdit, PayoutLedger, PayoutOrder,
+    PayoutRail, PollMarks, RailError, RailReceipt, RailStatus,
 };
 pub use platform::{Order, OrderBy, PlatformClient, PlatformError, TransactionQuery};
 pub use quotes::{QuoteStore, QuoteStoreError};

@@ -8,6 +8,9 @@ pub use mooring_domain::payout::PayoutOrder;
 use mooring_domain::payout::{Payout, PayoutState, Sighting};
 use mooring_domain::transaction::TransactionId;
 
+/// An operator's change of an entry ([`PayoutLedger::reopen`]).
+pub type OperatorEdit = Box<dyn FnOnce(&mut Payout) + Send>;
+
 /// Errors of a [`PayoutLedger`].
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -149,11 +152,19 @@ pub trait PayoutLedger: Send + Sync + 'static {
     /// Entries per state.
     async fn counts(&self) -> Result<Vec<(PayoutState, u64)>, LedgerError>;
 
-    /// The operator's move: `payout` is written if the entry is in one of
-    /// `from` and unclaimed (or its claim lapsed, by the database's clock);
-    /// `WrongState` or `LostClaim` if not. Any claim taken before is fenced
-    /// off (the token grows).
-    async fn reopen(&self, from: &[PayoutState], payout: &Payout) -> Result<(), LedgerError>;
+    /// The operator's move: `edit` is applied to the entry as the ledger
+    /// has it, under its lock, and the result written, if the entry is in
+    /// one of `from` and unclaimed (or its claim lapsed, by the database's
+    /// clock); `NotFound`, `WrongState` or `LostClaim` if not. Any claim
+    /// taken before is fenced off (the token grows). Returns the entry as
+    /// written. The edit never sees a copy read earlier, so nothing a step
+    /// saved in between (a payout id, say) is lost.
+    async fn reopen(
+        &self,
+        id: &TransactionId,
+        from: &[PayoutState],
+        edit: OperatorEdit,
+    ) -> Result<Payout, LedgerError>;
 }
 
 /// The inbox of `POST /event`.

@@ -11,8 +11,8 @@ use mooring_domain::payout::{PayoutOrder, PayoutState, Sighting};
 use mooring_domain::transaction::TransactionId;
 use mooring_domain::{Memo, StellarAccount};
 use mooring_ports::{
-    DepositAddressStore, EventStore, FileUpload, InboxEvent, KycStore, LedgerError, PayoutLedger,
-    PollMarks, PutCustomer,
+    DepositAddressStore, EventStore, FileUpload, InboxEvent, KycStore, LedgerError, OperatorEdit,
+    PayoutLedger, PollMarks, PutCustomer,
 };
 
 const ACCOUNT: &str = "GDJUOFZGW5WYBK4GIETCSSM6MTTIJ4SUMCQITPTLUWMQ6B4UIX2IEX47";
@@ -166,21 +166,45 @@ where
         .into_iter()
         .find(|c| c.payout.transaction_id == id("o1"))
         .expect("o1 claimed");
-    let mut reopened = o.payout.clone();
-    reopened.advance(PayoutState::Recovering, now);
+    let recover = || -> OperatorEdit { Box::new(move |p| p.advance(PayoutState::Recovering, now)) };
     assert!(matches!(
-        ledger.reopen(&[PayoutState::Failed], &reopened).await,
+        ledger
+            .reopen(&id("o1"), &[PayoutState::Failed], recover())
+            .await,
         Err(LedgerError::WrongState(PayoutState::Received))
     ));
     assert!(matches!(
-        ledger.reopen(&[PayoutState::Received], &reopened).await,
+        ledger
+            .reopen(&id("o1"), &[PayoutState::Received], recover())
+            .await,
         Err(LedgerError::LostClaim)
     ));
-    lapse().await;
+    assert!(matches!(
+        ledger
+            .reopen(&id("nobody"), &[PayoutState::Received], recover())
+            .await,
+        Err(LedgerError::NotFound)
+    ));
+    // What the claimant saved before it lapsed is what the edit sees.
+    let mut saved = o.payout.clone();
+    saved.payout_id = Some("P-saved".into());
     ledger
-        .reopen(&[PayoutState::Received], &reopened)
+        .save(&o.claim, PayoutState::Received, &saved, Some(short))
+        .await
+        .expect("save under the live claim");
+    lapse().await;
+    let reopened = ledger
+        .reopen(&id("o1"), &[PayoutState::Received], recover())
         .await
         .expect("reopen after the lapse");
+    assert_eq!(reopened.state, PayoutState::Recovering);
+    assert_eq!(reopened.payout_id.as_deref(), Some("P-saved"));
+    let read = ledger.get(&id("o1")).await.expect("get").expect("o1");
+    assert_eq!(
+        (read.state, read.payout_id, read.attempt),
+        (reopened.state, reopened.payout_id.clone(), reopened.attempt),
+        "what reopen returns is what was written (times to the backend's precision)"
+    );
     assert!(matches!(
         ledger.renew(&id("o1"), &o.claim, long).await,
         Err(LedgerError::LostClaim)
@@ -201,7 +225,7 @@ where
         idempotency_key: "f1".into(),
         transaction_id: "f1".into(),
         amount: "12.50".parse().expect("decimal"),
-        asset: "iso4217:BRL".into(),
+        asset: mooring_domain::AssetId::parse("iso4217:BRL").expect("asset"),
         delivery_method: None,
         receiver_id: "r".into(),
         receiver_fields: vec![("last_name".into(), "Ôlá \"q\"".into())],

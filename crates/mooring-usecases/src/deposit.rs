@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use mooring_domain::deposit::{DepositAddress, check_transaction_id};
+use mooring_domain::deposit::DepositAddress;
+use mooring_domain::transaction::TransactionId;
 use mooring_ports::{Custodian, CustodianError, DepositAddressStore};
 
 /// Errors of the deposit-address use case.
@@ -50,7 +51,8 @@ impl DepositService {
         &self,
         transaction_id: &str,
     ) -> Result<DepositAddress, DepositError> {
-        check_transaction_id(transaction_id).map_err(DepositError::BadRequest)?;
+        TransactionId::parse(transaction_id)
+            .map_err(|e| DepositError::BadRequest(e.to_string()))?;
         if let Some(address) = self.addresses.deposit_address_of(transaction_id).await? {
             return Ok(address);
         }

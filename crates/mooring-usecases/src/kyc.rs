@@ -7,6 +7,7 @@ use mooring_domain::customer::{
     Assessment, Customer, CustomerId, CustomerStatus, CustomerTypeSpec, CustomerTypes,
     ProvidedValue, Review, ReviewMode, assess, sep9,
 };
+use mooring_domain::transaction::TransactionId;
 use mooring_domain::{Memo, StellarAccount};
 use mooring_ports::{Clock, CustomerTarget, FileUpload, KycStore, KycStoreError, PutCustomer};
 
@@ -31,9 +32,6 @@ impl From<KycStoreError> for KycError {
         }
     }
 }
-
-/// The longest `transaction_id` a PUT may link (AP ids are UUIDs).
-pub const MAX_TRANSACTION_ID_LEN: usize = 256;
 
 /// Who a GET is about. At least one of `id` and `account` is set.
 #[derive(Debug, Clone, Default)]
@@ -165,12 +163,8 @@ impl KycService {
                 "{name} must not contain NUL characters"
             )));
         }
-        if let Some(t) = &update.transaction_id
-            && (t.len() > MAX_TRANSACTION_ID_LEN || t.chars().any(char::is_control))
-        {
-            return Err(KycError::BadRequest(format!(
-                "transaction_id must be at most {MAX_TRANSACTION_ID_LEN} characters, without control characters"
-            )));
+        if let Some(t) = update.transaction_id.as_deref().filter(|t| !t.is_empty()) {
+            TransactionId::parse(t).map_err(|e| KycError::BadRequest(e.to_string()))?;
         }
         let target = match (update.id, update.account) {
             (Some(id), account) => {

@@ -16,7 +16,7 @@ pub use kyc::{CustomerLookup, CustomerUpdate, CustomerView, KycError, KycService
 pub use ops::{Gauges, Operations, OpsError, Readiness};
 pub use payout::{
     EngineConfig, EngineError, EngineParts, EventInbox, PayoutEngine, ReceivedEvent, RetryMode,
-    Work,
+    Settlement, Work,
 };
 pub use quotes::{
     FeeAmount, FeeRequest, FeeService, QuoteError, QuoteService, QuoteServiceParts, RateRequest,

@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, Text, Timestamp};
 use mooring_domain::payout::{Payout, PayoutState, Sighting, SightingEffect};
 use mooring_domain::transaction::TransactionId;
-use mooring_ports::{Claim, Claimed, LedgerError, PayoutLedger};
+use mooring_ports::{Claim, Claimed, LedgerError, OperatorEdit, PayoutLedger};
 
 use crate::conn::write_tx;
 use crate::schema::payouts;
@@ -471,15 +471,28 @@ impl PayoutLedger for Store {
         .await
     }
 
-    async fn reopen(&self, from: &[PayoutState], payout: &Payout) -> Result<(), LedgerError> {
+    async fn reopen(
+        &self,
+        id: &TransactionId,
+        from: &[PayoutState],
+        edit: OperatorEdit,
+    ) -> Result<Payout, LedgerError> {
         let from: Vec<&'static str> = from.iter().map(|s| s.as_str()).collect();
-        let row = PayoutRow::from_payout(payout);
+        let id = id.as_str().to_owned();
         self.ledger(move |conn| {
             write_tx(conn, |c| {
-                let current = locked_state(c, &row.transaction_id)?.ok_or(Failure::NotFound)?;
+                let current = locked_state(c, &id)?.ok_or(Failure::NotFound)?;
                 if !from.contains(&current.as_str()) {
                     return Err(Failure::WrongState(current));
                 }
+                // Read under the lock: the edit applies to the entry as it is.
+                let mut payout = payouts::table
+                    .find(&id)
+                    .select(PayoutRow::as_select())
+                    .first(c)?
+                    .into_payout()?;
+                edit(&mut payout);
+                let row = PayoutRow::from_payout(&payout);
                 let lapsed = diesel::dsl::sql::<diesel::sql_types::Bool>(&format!(
                     "(claimed_by IS NULL OR lease_until < {})",
                     db_now(c)
@@ -495,7 +508,7 @@ impl PayoutLedger for Store {
                 if n == 0 {
                     return Err(Failure::LostClaim);
                 }
-                Ok(())
+                Ok(payout)
             })
         })
         .await

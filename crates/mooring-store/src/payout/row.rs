@@ -4,6 +4,7 @@ use std::str::FromStr;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
+use mooring_domain::AssetId;
 use mooring_domain::payout::{Payout, PayoutOrder, PayoutState};
 use mooring_domain::transaction::{Amount, TransactionId};
 use rust_decimal::Decimal;
@@ -58,7 +59,7 @@ impl OrderDto {
             idempotency_key: o.idempotency_key.clone(),
             transaction_id: o.transaction_id.clone(),
             amount: o.amount.to_string(),
-            asset: o.asset.clone(),
+            asset: o.asset.to_string(),
             delivery_method: o.delivery_method.clone(),
             receiver_id: o.receiver_id.clone(),
             receiver_fields: o.receiver_fields.clone(),
@@ -74,7 +75,7 @@ impl OrderDto {
             transaction_id: dto.transaction_id,
             amount: Decimal::from_str(&dto.amount)
                 .map_err(|e| format!("frozen order amount: {e}"))?,
-            asset: dto.asset,
+            asset: AssetId::parse(&dto.asset).map_err(|e| format!("frozen order asset: {e}"))?,
             delivery_method: dto.delivery_method,
             receiver_id: dto.receiver_id,
             receiver_fields: dto.receiver_fields,
@@ -89,7 +90,7 @@ fn clamp(n: u32) -> i32 {
 impl PayoutRow {
     pub(super) fn from_payout(p: &Payout) -> Self {
         let split = |a: &Option<Amount>| match a {
-            Some(a) => (Some(a.amount.to_string()), Some(a.asset.clone())),
+            Some(a) => (Some(a.amount.to_string()), Some(a.asset.to_string())),
             None => (None, None),
         };
         let (amount_in, amount_in_asset) = split(&p.amount_in);
@@ -127,10 +128,11 @@ impl PayoutRow {
         let amount =
             |amount: &Option<String>, asset: &Option<String>| -> Result<Option<Amount>, Failure> {
                 match (amount, asset) {
-                    (Some(a), Some(asset)) => Ok(Some(Amount {
-                        amount: Decimal::from_str(a).map_err(|e| corrupt(e.to_string()))?,
-                        asset: asset.clone(),
-                    })),
+                    // An earlier version kept the asset as the AP wrote it.
+                    (Some(a), Some(asset)) => Ok(Some(Amount::new(
+                        Decimal::from_str(a).map_err(|e| corrupt(e.to_string()))?,
+                        AssetId::from_ap(asset).map_err(|e| corrupt(e.to_string()))?,
+                    ))),
                     _ => Ok(None),
                 }
             };

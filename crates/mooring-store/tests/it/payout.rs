@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Duration, Utc};
 use mooring_domain::payout::{PayoutOrder, PayoutState, Sighting};
 use mooring_domain::transaction::TransactionId;
-use mooring_ports::{EventStore, InboxEvent, LedgerError, PayoutLedger, PollMarks};
+use mooring_ports::{EventStore, InboxEvent, LedgerError, OperatorEdit, PayoutLedger, PollMarks};
 use mooring_testsupport::{TestDb, on_both_backends};
 
 use crate::migrated_store;
@@ -284,7 +284,7 @@ async fn a_frozen_order_is_kept_as_sent_and_dropped_when_final(db: TestDb) {
         idempotency_key: "o1".into(),
         transaction_id: "o1".into(),
         amount: "550.10".parse().expect("decimal"),
-        asset: "iso4217:BRL".into(),
+        asset: mooring_domain::AssetId::parse("iso4217:BRL").expect("asset"),
         delivery_method: Some("PIX".into()),
         receiver_id: "r1".into(),
         receiver_fields: vec![
@@ -331,10 +331,9 @@ async fn reopen_refuses_other_states_and_live_claims_and_fences_them(db: TestDb)
     let now = Utc::now();
     let t = id("r1");
     store.sight(&t, Sighting::Funded, now).await.expect("sight");
-    let mut p = store.get(&t).await.expect("get").expect("p");
-    p.advance(PayoutState::Recovering, now);
+    let recover = || -> OperatorEdit { Box::new(move |p| p.advance(PayoutState::Recovering, now)) };
     assert!(matches!(
-        store.reopen(&[PayoutState::Failed], &p).await,
+        store.reopen(&t, &[PayoutState::Failed], recover()).await,
         Err(LedgerError::WrongState(PayoutState::Received))
     ));
     let c = store
@@ -343,12 +342,12 @@ async fn reopen_refuses_other_states_and_live_claims_and_fences_them(db: TestDb)
         .expect("claim")
         .remove(0);
     assert!(matches!(
-        store.reopen(&[PayoutState::Received], &p).await,
+        store.reopen(&t, &[PayoutState::Received], recover()).await,
         Err(LedgerError::LostClaim)
     ));
     tokio::time::sleep(std::time::Duration::from_millis(450)).await;
     store
-        .reopen(&[PayoutState::Received], &p)
+        .reopen(&t, &[PayoutState::Received], recover())
         .await
         .expect("lapsed claim");
     assert_eq!(

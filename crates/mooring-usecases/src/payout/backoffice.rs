@@ -4,9 +4,18 @@
 
 use mooring_domain::payout::{Payout, PayoutState};
 use mooring_domain::transaction::TransactionId;
-use mooring_ports::{LedgerError, RailStatus};
+use mooring_ports::{LedgerError, OperatorEdit, RailStatus};
 
 use super::{EngineError, PayoutEngine};
+
+/// What the operator found out from the provider about a held payout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settlement {
+    /// The payout exists, under the provider's id.
+    Paid { payout_id: String },
+    /// No payout was made.
+    NotPaid,
+}
 
 /// How an operator's retry treats the idempotency key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,19 +92,21 @@ impl PayoutEngine {
     /// - A rejection (no payout was ever made) is checked again.
     /// - A step waiting out its backoff is due now.
     pub async fn retry(&self, id: &TransactionId, mode: RetryMode) -> Result<Payout, EngineError> {
-        let mut p = self.get(id).await?;
+        let p = self.get(id).await?;
         let now = self.now();
         let from = p.state;
-        match (from, mode) {
-            (PayoutState::Held, RetryMode::SameKey) => {
+        let edit: OperatorEdit = match (from, mode) {
+            (PayoutState::Held, RetryMode::SameKey) => Box::new(move |p| {
                 p.reason = None;
                 p.advance(PayoutState::Submitted, now);
-            }
+            }),
             (PayoutState::Held, RetryMode::NewAttempt) => {
                 self.rail_confirms_failure(&p).await?;
-                p.attempt += 1;
-                p.clear_attempt();
-                p.advance(PayoutState::Received, now);
+                Box::new(move |p| {
+                    p.attempt += 1;
+                    p.clear_attempt();
+                    p.advance(PayoutState::Received, now);
+                })
             }
             (PayoutState::Failed, RetryMode::SameKey) => {
                 return Err(EngineError::BadRequest(
@@ -104,18 +115,72 @@ impl PayoutEngine {
             }
             (PayoutState::Failed, RetryMode::NewAttempt) => {
                 self.rail_confirms_failure(&p).await?;
-                p.attempt += 1;
-                p.advance(PayoutState::Recovering, now);
+                Box::new(move |p| {
+                    p.attempt += 1;
+                    p.advance(PayoutState::Recovering, now);
+                })
             }
-            (PayoutState::Rejected, _) => p.advance(PayoutState::Recovering, now),
-            (s, _) if s.is_active() => {
+            (PayoutState::Rejected, _) => {
+                Box::new(move |p| p.advance(PayoutState::Recovering, now))
+            }
+            // Only made due: whatever the engine saved meanwhile is kept.
+            (s, _) if s.is_active() => Box::new(move |p| {
                 p.updated_at = now;
                 p.due_at = now;
-            }
+            }),
             (s, _) => return Err(EngineError::Ledger(LedgerError::WrongState(s))),
-        }
-        self.parts.ledger.reopen(&[from], &p).await?;
+        };
+        let p = self.parts.ledger.reopen(id, &[from], edit).await?;
         tracing::info!(transaction.id = %id, from = %from, to = %p.state, attempt = p.attempt, "payout retry requested");
+        Ok(p)
+    }
+
+    /// A held payout the operator settled with the provider, out of band
+    /// (the rail could not say, or forgot the key):
+    ///
+    /// - [`Settlement::Paid`]: the provider shows the payout under this id.
+    ///   The entry follows it like any payout the rail made: the rail is
+    ///   asked for its status, and the AP hears `completed` once the rail
+    ///   says it is.
+    /// - [`Settlement::NotPaid`]: the provider confirms no payout was
+    ///   made. The AP is told `error` (a fixed message and a reference);
+    ///   the entry is then `failed`, to be retried under a new key
+    ///   (`--new-attempt`) or refunded.
+    pub async fn settle(
+        &self,
+        id: &TransactionId,
+        settlement: Settlement,
+    ) -> Result<Payout, EngineError> {
+        let now = self.now();
+        let edit: OperatorEdit = match settlement {
+            Settlement::Paid { payout_id } => {
+                let payout_id = payout_id.trim().to_owned();
+                if payout_id.is_empty()
+                    || payout_id.len() > 256
+                    || payout_id.chars().any(char::is_control)
+                {
+                    return Err(EngineError::BadRequest(
+                        "the provider's payout id must be 1 to 256 characters, without control characters".into(),
+                    ));
+                }
+                Box::new(move |p| {
+                    p.payout_id = Some(payout_id);
+                    p.reason = None;
+                    p.advance(PayoutState::Submitted, now);
+                })
+            }
+            Settlement::NotPaid => Box::new(move |p| {
+                p.reason =
+                    Some("the operator confirmed with the provider that no payout was made".into());
+                p.advance(PayoutState::RailFailed, now);
+            }),
+        };
+        let p = self
+            .parts
+            .ledger
+            .reopen(id, &[PayoutState::Held], edit)
+            .await?;
+        tracing::info!(transaction.id = %id, to = %p.state, "held payout settled by the operator");
         Ok(p)
     }
 
@@ -132,7 +197,7 @@ impl PayoutEngine {
                     .into(),
             ));
         }
-        let mut p = self.get(id).await?;
+        let p = self.get(id).await?;
         let now = self.now();
         let from = p.state;
         if from.payout_possible() {
@@ -152,9 +217,12 @@ impl PayoutEngine {
         if from == PayoutState::Failed && p.payout_id.is_some() {
             self.rail_confirms_failure(&p).await?;
         }
-        p.refund_reference = Some(reference.to_owned());
-        p.advance(PayoutState::Refunding, now);
-        self.parts.ledger.reopen(&[from], &p).await?;
+        let reference = reference.to_owned();
+        let edit: OperatorEdit = Box::new(move |p| {
+            p.refund_reference = Some(reference);
+            p.advance(PayoutState::Refunding, now);
+        });
+        let p = self.parts.ledger.reopen(id, &[from], edit).await?;
         tracing::info!(transaction.id = %id, from = %from, "refund recorded");
         Ok(p)
     }

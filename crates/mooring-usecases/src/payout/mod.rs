@@ -41,7 +41,7 @@ use tokio::time::Instant;
 
 use crate::{DepositService, KycService, QuoteService};
 
-pub use backoffice::RetryMode;
+pub use backoffice::{RetryMode, Settlement};
 pub use inbox::{EventInbox, ReceivedEvent};
 
 /// How the engine works.

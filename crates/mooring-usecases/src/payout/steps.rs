@@ -82,15 +82,12 @@ impl PayoutEngine {
             .await?
             .map_err(|e| StepError::Transient(format!("no deposit address: {e}")))?;
         let from_quote = |sell: bool| {
-            quote.map(|q| Amount {
-                amount: if sell {
-                    q.priced.sell_amount
+            quote.map(|q| {
+                if sell {
+                    Amount::new(q.priced.sell_amount, q.sell_asset.clone())
                 } else {
-                    q.priced.buy_amount
-                },
-                asset: if sell { &q.sell_asset } else { &q.buy_asset }
-                    .as_str()
-                    .to_owned(),
+                    Amount::new(q.priced.buy_amount, q.buy_asset.clone())
+                }
             })
         };
         let amount_in = tx
@@ -109,16 +106,8 @@ impl PayoutEngine {
         let fee = tx
             .fee
             .clone()
-            .or_else(|| {
-                quote.map(|q| Amount {
-                    amount: q.priced.fee.total,
-                    asset: q.priced.fee.asset.as_str().to_owned(),
-                })
-            })
-            .unwrap_or_else(|| Amount {
-                amount: Decimal::ZERO,
-                asset: amount_in.asset.clone(),
-            });
+            .or_else(|| quote.map(|q| Amount::new(q.priced.fee.total, q.priced.fee.asset.clone())))
+            .unwrap_or_else(|| Amount::new(Decimal::ZERO, amount_in.asset.clone()));
         let change = TransactionChange::RequestOnchainFunds {
             amount_expected: tx
                 .amount_expected
@@ -127,11 +116,8 @@ impl PayoutEngine {
             amount_in,
             amount_out,
             fee,
-            destination_account: address.account.to_string(),
-            memo: address
-                .memo
-                .as_ref()
-                .map(|m| (m.value().to_owned(), m.memo_type().as_str().to_owned())),
+            destination_account: address.account,
+            memo: address.memo,
         };
         match self.tell(step, &tx.id, None, change).await? {
             Ok(_) => Ok(()),
@@ -179,7 +165,7 @@ impl PayoutEngine {
             }
         };
         p.amount_out = Some(out.clone());
-        let asset = tx.amount_in.as_ref().map(|a| a.asset.as_str());
+        let asset = tx.amount_in.as_ref().map(|a| &a.asset);
         let parties = self
             .parties(
                 step,
@@ -285,10 +271,12 @@ impl PayoutEngine {
     }
 
     /// Whether the payout's outcome has been unknown for longer than the
-    /// provider keeps keys.
+    /// provider keeps keys. Once the rail gave the payout an id, its status
+    /// is asked by that id, not the key, and is followed however long.
     fn past_key_retention(&self, p: &Payout, now: DateTime<Utc>) -> bool {
-        p.submitted_at
-            .is_some_and(|at| now - at > self.config.key_retention)
+        p.payout_id.is_none()
+            && p.submitted_at
+                .is_some_and(|at| now - at > self.config.key_retention)
     }
 
     /// The payout is at the rail (or may be): send the frozen order again
@@ -299,7 +287,7 @@ impl PayoutEngine {
         if p.payout_id.is_none() && p.order.is_none() {
             return self.freeze_legacy_order(p, step).await;
         }
-        if p.payout_id.is_none() && self.past_key_retention(p, now) {
+        if self.past_key_retention(p, now) {
             // The provider may have forgotten the key: a new request under
             // it could pay a second time.
             return Self::hold(
@@ -525,10 +513,7 @@ impl PayoutEngine {
             Some("the funds were returned to the sender".into()),
             TransactionChange::RefundSent {
                 reference,
-                fee: Amount {
-                    amount: Decimal::ZERO,
-                    asset: received.asset.clone(),
-                },
+                fee: Amount::new(Decimal::ZERO, received.asset.clone()),
                 amount: received,
                 refunded_at: now,
             },

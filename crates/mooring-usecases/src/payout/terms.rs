@@ -1,6 +1,7 @@
 //! What may be paid: the transaction's quote taken, both parties' KYC
 //! through the gate, and the payout's order built from the committed terms.
 
+use mooring_domain::AssetId;
 use mooring_domain::customer::CustomerId;
 use mooring_domain::payout::{KycVerdict, Party, Payout, PayoutOrder};
 use mooring_domain::quote::{Quote, QuoteId};
@@ -117,7 +118,7 @@ impl PayoutEngine {
         step: &Step<'_>,
         sender: Option<&str>,
         receiver: Option<&str>,
-        asset: Option<&str>,
+        asset: Option<&AssetId>,
     ) -> Result<Parties, StepError> {
         let (sender_type, receiver_type) = self.config.sep31_types.for_asset(asset);
         let (sender, _) = self.party(step, Party::Sender, sender, sender_type).await?;
@@ -138,7 +139,7 @@ impl PayoutEngine {
         step: &Step<'_>,
         p: &Payout,
     ) -> Result<Parties, StepError> {
-        let asset = p.amount_in.as_ref().map(|a| a.asset.as_str());
+        let asset = p.amount_in.as_ref().map(|a| &a.asset);
         self.parties(
             step,
             p.sender_id.as_deref(),

@@ -15,9 +15,9 @@ use mooring_domain::transaction::{
 use mooring_domain::{AssetId, Memo, StellarAccount};
 use mooring_ports::{
     Claim, Claimed, Clock, Custodian, CustodianError, CustomerTarget, DepositAddressStore,
-    EventStore, InboxEvent, KycStore, KycStoreError, LedgerError, Order, OrderBy, PayoutLedger,
-    PayoutOrder, PayoutRail, PlatformClient, PlatformError, PollMarks, PutCustomer, QuoteStore,
-    QuoteStoreError, RailError, RailReceipt, RailStatus, RateSource, RateSourceError,
+    EventStore, InboxEvent, KycStore, KycStoreError, LedgerError, OperatorEdit, Order, OrderBy,
+    PayoutLedger, PayoutOrder, PayoutRail, PlatformClient, PlatformError, PollMarks, PutCustomer,
+    QuoteStore, QuoteStoreError, RailError, RailReceipt, RailStatus, RateSource, RateSourceError,
     TransactionQuery,
 };
 use rust_decimal::Decimal;
@@ -955,22 +955,27 @@ impl PayoutLedger for FakeLedger {
         Ok(counts.into_iter().collect())
     }
 
-    async fn reopen(&self, from: &[PayoutState], payout: &Payout) -> Result<(), LedgerError> {
+    async fn reopen(
+        &self,
+        id: &TransactionId,
+        from: &[PayoutState],
+        edit: OperatorEdit,
+    ) -> Result<Payout, LedgerError> {
         let db_now = self.db_now();
         let mut entries = self.entries.lock().expect("lock");
-        let entry = entries
-            .get_mut(payout.transaction_id.as_str())
-            .ok_or(LedgerError::NotFound)?;
+        let entry = entries.get_mut(id.as_str()).ok_or(LedgerError::NotFound)?;
         if !from.contains(&entry.payout.state) {
             return Err(LedgerError::WrongState(entry.payout.state));
         }
         if !claim_free(&entry.claim, db_now) {
             return Err(LedgerError::LostClaim);
         }
+        let mut payout = entry.payout.clone();
+        edit(&mut payout);
         entry.payout = payout.clone();
         entry.claim = None;
         entry.token += 1;
-        Ok(())
+        Ok(payout)
     }
 }
 

@@ -11,7 +11,7 @@ use mooring_domain::payout::{PayoutOrder, PayoutState, Sighting};
 use mooring_domain::transaction::{TransactionChange, TransactionStatus};
 use mooring_domain::{AssetCatalog, AssetId, AssetInfo, Memo, Sep31Types, StellarAccount};
 use mooring_ports::{Clock, InboxEvent, LedgerError, PayoutLedger, PayoutRail};
-use mooring_usecases::{CustomerUpdate, EngineError, EventInbox, RetryMode};
+use mooring_usecases::{CustomerUpdate, EngineError, EventInbox, RetryMode, Settlement};
 
 use crate::fakes::{ApFault, RailFault, TestClock, TokioClock};
 use crate::payout::{
@@ -288,7 +288,7 @@ async fn a_key_used_with_other_parameters_is_held_not_failed() {
         idempotency_key: "t1".into(),
         transaction_id: "t1".into(),
         amount: crate::quotes::d("5"),
-        asset: USDC.into(),
+        asset: mooring_domain::AssetId::parse(USDC).expect("asset"),
         delivery_method: None,
         receiver_id: receiver.clone(),
         receiver_fields: vec![],
@@ -332,6 +332,95 @@ async fn a_payout_unknown_for_longer_than_the_provider_keeps_keys_is_held() {
         "no call under a key the provider may have forgotten"
     );
     assert!(w.platform.moves("t1").is_empty());
+}
+
+/// Held past the key retention with no payout id known: nothing the rail
+/// says can settle it, so the operator settles it with the provider's word.
+async fn held_past_retention(w: &World, faults: &[RailFault]) {
+    let receiver = w.receiver("1", true).await;
+    w.funded("t1", &receiver, w.now());
+    fault(w, faults);
+    w.engine.poll().await.expect("poll");
+    w.drive().await;
+    w.clock.advance(Duration::hours(2));
+    w.drive().await;
+    let p = w.engine.get(&id("t1")).await.expect("entry");
+    assert_eq!((p.state, p.payout_id), (PayoutState::Held, None));
+    // No new key without the rail's (or the provider's) word.
+    assert!(matches!(
+        w.engine.retry(&id("t1"), RetryMode::NewAttempt).await,
+        Err(EngineError::BadRequest(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_held_payout_the_provider_never_made_is_settled_as_not_paid_and_paid_under_a_new_key() {
+    let w = world_with(ReviewMode::Auto, |c| c.key_retention = Duration::hours(1));
+    held_past_retention(&w, &[RailFault::Down]).await;
+    let settled = w
+        .engine
+        .settle(&id("t1"), Settlement::NotPaid)
+        .await
+        .expect("settled");
+    assert_eq!(settled.state, PayoutState::RailFailed);
+    w.drive().await;
+    assert_eq!(w.state("t1"), Some(PayoutState::Failed));
+    assert_eq!(w.platform.tx("t1").status, TransactionStatus::Error);
+    // The failure is now known: a new key may pay.
+    w.engine
+        .retry(&id("t1"), RetryMode::NewAttempt)
+        .await
+        .expect("a new attempt");
+    w.drive().await;
+    assert_eq!(w.state("t1"), Some(PayoutState::Completed));
+    let made = w.rail.made();
+    assert_eq!(made.len(), 1);
+    assert_eq!(made[0].idempotency_key, "t1:attempt-2");
+}
+
+#[tokio::test]
+async fn a_held_payout_the_provider_made_is_settled_as_paid_and_followed_by_its_id() {
+    let w = world_with(ReviewMode::Auto, |c| c.key_retention = Duration::hours(1));
+    held_past_retention(&w, &[RailFault::AnswerLost]).await;
+    assert_eq!(w.rail.made().len(), 1, "the lost answer's payout exists");
+    // Settling needs a payout id, and only a held payout is settled.
+    assert!(matches!(
+        w.engine
+            .settle(
+                &id("t1"),
+                Settlement::Paid {
+                    payout_id: " ".into()
+                }
+            )
+            .await,
+        Err(EngineError::BadRequest(_))
+    ));
+    let settled = w
+        .engine
+        .settle(
+            &id("t1"),
+            Settlement::Paid {
+                payout_id: "pay-1".into(),
+            },
+        )
+        .await
+        .expect("settled");
+    assert_eq!(settled.state, PayoutState::Submitted);
+    let calls = w.rail.calls().len();
+    // Long past the retention: a payout with an id is asked about by it.
+    w.clock.advance(Duration::hours(5));
+    w.drive().await;
+    assert_eq!(w.state("t1"), Some(PayoutState::Completed));
+    assert_eq!(w.rail.calls().len(), calls, "no submit: only its status");
+    assert_eq!(w.rail.made().len(), 1);
+    let tx = w.platform.tx("t1");
+    assert_eq!(tx.external_transaction_id.as_deref(), Some("pay-1"));
+    assert!(matches!(
+        w.engine.settle(&id("t1"), Settlement::NotPaid).await,
+        Err(EngineError::Ledger(LedgerError::WrongState(
+            PayoutState::Completed
+        )))
+    ));
 }
 
 #[tokio::test]

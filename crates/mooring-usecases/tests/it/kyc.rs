@@ -420,7 +420,7 @@ async fn values_no_store_can_keep_are_bad_requests() {
     );
     assert!(matches!(kyc.put(nul).await, Err(KycError::BadRequest(_))));
     let mut long = put_by_account("1", "sep31-sender", sender_fields());
-    long.transaction_id = Some("t".repeat(mooring_usecases::kyc::MAX_TRANSACTION_ID_LEN + 1));
+    long.transaction_id = Some("t".repeat(mooring_domain::transaction::TransactionId::MAX_LEN + 1));
     assert!(matches!(kyc.put(long).await, Err(KycError::BadRequest(_))));
     assert_eq!(store.len(), 0);
 }

@@ -10,7 +10,7 @@ use mooring_domain::quote::{QuoteKind, Requested};
 use mooring_domain::transaction::{
     Amount, Transaction, TransactionChange, TransactionId, TransactionStatus,
 };
-use mooring_domain::{Memo, StellarAccount};
+use mooring_domain::{AssetId, Memo, StellarAccount};
 use mooring_ports::{Clock, InboxEvent, LedgerError, PlatformError, PollMarks};
 use mooring_usecases::{
     CustomerUpdate, DepositService, EngineConfig, EngineError, EngineParts, EventInbox, KycService,
@@ -93,10 +93,7 @@ pub(crate) fn world_on(
 }
 
 pub(crate) fn usdc(amount: &str) -> Amount {
-    Amount {
-        amount: d(amount),
-        asset: USDC.into(),
-    }
+    Amount::new(d(amount), AssetId::parse(USDC).expect("asset"))
 }
 
 pub(crate) fn id(s: &str) -> TransactionId {
@@ -240,7 +237,7 @@ async fn a_funded_transaction_is_paid_once_and_completed() {
     assert_eq!(made.len(), 1);
     assert_eq!(made[0].idempotency_key, "t1");
     assert_eq!(made[0].amount, d("99"));
-    assert_eq!(made[0].asset, USDC);
+    assert_eq!(made[0].asset.as_str(), USDC);
     assert!(
         made[0]
             .receiver_fields
@@ -838,7 +835,7 @@ async fn a_quote_pays_its_buy_amount_and_serves_one_transaction() {
     let made = w.rail.made();
     assert_eq!(made.len(), 1);
     assert_eq!(made[0].amount, quote.priced.buy_amount);
-    assert_eq!(made[0].asset, "iso4217:BRL");
+    assert_eq!(made[0].asset.as_str(), "iso4217:BRL");
     assert_eq!(made[0].delivery_method.as_deref(), Some("PIX"));
 
     let second = w.engine.get(&id("second")).await.expect("payout");
@@ -1022,12 +1019,12 @@ async fn ap_3_transactions_are_asked_for_their_funds_then_paid() {
     };
     assert_eq!(amount_in, usdc("100"));
     assert_eq!(
-        destination_account,
+        destination_account.as_str(),
         "GBBD47IF6LWK7P7MDEVSCWR7DPUWV3NY3DTQEVFL4NAT4AQH3ZLLFLA5"
     );
     assert_eq!(
-        memo,
-        Some(("1".into(), "id".into())),
+        memo.map(|m| (m.value().to_owned(), m.memo_type().as_str())),
+        Some(("1".into(), "id")),
         "the custodian's memo"
     );
 
