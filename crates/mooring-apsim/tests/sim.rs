@@ -295,3 +295,37 @@ async fn history_pages_newest_first_and_new_payments_come_before_it() {
     assert_eq!(now[0], "new", "the newest payment first");
     assert_eq!(now[1], "hist-0000024");
 }
+
+/// The simulator as the AP behind the Platform client: the sending side
+/// creates transactions, the Stellar observer sees their payments.
+struct SimulatedAp<'a>(&'a Simulator);
+
+impl mooring_testsupport::contract::ApUnderTest for SimulatedAp<'_> {
+    fn create(&self, id: &str, amount: &Amount) {
+        self.0.create(json!({
+            "id": id,
+            "amount_expected": {"amount": amount.amount.to_string(), "asset": amount.asset.as_str()},
+            "customers": {"sender": {"id": "sender"}, "receiver": {"id": "receiver"}},
+        }));
+    }
+
+    fn pay(&self, id: &str) {
+        assert!(self.0.receive(id, None), "the sender pays {id}");
+    }
+}
+
+#[tokio::test]
+async fn the_simulator_keeps_the_platform_contract_as_ap_2x_over_json_rpc() {
+    let running = spawn(Simulator::new(false), SimAuth::None).expect("simulator");
+    let platform = client(&running.url, ApiStyle::Rpc, PlatformAuth::None);
+    mooring_testsupport::contract::platform_client(&platform, &SimulatedAp(&running.sim), "v2")
+        .await;
+}
+
+#[tokio::test]
+async fn the_simulator_keeps_the_platform_contract_as_ap_3x() {
+    let running = spawn(Simulator::new(true), SimAuth::None).expect("simulator");
+    let platform = client(&running.url, ApiStyle::Rpc, PlatformAuth::None);
+    mooring_testsupport::contract::platform_client(&platform, &SimulatedAp(&running.sim), "v3")
+        .await;
+}

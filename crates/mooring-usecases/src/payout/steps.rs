@@ -491,8 +491,23 @@ impl PayoutEngine {
             .ok_or_else(|| {
                 StepError::Transient("the transaction has no amount_in to refund".into())
             })?;
+        // The AP takes a refund only from pending_receiver. A transaction
+        // waiting for customer info (a refund of `awaiting_kyc`) leaves it
+        // through error and recovery. Each move is read back from the
+        // status after a crash, so none is repeated.
+        let mut status = tx.status.clone();
+        if status == TransactionStatus::PendingCustomerInfoUpdate {
+            self.tell(
+                step,
+                &p.transaction_id,
+                Some("the anchor is refunding the sender".into()),
+                TransactionChange::Error,
+            )
+            .await??;
+            status = TransactionStatus::Error;
+        }
         if matches!(
-            tx.status,
+            status,
             TransactionStatus::Error | TransactionStatus::Expired
         ) {
             self.tell(

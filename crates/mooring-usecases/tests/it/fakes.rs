@@ -625,12 +625,22 @@ impl PlatformClient for FakePlatform {
             {
                 S::PendingReceiver
             }
-            TransactionChange::Error if !tx.status.is_final() => S::Error,
-            TransactionChange::Recover if matches!(tx.status, S::Error | S::Expired) => {
+            // As the AP's RPC handlers (and the simulator): error from any
+            // status but the error and final ones; recovery only with the
+            // funds received; a refund only from pending_receiver.
+            TransactionChange::Error
+                if !tx.status.is_final() && !matches!(tx.status, S::Error | S::Expired) =>
+            {
+                S::Error
+            }
+            TransactionChange::Recover
+                if matches!(tx.status, S::Error | S::Expired)
+                    && tx.transfer_received_at.is_some() =>
+            {
                 S::PendingReceiver
             }
             TransactionChange::RefundSent { amount, fee, .. }
-                if open
+                if tx.status == S::PendingReceiver
                     && Some(amount.amount + fee.amount)
                         == tx.amount_in.as_ref().map(|a| a.amount) =>
             {

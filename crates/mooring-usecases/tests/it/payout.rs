@@ -924,6 +924,34 @@ async fn a_refused_payout_is_reported_to_the_ap_and_never_made() {
 }
 
 #[tokio::test]
+async fn a_payout_awaiting_the_receivers_info_is_refunded_through_error_and_recovery() {
+    // The AP takes notify_refund_sent only from pending_receiver (the
+    // platform contract holds the fake to it).
+    let w = world();
+    let receiver = w.receiver("1", false).await;
+    w.funded("t1", &receiver, w.now());
+    w.engine.poll().await.expect("poll");
+    w.drive().await;
+    assert_eq!(w.state("t1"), Some(PayoutState::AwaitingKyc));
+    assert_eq!(
+        w.platform.tx("t1").status,
+        TransactionStatus::PendingCustomerInfoUpdate
+    );
+    w.engine
+        .refund(&id("t1"), "stellar-hash-2")
+        .await
+        .expect("refund");
+    w.drive().await;
+    assert_eq!(w.state("t1"), Some(PayoutState::Refunded));
+    assert_eq!(
+        w.platform.moves("t1"),
+        ["info_needed", "error", "recover", "refund_sent"]
+    );
+    assert_eq!(w.platform.tx("t1").status, TransactionStatus::Refunded);
+    assert!(w.rail.made().is_empty());
+}
+
+#[tokio::test]
 async fn a_rejected_transaction_is_refunded_with_the_operators_reference() {
     let w = world();
     let receiver = w.receiver("1", true).await;

@@ -2,7 +2,8 @@
 //! the use cases' tests) and against the real adapter on both backends (by
 //! the store's tests), so that a fake can never keep rules the adapter does
 //! not. Each suite panics, naming the rule, where the port's contract is
-//! broken.
+//! broken. [`platform`] holds the Platform API's, run against the fake AP
+//! and the in-repo AP simulator.
 
 use chrono::{Duration, Utc};
 use mooring_domain::customer::{CustomerId, Review};
@@ -14,6 +15,10 @@ use mooring_ports::{
     DepositAddressStore, EventStore, FileUpload, InboxEvent, KycStore, LedgerError, OperatorEdit,
     PayoutLedger, PollMarks, PutCustomer,
 };
+
+pub mod platform;
+
+pub use platform::{ApUnderTest, platform_client};
 
 const ACCOUNT: &str = "GDJUOFZGW5WYBK4GIETCSSM6MTTIJ4SUMCQITPTLUWMQ6B4UIX2IEX47";
 
