@@ -1,22 +1,39 @@
-//! One step of an entry per state: read what is needed, make at most one
-//! side effect, and set the entry's next state (saved by the caller).
+//! One step of an entry per state: read what is needed, ask the domain
+//! (`mooring_domain::payout::decide`) what to do, perform that one effect,
+//! and apply the move it named (saved by the caller). No rule of the money
+//! path is decided here.
 
 use chrono::{DateTime, Utc};
-use mooring_domain::payout::{Gate, Payout, PayoutState, Sighting, check_funds, kyc_gate};
+use mooring_domain::payout::decide::{
+    self, ConfirmedStep, ErrorRefused, GateStep, KycRecheck, NewStep, RailAnswer, RailCall,
+    RailMove, RailOutcome, ReceivedStep, RefundStep, Tell,
+};
+use mooring_domain::payout::{Payout, PayoutState, check_funds, kyc_gate};
 use mooring_domain::quote::Quote;
 use mooring_domain::transaction::{Amount, Transaction, TransactionChange, TransactionStatus};
-use mooring_ports::{PlatformError, RailError, RailStatus};
+use mooring_ports::{PlatformError, RailError, RailReceipt, RailStatus};
 use rust_decimal::Decimal;
 
 use super::{PayoutEngine, Step, StepError, StepResult};
 
-/// What the AP is told when the rail refused or failed a payout: a fixed
-/// text and a reference, never the provider's own words.
-fn rail_failure_message(p: &Payout) -> String {
-    format!(
-        "the payout to the receiver could not be made (reference {})",
-        p.idempotency_key()
-    )
+/// The rail's answer as the domain reads it (the port's types stay here).
+fn rail_answer(
+    answer: Result<Result<RailReceipt, RailError>, StepError>,
+) -> Result<RailAnswer, StepError> {
+    Ok(match answer {
+        Ok(Ok(receipt)) => RailAnswer::Made {
+            id: receipt.id,
+            outcome: match receipt.status {
+                RailStatus::Pending => RailOutcome::Pending,
+                RailStatus::Completed => RailOutcome::Completed,
+                RailStatus::Failed(m) => RailOutcome::Failed(m),
+            },
+        },
+        Ok(Err(RailError::Unknown(m))) | Err(StepError::Transient(m)) => RailAnswer::Unknown(m),
+        Ok(Err(RailError::Refused(m))) => RailAnswer::Refused(m),
+        Ok(Err(RailError::Held(m))) => RailAnswer::Held(m),
+        Err(StepError::LostClaim) => return Err(StepError::LostClaim),
+    })
 }
 
 impl PayoutEngine {
@@ -25,43 +42,41 @@ impl PayoutEngine {
         p.advance(PayoutState::Rejecting, now);
     }
 
-    fn close(p: &mut Payout, tx: Option<&Transaction>, now: DateTime<Utc>) {
-        p.reason = Some(match tx {
-            None => "the AP does not know this transaction".into(),
-            Some(tx) => format!(
-                "the AP had the transaction {} with no payout made by Mooring",
-                tx.status.as_str()
-            ),
-        });
+    fn close(p: &mut Payout, reason: String, now: DateTime<Utc>) {
+        p.reason = Some(reason);
         p.advance(PayoutState::Closed, now);
+    }
+
+    /// Tells the AP; a refusal is the caller's to judge.
+    async fn tell_ap(
+        &self,
+        step: &Step<'_>,
+        p: &Payout,
+        tell: Tell,
+    ) -> Result<Result<Transaction, PlatformError>, StepError> {
+        self.tell(step, &p.transaction_id, tell.message, *tell.change)
+            .await
     }
 
     /// Seen before its funds (or seen finished, to be read again): claim
     /// the quote, ask for the funds on AP 3.x+.
     pub(super) async fn on_new(&self, p: &mut Payout, step: &mut Step<'_>) -> StepResult {
         let now = step.now;
-        let Some(tx) = self.fetch(step, &p.transaction_id).await? else {
-            Self::close(p, None, now);
-            return Ok(());
-        };
-        match Sighting::of(&tx) {
-            Some(Sighting::Finished) => {
-                Self::close(p, Some(&tx), now);
-                return Ok(());
+        let tx = self.fetch(step, &p.transaction_id).await?;
+        match decide::decide_new(tx.as_ref(), self.config.request_funds) {
+            NewStep::Close(reason) => Self::close(p, reason, now),
+            NewStep::Receive => p.advance(PayoutState::Received, now),
+            NewStep::TakeTerms { ask_for_funds } => {
+                let tx = tx.ok_or_else(|| StepError::Transient("no transaction".into()))?;
+                let Some(quote) = self.take_terms(p, &tx, step).await? else {
+                    return Ok(());
+                };
+                if ask_for_funds {
+                    self.request_funds(step, &tx, quote.as_ref()).await?;
+                }
+                p.advance(PayoutState::AwaitingFunds, now);
             }
-            Some(Sighting::Funded) => {
-                p.advance(PayoutState::Received, now);
-                return Ok(());
-            }
-            Some(Sighting::Unfunded) | None => {}
         }
-        let Some(quote) = self.take_terms(p, &tx, step).await? else {
-            return Ok(());
-        };
-        if self.config.request_funds && tx.status == TransactionStatus::PendingReceiver {
-            self.request_funds(step, &tx, quote.as_ref()).await?;
-        }
-        p.advance(PayoutState::AwaitingFunds, now);
         Ok(())
     }
 
@@ -137,22 +152,21 @@ impl PayoutEngine {
     /// in the next step).
     pub(super) async fn on_received(&self, p: &mut Payout, step: &mut Step<'_>) -> StepResult {
         let now = step.now;
-        let Some(tx) = self.fetch(step, &p.transaction_id).await? else {
-            Self::close(p, None, now);
-            return Ok(());
-        };
-        match Sighting::of(&tx) {
-            Some(Sighting::Funded) => {}
-            Some(Sighting::Unfunded) => {
+        let tx = self.fetch(step, &p.transaction_id).await?;
+        let tx = match (decide::decide_received(tx.as_ref()), tx) {
+            (ReceivedStep::Check, Some(tx)) => tx,
+            (ReceivedStep::AwaitFunds, _) => {
                 p.advance(PayoutState::AwaitingFunds, now);
                 return Ok(());
             }
-            // No payout was made by Mooring (none was submitted).
-            Some(Sighting::Finished) | None => {
-                Self::close(p, Some(&tx), now);
+            (ReceivedStep::Close(reason), _) => {
+                Self::close(p, reason, now);
                 return Ok(());
             }
-        }
+            (ReceivedStep::Check, None) => {
+                return Err(StepError::Transient("no transaction".into()));
+            }
+        };
         p.amount_in.clone_from(&tx.amount_in);
         let Some(quote) = self.take_terms(p, &tx, step).await? else {
             return Ok(());
@@ -174,51 +188,24 @@ impl PayoutEngine {
                 asset,
             )
             .await?;
-        match kyc_gate(&parties.sender, &parties.receiver) {
-            Gate::Pay => {
+        let gate = kyc_gate(&parties.sender, &parties.receiver);
+        match decide::decide_gate(&tx.status, gate, &parties.receiver) {
+            GateStep::Pay { first } => {
                 let receiver = parties.receiver_kyc.ok_or_else(|| {
                     StepError::Transient("the receiver's KYC could not be read".into())
                 })?;
-                if tx.status == TransactionStatus::PendingCustomerInfoUpdate {
-                    self.tell(
-                        step,
-                        &tx.id,
-                        Some("the customer information is complete".into()),
-                        TransactionChange::CustomerInfoUpdated {
-                            customer_id: parties.receiver.customer_id.clone().unwrap_or_default(),
-                            customer_type: parties.receiver.customer_type.clone(),
-                        },
-                    )
-                    .await??;
+                if let Some(tell) = first {
+                    self.tell_ap(step, p, tell).await??;
                 }
                 let order = Self::order(p, &out, quote.as_ref(), receiver)?;
                 p.submit(order, now)
                     .map_err(|e| StepError::Transient(e.to_string()))?;
             }
-            Gate::Reject(reason) => Self::reject(p, reason, now),
-            Gate::NeedsInfo {
-                customer_id,
-                customer_type,
-            } => {
-                if tx.status != TransactionStatus::PendingCustomerInfoUpdate {
-                    self.tell(
-                        step,
-                        &tx.id,
-                        Some(format!(
-                            "the KYC information of customer {customer_id} ({customer_type}) is incomplete"
-                        )),
-                        TransactionChange::CustomerInfoNeeded {
-                            customer_id,
-                            customer_type,
-                        },
-                    )
-                    .await??;
+            GateStep::Reject(reason) => Self::reject(p, reason, now),
+            GateStep::AwaitKyc { first } => {
+                if let Some(tell) = first {
+                    self.tell_ap(step, p, tell).await??;
                 }
-                p.advance(PayoutState::AwaitingKyc, now);
-                p.due_at = now + self.config.kyc_recheck;
-            }
-            // The anchor's own review (PROCESSING) is awaited quietly.
-            Gate::Wait => {
                 p.advance(PayoutState::AwaitingKyc, now);
                 p.due_at = now + self.config.kyc_recheck;
             }
@@ -237,11 +224,10 @@ impl PayoutEngine {
             return Ok(());
         }
         let parties = self.entry_parties(step, p).await?;
-        match kyc_gate(&parties.sender, &parties.receiver) {
-            // The Received step checks everything again and tells the AP.
-            Gate::Pay => p.advance(PayoutState::Received, now),
-            Gate::Reject(reason) => Self::reject(p, reason, now),
-            Gate::NeedsInfo { .. } | Gate::Wait => {
+        match decide::decide_kyc_recheck(kyc_gate(&parties.sender, &parties.receiver)) {
+            KycRecheck::Received => p.advance(PayoutState::Received, now),
+            KycRecheck::Reject(reason) => Self::reject(p, reason, now),
+            KycRecheck::Wait => {
                 p.updated_at = now;
                 p.due_at = now + self.config.kyc_recheck;
             }
@@ -270,39 +256,26 @@ impl PayoutEngine {
         Ok(())
     }
 
-    /// Whether the payout's outcome has been unknown for longer than the
-    /// provider keeps keys. Once the rail gave the payout an id, its status
-    /// is asked by that id, not the key, and is followed however long.
-    fn past_key_retention(&self, p: &Payout, now: DateTime<Utc>) -> bool {
-        p.payout_id.is_none()
-            && p.submitted_at
-                .is_some_and(|at| now - at > self.config.key_retention)
-    }
-
     /// The payout is at the rail (or may be): send the frozen order again
     /// under its key, or follow the payout the rail made. The claim is
     /// renewed first; the rail is never called under a lost claim.
     pub(super) async fn on_submitted(&self, p: &mut Payout, step: &mut Step<'_>) -> StepResult {
         let now = step.now;
-        if p.payout_id.is_none() && p.order.is_none() {
-            return self.freeze_legacy_order(p, step).await;
-        }
-        if self.past_key_retention(p, now) {
-            // The provider may have forgotten the key: a new request under
-            // it could pay a second time.
-            return Self::hold(
-                p,
-                "the payout's outcome stayed unknown for longer than the provider keeps idempotency keys".into(),
-                now,
-            );
-        }
-        self.renew(p, step).await?;
-        let answer = match (&p.payout_id, &p.order) {
-            (Some(id), _) => {
-                self.bounded(step, "asking the payout rail", self.parts.rail.status(id))
+        let retention = self.config.key_retention;
+        let answer = match decide::decide_submitted(p, now, retention) {
+            RailCall::FreezeLegacyOrder => return self.freeze_legacy_order(p, step).await,
+            RailCall::Hold(reason) => return Self::hold(p, reason, now),
+            RailCall::Status(id) => {
+                self.renew(p, step).await?;
+                self.bounded(step, "asking the payout rail", self.parts.rail.status(&id))
                     .await
             }
-            (None, Some(order)) => {
+            RailCall::Submit => {
+                self.renew(p, step).await?;
+                let order = p
+                    .order
+                    .as_ref()
+                    .ok_or_else(|| StepError::Transient("no order to send".into()))?;
                 self.bounded(
                     step,
                     "calling the payout rail",
@@ -310,52 +283,31 @@ impl PayoutEngine {
                 )
                 .await
             }
-            (None, None) => return Err(StepError::Transient("no order to send".into())),
         };
-        let receipt = match answer {
-            Ok(Ok(receipt)) => receipt,
-            Ok(Err(RailError::Unknown(m))) | Err(StepError::Transient(m)) => {
-                if self.past_key_retention(p, now) {
-                    return Self::hold(
-                        p,
-                        format!(
-                            "the payout's outcome stayed unknown for longer than the provider keeps idempotency keys (last: {m})"
-                        ),
-                        now,
-                    );
+        match decide::decide_rail_answer(p, rail_answer(answer)?, now, retention) {
+            RailMove::Confirm { payout_id } => {
+                p.payout_id = Some(payout_id);
+                p.advance(PayoutState::Confirmed, now);
+            }
+            RailMove::Fail { payout_id, reason } => {
+                if payout_id.is_some() {
+                    p.payout_id = payout_id;
                 }
-                return Err(StepError::Transient(m));
-            }
-            Err(StepError::LostClaim) => return Err(StepError::LostClaim),
-            Ok(Err(RailError::Refused(m))) => {
-                p.reason = Some(format!("the payout rail refused the order: {m}"));
-                p.advance(PayoutState::RailFailed, now);
-                return Ok(());
-            }
-            Ok(Err(RailError::Held(m))) => return Self::hold(p, m, now),
-        };
-        p.payout_id = Some(receipt.id.clone());
-        match receipt.status {
-            RailStatus::Completed => p.advance(PayoutState::Confirmed, now),
-            RailStatus::Failed(m) => {
-                p.reason = Some(format!("the payout failed at the rail: {m}"));
+                p.reason = Some(reason);
                 p.advance(PayoutState::RailFailed, now);
             }
-            RailStatus::Pending => {
-                if !p.told_pending {
+            RailMove::Hold(reason) => return Self::hold(p, reason, now),
+            RailMove::RetryLater(m) => return Err(StepError::Transient(m)),
+            RailMove::Follow {
+                payout_id,
+                tell_pending,
+            } => {
+                p.payout_id = Some(payout_id);
+                if let Some(tell) = tell_pending {
                     // Optional for the AP: a refusal is noted, not retried;
                     // anything else is tried again at the next follow-up.
                     // The rail's answer is saved whatever happens here.
-                    let told = self
-                        .tell(
-                            step,
-                            &p.transaction_id,
-                            Some("a payout to the receiver has been initiated".into()),
-                            TransactionChange::OffchainFundsPending {
-                                external_transaction_id: Some(receipt.id),
-                            },
-                        )
-                        .await;
+                    let told = self.tell_ap(step, p, tell).await;
                     if let Ok(Ok(_) | Err(PlatformError::Rejected(_) | PlatformError::NotFound)) =
                         told
                     {
@@ -380,34 +332,25 @@ impl PayoutEngine {
     /// Paid: tell the AP `completed` (unless a step before a crash did).
     pub(super) async fn on_confirmed(&self, p: &mut Payout, step: &mut Step<'_>) -> StepResult {
         let now = step.now;
-        if let Some(tx) = self.fetch(step, &p.transaction_id).await?
-            && tx.status == TransactionStatus::Completed
-        {
-            p.advance(PayoutState::Completed, now);
-            return Ok(());
-        }
-        let change = TransactionChange::OffchainFundsSent {
-            external_transaction_id: p.payout_id.clone(),
-            funds_sent_at: now,
-            amount_out: p.amount_out.clone(),
-        };
-        match self
-            .tell(
-                step,
-                &p.transaction_id,
-                Some(self.config.completion_message.clone()),
-                change,
-            )
-            .await?
-        {
-            Ok(_) => p.advance(PayoutState::Completed, now),
-            Err(PlatformError::Rejected(m)) => match self.fetch(step, &p.transaction_id).await? {
-                // Told before a crash, or a retry whose first try landed.
-                Some(tx) if tx.status == TransactionStatus::Completed => {
+        let tx = self.fetch(step, &p.transaction_id).await?;
+        let tell =
+            match decide::decide_confirmed(p, tx.as_ref(), now, &self.config.completion_message) {
+                ConfirmedStep::Complete => {
                     p.advance(PayoutState::Completed, now);
+                    return Ok(());
                 }
-                _ => return Err(StepError::Transient(m)),
-            },
+                ConfirmedStep::Tell(tell) => tell,
+            };
+        match self.tell_ap(step, p, tell).await? {
+            Ok(_) => p.advance(PayoutState::Completed, now),
+            Err(PlatformError::Rejected(m)) => {
+                // Told before a crash, or a retry whose first try landed.
+                let read = self.fetch(step, &p.transaction_id).await?;
+                if !decide::landed(read.as_ref(), &TransactionStatus::Completed) {
+                    return Err(StepError::Transient(m));
+                }
+                p.advance(PayoutState::Completed, now);
+            }
             Err(e) => return Err(e.into()),
         }
         Ok(())
@@ -422,30 +365,17 @@ impl PayoutEngine {
         next: PayoutState,
     ) -> StepResult {
         let now = step.now;
-        let message = if next == PayoutState::Failed {
-            rail_failure_message(p)
-        } else {
-            p.reason
-                .clone()
-                .unwrap_or_else(|| "the payout could not be made".into())
-        };
-        match self
-            .tell(
-                step,
-                &p.transaction_id,
-                Some(message),
-                TransactionChange::Error,
-            )
-            .await?
-        {
+        let tell = decide::error_tell(p, next == PayoutState::Failed);
+        match self.tell_ap(step, p, tell).await? {
             Ok(_) => p.advance(next, now),
-            Err(PlatformError::Rejected(m)) => match self.fetch(step, &p.transaction_id).await? {
-                Some(tx) if tx.status == TransactionStatus::Error => p.advance(next, now),
-                Some(tx) if tx.status.is_final() || tx.status == TransactionStatus::Expired => {
-                    p.advance(PayoutState::Closed, now);
+            Err(PlatformError::Rejected(m)) => {
+                let read = self.fetch(step, &p.transaction_id).await?;
+                match decide::decide_error_refused(read.as_ref()) {
+                    ErrorRefused::Told => p.advance(next, now),
+                    ErrorRefused::Closed => p.advance(PayoutState::Closed, now),
+                    ErrorRefused::Retry => return Err(StepError::Transient(m)),
                 }
-                _ => return Err(StepError::Transient(m)),
-            },
+            }
             Err(PlatformError::NotFound) => p.advance(PayoutState::Closed, now),
             Err(e) => return Err(e.into()),
         }
@@ -459,82 +389,36 @@ impl PayoutEngine {
             .fetch(step, &p.transaction_id)
             .await?
             .ok_or_else(|| StepError::Transient("the AP does not know this transaction".into()))?;
-        if tx.status == TransactionStatus::Error {
-            self.tell(
-                step,
-                &p.transaction_id,
-                Some("the anchor is trying the payout again".into()),
-                TransactionChange::Recover,
-            )
-            .await??;
+        if let Some(tell) = decide::decide_recovering(&tx) {
+            self.tell_ap(step, p, tell).await??;
         }
         p.clear_attempt();
         p.advance(PayoutState::Received, now);
         Ok(())
     }
 
-    /// The operator returned the funds: tell the AP `refunded`.
+    /// The operator returned the funds: tell the AP `refunded`, reaching
+    /// `pending_receiver` first where the AP needs it (one move at a time,
+    /// each chosen from the AP's answer to the last).
     pub(super) async fn on_refunding(&self, p: &mut Payout, step: &mut Step<'_>) -> StepResult {
         let now = step.now;
-        let tx = self
+        let mut tx = self
             .fetch(step, &p.transaction_id)
             .await?
             .ok_or_else(|| StepError::Transient("the AP does not know this transaction".into()))?;
-        if tx.status == TransactionStatus::Refunded {
-            p.advance(PayoutState::Refunded, now);
-            return Ok(());
+        // At most error, recovery and the refund (a guard, never reached).
+        for _ in 0..4 {
+            match decide::decide_refund(p, &tx, now).map_err(StepError::Transient)? {
+                RefundStep::Done => {
+                    p.advance(PayoutState::Refunded, now);
+                    return Ok(());
+                }
+                RefundStep::Tell(tell) => tx = self.tell_ap(step, p, tell).await??,
+            }
         }
-        let received = tx
-            .amount_in
-            .clone()
-            .or_else(|| p.amount_in.clone())
-            .ok_or_else(|| {
-                StepError::Transient("the transaction has no amount_in to refund".into())
-            })?;
-        // The AP takes a refund only from pending_receiver. A transaction
-        // waiting for customer info (a refund of `awaiting_kyc`) leaves it
-        // through error and recovery. Each move is read back from the
-        // status after a crash, so none is repeated.
-        let mut status = tx.status.clone();
-        if status == TransactionStatus::PendingCustomerInfoUpdate {
-            self.tell(
-                step,
-                &p.transaction_id,
-                Some("the anchor is refunding the sender".into()),
-                TransactionChange::Error,
-            )
-            .await??;
-            status = TransactionStatus::Error;
-        }
-        if matches!(
-            status,
-            TransactionStatus::Error | TransactionStatus::Expired
-        ) {
-            self.tell(
-                step,
-                &p.transaction_id,
-                Some("the anchor is refunding the sender".into()),
-                TransactionChange::Recover,
-            )
-            .await??;
-        }
-        let reference = p
-            .refund_reference
-            .clone()
-            .ok_or_else(|| StepError::Transient("the refund has no reference".into()))?;
-        self.tell(
-            step,
-            &p.transaction_id,
-            Some("the funds were returned to the sender".into()),
-            TransactionChange::RefundSent {
-                reference,
-                fee: Amount::new(Decimal::ZERO, received.asset.clone()),
-                amount: received,
-                refunded_at: now,
-            },
-        )
-        .await??;
-        p.advance(PayoutState::Refunded, now);
-        Ok(())
+        Err(StepError::Transient(format!(
+            "the AP's transaction is {} after the refund's moves",
+            tx.status.as_str()
+        )))
     }
 }

@@ -18,6 +18,8 @@
 //! with no payout made: known, and nothing to do, unless the AP later shows
 //! it funded and open again (it then reopens as `received`).
 
+pub mod decide;
+
 use std::fmt;
 
 use chrono::{DateTime, Duration, Utc};
