@@ -175,7 +175,7 @@ async fn payouts(command: PayoutsCommand, settings: Settings) -> anyhow::Result<
             |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let or = |s: &Option<String>| s.clone().unwrap_or_else(|| "-".into());
         println!("transaction:      {}", p.transaction_id);
-        println!("state:            {}", p.state);
+        println!("state:            {}", p.state());
         println!(
             "attempt:          {} (idempotency key {})",
             p.attempt,
@@ -188,26 +188,28 @@ async fn payouts(command: PayoutsCommand, settings: Settings) -> anyhow::Result<
         println!("receiver:         {}", or(&p.receiver_id));
         println!(
             "order:            {}",
-            match (&p.order, p.submitted_at) {
-                (Some(o), Some(t)) => format!(
-                    "frozen {} ({} {}, {} receiver field(s))",
-                    at(t),
-                    o.amount,
-                    short_asset(o.asset.as_str()),
-                    o.receiver_fields.len()
-                ),
-                (Some(_), None) => "frozen".into(),
-                (None, _) => "-".into(),
+            match p.at_rail() {
+                Some(r) => match &r.order {
+                    Some(o) => format!(
+                        "frozen {} ({} {}, {} receiver field(s))",
+                        at(r.submitted_at),
+                        o.amount,
+                        short_asset(o.asset.as_str()),
+                        o.receiver_fields.len()
+                    ),
+                    None => format!("submitted {} (to be frozen)", at(r.submitted_at)),
+                },
+                None => "-".into(),
             }
         );
-        println!("rail payout id:   {}", or(&p.payout_id));
-        println!("reason:           {}", or(&p.reason));
+        println!("rail payout id:   {}", p.payout_id().unwrap_or("-"));
+        println!("reason:           {}", p.reason().unwrap_or("-"));
         println!(
             "last error:       {} ({} failure(s) in a row)",
             or(&p.last_error),
             p.failures
         );
-        println!("refund reference: {}", or(&p.refund_reference));
+        println!("refund reference: {}", p.refund_reference().unwrap_or("-"));
         println!("created:          {}", at(p.created_at));
         println!("updated:          {}", at(p.updated_at));
         println!("next step due:    {}", at(p.due_at));
@@ -241,13 +243,10 @@ async fn payouts(command: PayoutsCommand, settings: Settings) -> anyhow::Result<
                 println!(
                     "{:<36}  {:<14}  {:>20}  {:<20}  {}",
                     p.transaction_id,
-                    p.state.as_str(),
+                    p.state().as_str(),
                     amount(&p.amount_out),
-                    p.payout_id.as_deref().unwrap_or("-"),
-                    p.reason
-                        .as_deref()
-                        .or(p.last_error.as_deref())
-                        .unwrap_or("")
+                    p.payout_id().unwrap_or("-"),
+                    p.reason().or(p.last_error.as_deref()).unwrap_or("")
                 );
             }
         }

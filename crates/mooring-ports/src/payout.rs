@@ -5,11 +5,12 @@ use std::fmt;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 pub use mooring_domain::payout::PayoutOrder;
-use mooring_domain::payout::{Payout, PayoutState, Sighting};
+use mooring_domain::payout::{IllegalMove, Payout, PayoutState, Sighting};
 use mooring_domain::transaction::TransactionId;
 
-/// An operator's change of an entry ([`PayoutLedger::reopen`]).
-pub type OperatorEdit = Box<dyn FnOnce(&mut Payout) + Send>;
+/// An operator's change of an entry ([`PayoutLedger::reopen`]): one of the
+/// entry's transitions, which refuses a move its state does not allow.
+pub type OperatorEdit = Box<dyn FnOnce(&mut Payout) -> Result<(), IllegalMove> + Send>;
 
 /// Errors of a [`PayoutLedger`].
 #[derive(Debug, thiserror::Error)]

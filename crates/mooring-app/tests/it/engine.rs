@@ -403,10 +403,7 @@ async fn a_crash_between_the_rail_and_the_ap_update_never_pays_twice(db: TestDb)
         .get(&TransactionId::parse(&lost).expect("id"))
         .await
         .expect("payout");
-    assert_eq!(
-        (p.state, p.payout_id.as_deref()),
-        (PayoutState::Submitted, None)
-    );
+    assert_eq!((p.state(), p.payout_id()), (PayoutState::Submitted, None));
     assert_eq!(sim.sim.payouts().len(), 1, "the provider made it");
     // A takes it up again after the backoff and dies mid-step, holding the
     // claim: only the lease's lapse frees it.
@@ -435,7 +432,7 @@ async fn a_crash_between_the_rail_and_the_ap_update_never_pays_twice(db: TestDb)
         .expect("claimed");
     let p = b.run(p).await.expect("run");
     assert_eq!(
-        p.state,
+        p.state(),
         PayoutState::Submitted,
         "the payout is pending at the rail"
     );
@@ -454,7 +451,7 @@ async fn a_crash_between_the_rail_and_the_ap_update_never_pays_twice(db: TestDb)
         .expect("due again");
     let p = b.run(p).await.expect("run");
     assert_eq!(
-        p.state,
+        p.state(),
         PayoutState::Confirmed,
         "paid; the AP update failed"
     );
@@ -524,7 +521,7 @@ async fn the_back_office_retries_a_failure_and_records_a_refund(db: TestDb) {
     let id = TransactionId::parse(&short).expect("id");
     // Wait for the ledger to record the rejection after the AP update.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while e.get(&id).await.expect("get").state != PayoutState::Rejected {
+    while e.get(&id).await.expect("get").state() != PayoutState::Rejected {
         assert!(Instant::now() < deadline, "not rejected");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

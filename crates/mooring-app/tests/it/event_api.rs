@@ -98,7 +98,7 @@ async fn events_are_kept_once_and_bad_ones_refused(db: TestDb) {
         .await
         .expect("get")
         .expect("entry");
-    assert_eq!(p.state, PayoutState::Received);
+    assert_eq!(p.state(), PayoutState::Received);
 }
 
 on_both_backends!(events_are_kept_once_and_bad_ones_refused);

@@ -159,7 +159,8 @@ pub fn decide_kyc_recheck(gate: Gate) -> KycRecheck {
 /// provider keeps keys. Once the rail gave the payout an id, its status is
 /// asked by that id, not the key, and followed however long.
 pub fn past_key_retention(p: &Payout, now: DateTime<Utc>, retention: Duration) -> bool {
-    p.payout_id.is_none() && p.submitted_at.is_some_and(|at| now - at > retention)
+    p.at_rail()
+        .is_some_and(|r| r.payout_id.is_none() && now - r.submitted_at > retention)
 }
 
 const FORGOTTEN_KEY: &str =
@@ -181,8 +182,8 @@ pub enum RailCall {
 }
 
 pub fn decide_submitted(p: &Payout, now: DateTime<Utc>, retention: Duration) -> RailCall {
-    match (&p.payout_id, &p.order) {
-        (Some(id), _) => RailCall::Status(id.clone()),
+    match (p.payout_id(), p.order()) {
+        (Some(id), _) => RailCall::Status(id.to_owned()),
         (None, None) => RailCall::FreezeLegacyOrder,
         (None, Some(_)) if past_key_retention(p, now, retention) => {
             RailCall::Hold(FORGOTTEN_KEY.into())
@@ -249,7 +250,7 @@ pub fn decide_rail_answer(
                 reason: format!("the payout failed at the rail: {m}"),
             },
             RailOutcome::Pending => RailMove::Follow {
-                tell_pending: (!p.told_pending).then(|| {
+                tell_pending: (!p.at_rail().is_some_and(|r| r.told_pending)).then(|| {
                     Tell::new(
                         TransactionChange::OffchainFundsPending {
                             external_transaction_id: Some(id.clone()),
@@ -292,7 +293,7 @@ pub fn decide_confirmed(
     }
     ConfirmedStep::Tell(Tell::new(
         TransactionChange::OffchainFundsSent {
-            external_transaction_id: p.payout_id.clone(),
+            external_transaction_id: p.payout_id().map(str::to_owned),
             funds_sent_at: now,
             amount_out: p.amount_out.clone(),
         },
@@ -317,9 +318,9 @@ pub fn error_tell(p: &Payout, rail_failure: bool) -> Tell {
             p.idempotency_key()
         )
     } else {
-        p.reason
-            .clone()
-            .unwrap_or_else(|| "the payout could not be made".into())
+        p.reason()
+            .unwrap_or("the payout could not be made")
+            .to_owned()
     };
     Tell::new(TransactionChange::Error, message)
 }
@@ -389,9 +390,9 @@ pub fn decide_refund(
                 .or_else(|| p.amount_in.clone())
                 .ok_or("the transaction has no amount_in to refund")?;
             let reference = p
-                .refund_reference
-                .clone()
-                .ok_or("the refund has no reference")?;
+                .refund_reference()
+                .ok_or("the refund has no reference")?
+                .to_owned();
             RefundStep::Tell(Tell::new(
                 TransactionChange::RefundSent {
                     reference,
@@ -412,7 +413,7 @@ mod tests {
     use super::*;
     use crate::AssetId;
     use crate::customer::CustomerStatus;
-    use crate::payout::{Party, PayoutOrder, PayoutState, kyc_gate};
+    use crate::payout::{AtRail, Party, PayoutOrder, Stage, kyc_gate};
     use crate::transaction::TransactionId;
 
     fn t0() -> DateTime<Utc> {
@@ -431,17 +432,18 @@ mod tests {
         }
     }
 
+    fn entry(stage: Stage) -> Payout {
+        Payout::new(TransactionId::parse("t1").expect("id"), stage, t0())
+    }
+
     /// A submitted entry: sent at t0, with or without the rail's id.
     fn submitted(payout_id: Option<&str>, told_pending: bool) -> Payout {
-        let mut p = Payout::new(
-            TransactionId::parse("t1").expect("id"),
-            PayoutState::Received,
-            t0(),
-        );
-        p.submit(order(), t0()).expect("submit");
-        p.payout_id = payout_id.map(str::to_owned);
-        p.told_pending = told_pending;
-        p
+        entry(Stage::Submitted(AtRail {
+            order: Some(order()),
+            submitted_at: t0(),
+            payout_id: payout_id.map(str::to_owned),
+            told_pending,
+        }))
     }
 
     fn tx(status: TransactionStatus, funded: bool) -> Transaction {
@@ -654,8 +656,12 @@ mod tests {
 
     #[test]
     fn a_legacy_entry_without_an_order_freezes_one_before_any_call() {
-        let mut p = submitted(None, false);
-        p.order = None;
+        let p = entry(Stage::Submitted(AtRail {
+            order: None,
+            submitted_at: t0(),
+            payout_id: None,
+            told_pending: false,
+        }));
         assert_eq!(
             decide_submitted(&p, t0(), Duration::hours(1)),
             RailCall::FreezeLegacyOrder
@@ -664,8 +670,10 @@ mod tests {
 
     #[test]
     fn the_ap_hears_a_fixed_message_for_a_rail_failure_and_the_reason_for_a_rejection() {
-        let mut p = submitted(None, false);
-        p.reason = Some("the payout rail refused the order: account 1234 closed".into());
+        let p = entry(Stage::RailFailed {
+            payout_id: None,
+            reason: "the payout rail refused the order: account 1234 closed".into(),
+        });
         let rail = error_tell(&p, true);
         assert_eq!(*rail.change, TransactionChange::Error);
         let message = rail.message.unwrap_or_default();
@@ -673,8 +681,11 @@ mod tests {
             message.contains("reference t1") && !message.contains("1234"),
             "{message}"
         );
-        p.reason = Some("received 90, but the transaction expects 100".into());
-        assert_eq!(error_tell(&p, false).message, p.reason);
+        let reason = "received 90, but the transaction expects 100";
+        let p = entry(Stage::Rejecting {
+            reason: reason.into(),
+        });
+        assert_eq!(error_tell(&p, false).message.as_deref(), Some(reason));
     }
 
     #[test]
@@ -708,8 +719,9 @@ mod tests {
 
     #[test]
     fn a_refund_reaches_pending_receiver_first_and_repeats_nothing() {
-        let mut p = submitted(None, false);
-        p.refund_reference = Some("hash".into());
+        let p = entry(Stage::Refunding {
+            reference: "hash".into(),
+        });
         let mut t = tx(TransactionStatus::PendingCustomerInfoUpdate, true);
         t.amount_in = Some(Amount::new(
             rust_decimal::Decimal::from(100),
@@ -742,11 +754,11 @@ mod tests {
             }
         }
         assert_eq!(told, ["error", "pending_receiver", "refunded"]);
-        p.refund_reference = None;
         t.status = TransactionStatus::PendingReceiver;
+        t.amount_in = None;
         assert!(
             decide_refund(&p, &t, t0()).is_err(),
-            "no refund without its reference"
+            "no refund without an amount"
         );
         assert_eq!(
             decide_recovering(&tx(TransactionStatus::Error, true)).map(|t| *t.change),

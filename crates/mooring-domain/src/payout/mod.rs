@@ -322,12 +322,115 @@ impl fmt::Debug for PayoutOrder {
     }
 }
 
-/// One ledger entry. Reasons and errors are written for operators and
-/// never carry PII (no names, no account numbers).
+/// What the rail has of the current attempt: the order frozen with
+/// `submitted`, when it was first committed (the provider keeps a key for a
+/// limited time from then), and what the rail made of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AtRail {
+    /// The order sent under the key, byte for byte on every retry. `None`
+    /// only for an entry an earlier version submitted without freezing one
+    /// (it is built once, and committed, before any call).
+    pub order: Option<PayoutOrder>,
+    pub submitted_at: DateTime<Utc>,
+    /// The rail's id of the payout: the AP's `external_transaction_id`.
+    pub payout_id: Option<String>,
+    /// Whether the AP was told the payout is pending (`pending_external`).
+    pub told_pending: bool,
+}
+
+/// Where an entry stands, with the data of that state and no other: an
+/// order exists only while it may be sent, a reason only where one was
+/// given, and once final only the rail's id stays (with the entry's
+/// amounts and key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stage {
+    New,
+    AwaitingFunds,
+    Received,
+    AwaitingKyc,
+    Submitted(AtRail),
+    Held {
+        at_rail: AtRail,
+        reason: String,
+    },
+    Confirmed {
+        payout_id: Option<String>,
+    },
+    Completed {
+        payout_id: Option<String>,
+    },
+    Rejecting {
+        reason: String,
+    },
+    Rejected {
+        reason: String,
+    },
+    RailFailed {
+        payout_id: Option<String>,
+        reason: String,
+    },
+    Failed {
+        payout_id: Option<String>,
+        reason: String,
+    },
+    Recovering,
+    Refunding {
+        reference: String,
+    },
+    Refunded {
+        reference: String,
+    },
+    Closed {
+        reason: String,
+    },
+}
+
+impl Stage {
+    pub fn state(&self) -> PayoutState {
+        use PayoutState as P;
+        match self {
+            Self::New => P::New,
+            Self::AwaitingFunds => P::AwaitingFunds,
+            Self::Received => P::Received,
+            Self::AwaitingKyc => P::AwaitingKyc,
+            Self::Submitted(_) => P::Submitted,
+            Self::Held { .. } => P::Held,
+            Self::Confirmed { .. } => P::Confirmed,
+            Self::Completed { .. } => P::Completed,
+            Self::Rejecting { .. } => P::Rejecting,
+            Self::Rejected { .. } => P::Rejected,
+            Self::RailFailed { .. } => P::RailFailed,
+            Self::Failed { .. } => P::Failed,
+            Self::Recovering => P::Recovering,
+            Self::Refunding { .. } => P::Refunding,
+            Self::Refunded { .. } => P::Refunded,
+            Self::Closed { .. } => P::Closed,
+        }
+    }
+
+    /// The stage of a state that carries no data of its own (`None` for one
+    /// that does).
+    pub fn plain(state: PayoutState) -> Option<Self> {
+        use PayoutState as P;
+        Some(match state {
+            P::New => Self::New,
+            P::AwaitingFunds => Self::AwaitingFunds,
+            P::Received => Self::Received,
+            P::AwaitingKyc => Self::AwaitingKyc,
+            P::Recovering => Self::Recovering,
+            _ => return None,
+        })
+    }
+}
+
+/// One ledger entry: the transaction's terms as the entry took them, its
+/// [`Stage`], and the engine's bookkeeping. Reasons and errors are written
+/// for operators and never carry PII (no names, no account numbers). The
+/// stage moves only through the transitions below, each of which refuses
+/// a move its state does not allow.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Payout {
     pub transaction_id: TransactionId,
-    pub state: PayoutState,
     /// 1 for the first payout attempt; an operator's retry after the rail
     /// confirmed a payout failed starts the next (with its own key).
     pub attempt: u32,
@@ -336,24 +439,11 @@ pub struct Payout {
     pub receiver_id: Option<String>,
     pub amount_in: Option<Amount>,
     pub amount_out: Option<Amount>,
-    /// The order sent to the rail, frozen with `submitted`; dropped once
-    /// the entry is final (only amounts, the key and the rail's id stay).
-    pub order: Option<PayoutOrder>,
-    /// When the order was first committed for the rail (the provider keeps
-    /// a key for a limited time from then).
-    pub submitted_at: Option<DateTime<Utc>>,
-    /// The rail's id of the payout: the AP's `external_transaction_id`.
-    pub payout_id: Option<String>,
-    /// Whether the AP was told the payout is pending (`pending_external`).
-    pub told_pending: bool,
-    /// Why the transaction was rejected, its payout failed, or it is held.
-    pub reason: Option<String>,
+    stage: Stage,
     /// The last step's error, while it is being retried.
     pub last_error: Option<String>,
     /// Steps failed in a row (for the backoff); 0 after a success.
     pub failures: u32,
-    /// The operator's reference of a refund (the Stellar transaction hash).
-    pub refund_reference: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// When the next step is due.
@@ -369,28 +459,83 @@ pub struct IllegalMove {
 }
 
 impl Payout {
-    /// A fresh entry in `state`, due now.
-    pub fn new(transaction_id: TransactionId, state: PayoutState, now: DateTime<Utc>) -> Self {
+    /// A fresh entry in `stage`, due now.
+    pub fn new(transaction_id: TransactionId, stage: Stage, now: DateTime<Utc>) -> Self {
         Self {
             transaction_id,
-            state,
             attempt: 1,
             quote_id: None,
             sender_id: None,
             receiver_id: None,
             amount_in: None,
             amount_out: None,
-            order: None,
-            submitted_at: None,
-            payout_id: None,
-            told_pending: false,
-            reason: None,
+            stage,
             last_error: None,
             failures: 0,
-            refund_reference: None,
             created_at: now,
             updated_at: now,
             due_at: now,
+        }
+    }
+
+    /// An entry as a store kept it, in whatever stage it was saved.
+    pub fn restore(self, stage: Stage) -> Self {
+        Self { stage, ..self }
+    }
+
+    pub fn state(&self) -> PayoutState {
+        self.stage.state()
+    }
+
+    pub fn stage(&self) -> &Stage {
+        &self.stage
+    }
+
+    /// The rail's id of the payout, in any state that keeps one.
+    pub fn payout_id(&self) -> Option<&str> {
+        match &self.stage {
+            Stage::Submitted(r) | Stage::Held { at_rail: r, .. } => r.payout_id.as_deref(),
+            Stage::Confirmed { payout_id }
+            | Stage::Completed { payout_id }
+            | Stage::RailFailed { payout_id, .. }
+            | Stage::Failed { payout_id, .. } => payout_id.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// What the rail has of the current attempt, while a payout may be
+    /// under way.
+    pub fn at_rail(&self) -> Option<&AtRail> {
+        match &self.stage {
+            Stage::Submitted(r) | Stage::Held { at_rail: r, .. } => Some(r),
+            _ => None,
+        }
+    }
+
+    /// The frozen order, while it may be sent.
+    pub fn order(&self) -> Option<&PayoutOrder> {
+        self.at_rail().and_then(|r| r.order.as_ref())
+    }
+
+    /// Why the transaction was rejected, its payout failed, it is held or
+    /// closed.
+    pub fn reason(&self) -> Option<&str> {
+        match &self.stage {
+            Stage::Held { reason, .. }
+            | Stage::Rejecting { reason }
+            | Stage::Rejected { reason }
+            | Stage::RailFailed { reason, .. }
+            | Stage::Failed { reason, .. }
+            | Stage::Closed { reason } => Some(reason),
+            _ => None,
+        }
+    }
+
+    /// The operator's reference of a refund (the Stellar transaction hash).
+    pub fn refund_reference(&self) -> Option<&str> {
+        match &self.stage {
+            Stage::Refunding { reference } | Stage::Refunded { reference } => Some(reference),
+            _ => None,
         }
     }
 
@@ -400,62 +545,299 @@ impl Payout {
         idempotency_key(&self.transaction_id, self.attempt)
     }
 
-    /// Moves to `state`, due now, clearing the error streak. A final state
-    /// drops the frozen order (the receiver's fields as sent).
-    pub fn advance(&mut self, state: PayoutState, now: DateTime<Utc>) {
-        self.state = state;
+    /// Moves to `stage` if the entry is in one of `from`, due now, clearing
+    /// the error streak.
+    fn step_to(
+        &mut self,
+        from: &[PayoutState],
+        stage: Stage,
+        now: DateTime<Utc>,
+    ) -> Result<(), IllegalMove> {
+        if !from.contains(&self.state()) {
+            return Err(IllegalMove {
+                from: self.state(),
+                to: stage.state(),
+            });
+        }
+        self.stage = stage;
+        self.done_step(now);
+        Ok(())
+    }
+
+    /// A step succeeded: due now, the error streak cleared.
+    pub fn done_step(&mut self, now: DateTime<Utc>) {
         self.failures = 0;
         self.last_error = None;
         self.updated_at = now;
         self.due_at = now;
-        if state.is_final() {
-            self.order = None;
-        }
+    }
+
+    /// Funded (or funded again): the checks run. From the states before a
+    /// payout, an operator's recovery, and `closed` (reopened by a funded
+    /// sighting).
+    pub fn receive(&mut self, now: DateTime<Utc>) -> Result<(), IllegalMove> {
+        use PayoutState as P;
+        let from = [
+            P::New,
+            P::AwaitingFunds,
+            P::AwaitingKyc,
+            P::Recovering,
+            P::Closed,
+        ];
+        self.step_to(&from, Stage::Received, now)
+    }
+
+    /// Waiting for the sender's payment.
+    pub fn await_funds(&mut self, now: DateTime<Utc>) -> Result<(), IllegalMove> {
+        use PayoutState as P;
+        self.step_to(&[P::New, P::Received], Stage::AwaitingFunds, now)
+    }
+
+    /// Back to `new`, to read the AP again (a finished sighting of an
+    /// entry awaiting funds).
+    pub fn read_again(&mut self, now: DateTime<Utc>) -> Result<(), IllegalMove> {
+        self.step_to(&[PayoutState::AwaitingFunds], Stage::New, now)
+    }
+
+    /// A party's KYC is awaited, rechecked at `recheck`.
+    pub fn await_kyc(
+        &mut self,
+        now: DateTime<Utc>,
+        recheck: DateTime<Utc>,
+    ) -> Result<(), IllegalMove> {
+        use PayoutState as P;
+        self.step_to(&[P::Received, P::AwaitingKyc], Stage::AwaitingKyc, now)?;
+        self.due_at = recheck;
+        Ok(())
+    }
+
+    /// A check failed before any payout: the AP is to be told `error`.
+    pub fn reject(&mut self, reason: String, now: DateTime<Utc>) -> Result<(), IllegalMove> {
+        use PayoutState as P;
+        let from = [P::New, P::Received, P::AwaitingKyc];
+        self.step_to(&from, Stage::Rejecting { reason }, now)
+    }
+
+    /// The AP had finished the transaction (or forgot it) with no payout
+    /// made by Mooring.
+    pub fn close(&mut self, reason: String, now: DateTime<Utc>) -> Result<(), IllegalMove> {
+        use PayoutState as P;
+        let from = [P::New, P::Received, P::Rejecting, P::RailFailed];
+        self.step_to(&from, Stage::Closed { reason }, now)
     }
 
     /// The checks passed: the order is frozen and the entry is `submitted`,
     /// in one commit, before the rail is called. Only from `received`, and
     /// only with an order under this entry's own key.
     pub fn submit(&mut self, order: PayoutOrder, now: DateTime<Utc>) -> Result<(), IllegalMove> {
-        let illegal = IllegalMove {
-            from: self.state,
-            to: PayoutState::Submitted,
-        };
-        if self.state != PayoutState::Received
-            || order.idempotency_key != self.idempotency_key()
+        if order.idempotency_key != self.idempotency_key()
             || order.transaction_id != self.transaction_id.as_str()
         {
-            return Err(illegal);
+            return Err(IllegalMove {
+                from: self.state(),
+                to: PayoutState::Submitted,
+            });
         }
-        self.order = Some(order);
-        self.submitted_at = Some(now);
-        self.advance(PayoutState::Submitted, now);
+        let at_rail = AtRail {
+            order: Some(order),
+            submitted_at: now,
+            payout_id: None,
+            told_pending: false,
+        };
+        self.step_to(&[PayoutState::Received], Stage::Submitted(at_rail), now)
+    }
+
+    /// An entry an earlier version submitted without freezing its order:
+    /// the order is frozen now, before any call.
+    pub fn freeze_order(
+        &mut self,
+        order: PayoutOrder,
+        now: DateTime<Utc>,
+    ) -> Result<(), IllegalMove> {
+        match &mut self.stage {
+            Stage::Submitted(r)
+                if r.order.is_none()
+                    && order.idempotency_key
+                        == idempotency_key(&self.transaction_id, self.attempt) =>
+            {
+                r.order = Some(order);
+                self.done_step(now);
+                Ok(())
+            }
+            _ => Err(IllegalMove {
+                from: self.state(),
+                to: PayoutState::Submitted,
+            }),
+        }
+    }
+
+    /// The rail made the payout and it is under way: followed again at
+    /// `follow_at`, with whether the AP has now heard it is pending.
+    pub fn follow(
+        &mut self,
+        payout_id: String,
+        told_pending: bool,
+        now: DateTime<Utc>,
+        follow_at: DateTime<Utc>,
+    ) -> Result<(), IllegalMove> {
+        let Stage::Submitted(r) = &mut self.stage else {
+            return Err(IllegalMove {
+                from: self.state(),
+                to: PayoutState::Submitted,
+            });
+        };
+        r.payout_id = Some(payout_id);
+        r.told_pending |= told_pending;
+        self.done_step(now);
+        self.due_at = follow_at;
         Ok(())
+    }
+
+    /// The rail paid: the AP is to be told `completed`.
+    pub fn paid(&mut self, payout_id: String, now: DateTime<Utc>) -> Result<(), IllegalMove> {
+        let stage = Stage::Confirmed {
+            payout_id: Some(payout_id),
+        };
+        self.step_to(&[PayoutState::Submitted], stage, now)
+    }
+
+    /// The rail refused the order or says the payout failed (or the
+    /// operator settled a held one as not paid): the AP is to be told
+    /// `error`. The payout id the rail gave, if any, is kept.
+    pub fn rail_failed(
+        &mut self,
+        payout_id: Option<String>,
+        reason: String,
+        now: DateTime<Utc>,
+    ) -> Result<(), IllegalMove> {
+        let payout_id = payout_id.or_else(|| self.payout_id().map(str::to_owned));
+        let stage = Stage::RailFailed { payout_id, reason };
+        self.step_to(&[PayoutState::Submitted, PayoutState::Held], stage, now)
     }
 
     /// The rail's answer needs a person: held with the reason, never failed
     /// towards the AP. Only while a payout may exist at the rail.
     pub fn hold(&mut self, reason: String, now: DateTime<Utc>) -> Result<(), IllegalMove> {
-        if self.state != PayoutState::Submitted {
+        let Stage::Submitted(at_rail) = &self.stage else {
             return Err(IllegalMove {
-                from: self.state,
+                from: self.state(),
                 to: PayoutState::Held,
             });
+        };
+        let stage = Stage::Held {
+            at_rail: at_rail.clone(),
+            reason,
+        };
+        self.step_to(&[PayoutState::Submitted], stage, now)
+    }
+
+    /// A held payout goes back to the rail under the same key and order
+    /// (the operator's retry), or with the rail's id the operator got from
+    /// the provider, to be followed by it.
+    pub fn resubmit(
+        &mut self,
+        payout_id: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<(), IllegalMove> {
+        let Stage::Held { at_rail, .. } = &self.stage else {
+            return Err(IllegalMove {
+                from: self.state(),
+                to: PayoutState::Submitted,
+            });
+        };
+        let mut at_rail = at_rail.clone();
+        if payout_id.is_some() {
+            at_rail.payout_id = payout_id;
         }
-        self.reason = Some(reason);
-        self.advance(PayoutState::Held, now);
+        self.step_to(&[PayoutState::Held], Stage::Submitted(at_rail), now)
+    }
+
+    /// The AP has `completed`. Only the rail's id stays.
+    pub fn complete(&mut self, now: DateTime<Utc>) -> Result<(), IllegalMove> {
+        let payout_id = self.payout_id().map(str::to_owned);
+        self.step_to(
+            &[PayoutState::Confirmed],
+            Stage::Completed { payout_id },
+            now,
+        )
+    }
+
+    /// The AP has the `error`: a rejection is `rejected`, a rail failure
+    /// `failed`.
+    pub fn told_error(&mut self, now: DateTime<Utc>) -> Result<(), IllegalMove> {
+        let reason = self.reason().unwrap_or_default().to_owned();
+        let stage = match &self.stage {
+            Stage::Rejecting { .. } => Stage::Rejected { reason },
+            Stage::RailFailed { payout_id, .. } => Stage::Failed {
+                payout_id: payout_id.clone(),
+                reason,
+            },
+            _ => {
+                return Err(IllegalMove {
+                    from: self.state(),
+                    to: PayoutState::Failed,
+                });
+            }
+        };
+        self.step_to(
+            &[PayoutState::Rejecting, PayoutState::RailFailed],
+            stage,
+            now,
+        )
+    }
+
+    /// The operator's retry of a rejection (checked again) or, under a new
+    /// key, of a payout the rail confirmed failed: the AP's transaction
+    /// leaves `error` first.
+    pub fn recover(&mut self, new_attempt: bool, now: DateTime<Utc>) -> Result<(), IllegalMove> {
+        let from = if new_attempt {
+            PayoutState::Failed
+        } else {
+            PayoutState::Rejected
+        };
+        self.step_to(&[from], Stage::Recovering, now)?;
+        if new_attempt {
+            self.attempt += 1;
+        }
         Ok(())
     }
 
-    /// Forgets what the rail made of the current attempt (its order, when
-    /// it was sent, the rail's id, whether the AP heard it was pending, and
-    /// the reason it ended): for another attempt, checked afresh.
-    pub fn clear_attempt(&mut self) {
-        self.reason = None;
-        self.told_pending = false;
-        self.payout_id = None;
-        self.order = None;
-        self.submitted_at = None;
+    /// The operator's new attempt of a held payout the rail confirmed
+    /// failed: checked again, for a new key.
+    pub fn new_attempt(&mut self, now: DateTime<Utc>) -> Result<(), IllegalMove> {
+        self.step_to(&[PayoutState::Held], Stage::Received, now)?;
+        self.attempt += 1;
+        Ok(())
+    }
+
+    /// The operator returned the funds (only where no payout exists).
+    pub fn refund(&mut self, reference: String, now: DateTime<Utc>) -> Result<(), IllegalMove> {
+        use PayoutState as P;
+        let from = [P::Rejected, P::Failed, P::AwaitingKyc];
+        self.step_to(&from, Stage::Refunding { reference }, now)
+    }
+
+    /// The AP has `refunded`.
+    pub fn refunded(&mut self, now: DateTime<Utc>) -> Result<(), IllegalMove> {
+        let reference = self.refund_reference().unwrap_or_default().to_owned();
+        self.step_to(
+            &[PayoutState::Refunding],
+            Stage::Refunded { reference },
+            now,
+        )
+    }
+
+    /// A sighting's move ([`PayoutState::on_sighting`]): to `received` when
+    /// funded, or back to `new` to be read again.
+    pub fn sighted(&mut self, to: PayoutState, now: DateTime<Utc>) -> Result<(), IllegalMove> {
+        match to {
+            PayoutState::Received => self.receive(now),
+            PayoutState::New => self.read_again(now),
+            _ => Err(IllegalMove {
+                from: self.state(),
+                to,
+            }),
+        }
     }
 
     /// Stays in the current state after a failed step: due again after an
@@ -471,6 +853,12 @@ impl Payout {
         self.last_error = Some(error);
         self.updated_at = now;
         self.due_at = now + backoff(self.failures, base, max);
+    }
+
+    /// Made due now by the operator, with nothing else changed.
+    pub fn due_now(&mut self, now: DateTime<Utc>) {
+        self.updated_at = now;
+        self.due_at = now;
     }
 }
 
@@ -828,31 +1216,151 @@ mod tests {
     #[test]
     fn an_order_is_frozen_only_from_received_under_its_own_key_and_dropped_when_final() {
         let now = Utc::now();
-        let mut p = Payout::new(
-            TransactionId::parse("t1").expect("id"),
-            PayoutState::New,
-            now,
-        );
+        let mut p = Payout::new(TransactionId::parse("t1").expect("id"), Stage::New, now);
         let order = order_for(&p);
         assert!(p.submit(order.clone(), now).is_err());
-        p.advance(PayoutState::Received, now);
+        p.receive(now).expect("funded");
         let mut other = order.clone();
         other.idempotency_key = "t1:attempt-2".into();
         assert!(p.submit(other, now).is_err());
         p.submit(order.clone(), now).expect("submit");
         assert_eq!(
-            (p.state, p.order.as_ref(), p.submitted_at),
+            (p.state(), p.order(), p.at_rail().map(|r| r.submitted_at)),
             (PayoutState::Submitted, Some(&order), Some(now))
         );
         p.hold("the provider refused the credentials".into(), now)
             .expect("hold");
-        assert_eq!(p.state, PayoutState::Held);
-        assert!(p.order.is_some(), "a held payout keeps its order");
+        assert_eq!(p.state(), PayoutState::Held);
+        assert!(p.order().is_some(), "a held payout keeps its order");
         assert!(p.hold("again".into(), now).is_err());
-        p.advance(PayoutState::Completed, now);
-        assert_eq!(p.order, None);
+        p.resubmit(Some("PAY-1".into()), now)
+            .expect("settled as paid");
+        p.paid("PAY-1".into(), now).expect("paid");
+        p.complete(now).expect("completed");
+        assert_eq!(p.order(), None, "a final entry keeps no order");
+        assert_eq!(p.payout_id(), Some("PAY-1"), "only the rail's id");
         assert!(format!("{order:?}").contains("bank_account_number"));
         assert!(!format!("{order:?}").contains("\"1\""));
+    }
+
+    #[test]
+    fn every_transition_refuses_a_state_it_does_not_leave_from() {
+        use PayoutState as P;
+        let now = Utc::now();
+        let id = TransactionId::parse("t1").expect("id");
+        let at_rail = AtRail {
+            order: None,
+            submitted_at: now,
+            payout_id: None,
+            told_pending: false,
+        };
+        let stages = [
+            Stage::New,
+            Stage::AwaitingFunds,
+            Stage::Received,
+            Stage::AwaitingKyc,
+            Stage::Submitted(at_rail.clone()),
+            Stage::Held {
+                at_rail,
+                reason: "r".into(),
+            },
+            Stage::Confirmed { payout_id: None },
+            Stage::Completed { payout_id: None },
+            Stage::Rejecting { reason: "r".into() },
+            Stage::Rejected { reason: "r".into() },
+            Stage::RailFailed {
+                payout_id: None,
+                reason: "r".into(),
+            },
+            Stage::Failed {
+                payout_id: None,
+                reason: "r".into(),
+            },
+            Stage::Recovering,
+            Stage::Refunding {
+                reference: "h".into(),
+            },
+            Stage::Refunded {
+                reference: "h".into(),
+            },
+            Stage::Closed { reason: "r".into() },
+        ];
+        assert_eq!(
+            stages.iter().map(Stage::state).collect::<Vec<_>>(),
+            PayoutState::ALL
+        );
+        type Move = fn(&mut Payout, DateTime<Utc>) -> Result<(), IllegalMove>;
+        let moves: [(&str, Move, &[P]); 10] = [
+            (
+                "receive",
+                |p, t| p.receive(t),
+                &[
+                    P::New,
+                    P::AwaitingFunds,
+                    P::AwaitingKyc,
+                    P::Recovering,
+                    P::Closed,
+                ],
+            ),
+            (
+                "await_funds",
+                |p, t| p.await_funds(t),
+                &[P::New, P::Received],
+            ),
+            (
+                "reject",
+                |p, t| p.reject("r".into(), t),
+                &[P::New, P::Received, P::AwaitingKyc],
+            ),
+            (
+                "close",
+                |p, t| p.close("r".into(), t),
+                &[P::New, P::Received, P::Rejecting, P::RailFailed],
+            ),
+            ("hold", |p, t| p.hold("r".into(), t), &[P::Submitted]),
+            ("paid", |p, t| p.paid("x".into(), t), &[P::Submitted]),
+            ("complete", |p, t| p.complete(t), &[P::Confirmed]),
+            (
+                "told_error",
+                |p, t| p.told_error(t),
+                &[P::Rejecting, P::RailFailed],
+            ),
+            (
+                "refund",
+                |p, t| p.refund("h".into(), t),
+                &[P::Rejected, P::Failed, P::AwaitingKyc],
+            ),
+            (
+                "rail_failed",
+                |p, t| p.rail_failed(None, "r".into(), t),
+                &[P::Submitted, P::Held],
+            ),
+        ];
+        for stage in &stages {
+            for (name, step, from) in &moves {
+                let mut p = Payout::new(id.clone(), stage.clone(), now);
+                let allowed = from.contains(&stage.state());
+                assert_eq!(
+                    step(&mut p, now).is_ok(),
+                    allowed,
+                    "{name} from {}",
+                    stage.state()
+                );
+                if !allowed {
+                    assert_eq!(p.stage(), stage, "a refused move changes nothing");
+                }
+            }
+        }
+        // Payouts are possible only where the rail may have the order.
+        for stage in &stages {
+            let p = Payout::new(id.clone(), stage.clone(), now);
+            if p.order().is_some() || p.at_rail().is_some() {
+                assert!(p.state().payout_possible(), "{}", p.state());
+            }
+            if p.state().is_final() {
+                assert_eq!(p.order(), None);
+            }
+        }
     }
 
     #[test]
@@ -971,12 +1479,12 @@ mod tests {
         assert_eq!(backoff(1, base, max), Duration::seconds(1));
         assert_eq!(backoff(3, base, max), Duration::seconds(4));
         assert_eq!(backoff(30, base, max), max);
-        let mut p = Payout::new(id, PayoutState::Confirmed, Utc::now());
+        let mut p = Payout::new(id, Stage::Confirmed { payout_id: None }, Utc::now());
         let now = Utc::now();
         p.retry_later("down".into(), now, base, max);
         p.retry_later("down".into(), now, base, max);
         assert_eq!((p.failures, p.due_at), (2, now + Duration::seconds(2)));
-        p.advance(PayoutState::Completed, now);
+        p.complete(now).expect("completed");
         assert_eq!((p.failures, p.last_error.as_deref()), (0, None));
     }
 }

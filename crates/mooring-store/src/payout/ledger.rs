@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, Text, Timestamp};
-use mooring_domain::payout::{Payout, PayoutState, Sighting, SightingEffect};
+use mooring_domain::payout::{Payout, PayoutState, Sighting, SightingEffect, Stage};
 use mooring_domain::transaction::TransactionId;
 use mooring_ports::{Claim, Claimed, LedgerError, OperatorEdit, PayoutLedger};
 
@@ -94,7 +94,9 @@ pub(super) fn sight_in(
     let current = locked_state(conn, id.as_str())?;
     match PayoutState::on_sighting(current, sighting) {
         SightingEffect::Create(next) => {
-            let row = PayoutRow::from_payout(&Payout::new(id.clone(), next, now));
+            // A sighting creates `new` or `received`, which carry no data.
+            let stage = Stage::plain(next).ok_or(Failure::WrongState(next))?;
+            let row = PayoutRow::from_payout(&Payout::new(id.clone(), stage, now));
             let insert = diesel::insert_into(payouts::table)
                 .values(&row)
                 .on_conflict_do_nothing();
@@ -491,7 +493,7 @@ impl PayoutLedger for Store {
                     .select(PayoutRow::as_select())
                     .first(c)?
                     .into_payout()?;
-                edit(&mut payout);
+                edit(&mut payout).map_err(|e| Failure::WrongState(e.from))?;
                 let row = PayoutRow::from_payout(&payout);
                 let lapsed = diesel::dsl::sql::<diesel::sql_types::Bool>(&format!(
                     "(claimed_by IS NULL OR lease_until < {})",

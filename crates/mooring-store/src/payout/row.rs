@@ -5,7 +5,7 @@ use std::str::FromStr;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use mooring_domain::AssetId;
-use mooring_domain::payout::{Payout, PayoutOrder, PayoutState};
+use mooring_domain::payout::{AtRail, Payout, PayoutOrder, PayoutState, Stage};
 use mooring_domain::transaction::{Amount, TransactionId};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -97,7 +97,7 @@ impl PayoutRow {
         let (amount_out, amount_out_asset) = split(&p.amount_out);
         Self {
             transaction_id: p.transaction_id.as_str().to_owned(),
-            state: p.state.as_str().to_owned(),
+            state: p.state().as_str().to_owned(),
             attempt: clamp(p.attempt),
             quote_id: p.quote_id.clone(),
             sender_id: p.sender_id.clone(),
@@ -106,17 +106,17 @@ impl PayoutRow {
             amount_in_asset,
             amount_out,
             amount_out_asset,
-            payout_id: p.payout_id.clone(),
-            told_pending: i32::from(p.told_pending),
-            reason: p.reason.clone(),
+            payout_id: p.payout_id().map(str::to_owned),
+            told_pending: i32::from(p.at_rail().is_some_and(|r| r.told_pending)),
+            reason: p.reason().map(str::to_owned),
             last_error: p.last_error.clone(),
             failures: clamp(p.failures),
-            refund_reference: p.refund_reference.clone(),
+            refund_reference: p.refund_reference().map(str::to_owned),
             created_at: p.created_at.naive_utc(),
             updated_at: p.updated_at.naive_utc(),
             due_at: p.due_at.naive_utc(),
-            payout_order: p.order.as_ref().map(OrderDto::encode),
-            submitted_at: p.submitted_at.map(|t| t.naive_utc()),
+            payout_order: p.order().map(OrderDto::encode),
+            submitted_at: p.at_rail().map(|r| r.submitted_at.naive_utc()),
         }
     }
 
@@ -136,33 +136,74 @@ impl PayoutRow {
                     _ => Ok(None),
                 }
             };
-        Ok(Payout {
-            transaction_id: TransactionId::parse(&self.transaction_id)
-                .map_err(|e| corrupt(e.to_string()))?,
-            state: PayoutState::parse(&self.state)
-                .ok_or_else(|| corrupt(format!("unknown state {:?}", self.state)))?,
-            attempt: u32::try_from(self.attempt).unwrap_or(1),
-            quote_id: self.quote_id.clone(),
-            sender_id: self.sender_id.clone(),
-            receiver_id: self.receiver_id.clone(),
-            amount_in: amount(&self.amount_in, &self.amount_in_asset)?,
-            amount_out: amount(&self.amount_out, &self.amount_out_asset)?,
-            payout_id: self.payout_id.clone(),
-            told_pending: self.told_pending != 0,
-            reason: self.reason.clone(),
-            last_error: self.last_error.clone(),
-            failures: u32::try_from(self.failures).unwrap_or(0),
-            refund_reference: self.refund_reference.clone(),
-            created_at: self.created_at.and_utc(),
-            updated_at: self.updated_at.and_utc(),
-            due_at: self.due_at.and_utc(),
-            order: self
-                .payout_order
-                .as_deref()
-                .map(OrderDto::decode)
-                .transpose()
-                .map_err(corrupt)?,
-            submitted_at: self.submitted_at.map(|t| t.and_utc()),
-        })
+        let state = PayoutState::parse(&self.state)
+            .ok_or_else(|| corrupt(format!("unknown state {:?}", self.state)))?;
+        let created_at = self.created_at.and_utc();
+        let mut p = Payout::new(
+            TransactionId::parse(&self.transaction_id).map_err(|e| corrupt(e.to_string()))?,
+            Stage::New,
+            created_at,
+        );
+        p.attempt = u32::try_from(self.attempt).unwrap_or(1);
+        p.quote_id.clone_from(&self.quote_id);
+        p.sender_id.clone_from(&self.sender_id);
+        p.receiver_id.clone_from(&self.receiver_id);
+        p.amount_in = amount(&self.amount_in, &self.amount_in_asset)?;
+        p.amount_out = amount(&self.amount_out, &self.amount_out_asset)?;
+        p.last_error.clone_from(&self.last_error);
+        p.failures = u32::try_from(self.failures).unwrap_or(0);
+        p.updated_at = self.updated_at.and_utc();
+        p.due_at = self.due_at.and_utc();
+        // Each state takes its own columns; the others are ignored (a row
+        // an earlier version wrote may have left them set). A reason an
+        // earlier version left out reads as empty.
+        let reason = || self.reason.clone().unwrap_or_default();
+        let payout_id = self.payout_id.clone();
+        let stage = match state {
+            PayoutState::Submitted | PayoutState::Held => {
+                let at_rail = AtRail {
+                    order: self
+                        .payout_order
+                        .as_deref()
+                        .map(OrderDto::decode)
+                        .transpose()
+                        .map_err(corrupt)?,
+                    submitted_at: self.submitted_at.map_or(created_at, |t| t.and_utc()),
+                    payout_id,
+                    told_pending: self.told_pending != 0,
+                };
+                if state == PayoutState::Held {
+                    Stage::Held {
+                        at_rail,
+                        reason: reason(),
+                    }
+                } else {
+                    Stage::Submitted(at_rail)
+                }
+            }
+            PayoutState::Confirmed => Stage::Confirmed { payout_id },
+            PayoutState::Completed => Stage::Completed { payout_id },
+            PayoutState::Rejecting => Stage::Rejecting { reason: reason() },
+            PayoutState::Rejected => Stage::Rejected { reason: reason() },
+            PayoutState::RailFailed => Stage::RailFailed {
+                payout_id,
+                reason: reason(),
+            },
+            PayoutState::Failed => Stage::Failed {
+                payout_id,
+                reason: reason(),
+            },
+            PayoutState::Refunding | PayoutState::Refunded => {
+                let reference = self.refund_reference.clone().unwrap_or_default();
+                if state == PayoutState::Refunding {
+                    Stage::Refunding { reference }
+                } else {
+                    Stage::Refunded { reference }
+                }
+            }
+            PayoutState::Closed => Stage::Closed { reason: reason() },
+            plain => Stage::plain(plain).ok_or_else(|| corrupt(format!("state {plain}")))?,
+        };
+        Ok(p.restore(stage))
     }
 }

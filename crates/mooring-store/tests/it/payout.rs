@@ -72,7 +72,7 @@ async fn sightings_create_entries_and_only_move_them_forward(db: TestDb) {
     );
     let p = store.get(&t).await.expect("get").expect("entry");
     assert_eq!(
-        (p.state, p.attempt, p.failures),
+        (p.state(), p.attempt, p.failures),
         (PayoutState::Received, 1, 0)
     );
     assert_eq!(
@@ -102,7 +102,7 @@ async fn concurrent_sightings_of_one_transaction_make_one_entry(db: TestDb) {
     }
     let all = store.list(&[], 100).await.expect("list");
     assert_eq!(all.len(), 1);
-    assert_eq!(all[0].state, PayoutState::Received);
+    assert_eq!(all[0].state(), PayoutState::Received);
 }
 
 async fn claims_are_exclusive_fenced_and_saves_are_compare_and_set(db: TestDb) {
@@ -183,7 +183,7 @@ async fn a_lapsed_claim_is_taken_over_and_the_old_token_can_never_write(db: Test
     assert!(new.claim.token > old.claim.token, "the token only grows");
 
     let mut p = new.payout.clone();
-    p.advance(PayoutState::AwaitingKyc, now);
+    p.await_kyc(now, now).expect("awaiting KYC");
     // The old owner can neither renew nor save, even as "b" with its token.
     let t = id("f1");
     assert!(matches!(
@@ -229,7 +229,7 @@ async fn a_lapsed_claim_is_taken_over_and_the_old_token_can_never_write(db: Test
         Err(LedgerError::LostClaim)
     ));
     assert_eq!(
-        store.get(&t).await.expect("get").expect("p").state,
+        store.get(&t).await.expect("get").expect("p").state(),
         PayoutState::AwaitingKyc
     );
     // A renewed lease holds past the first one's end.
@@ -304,26 +304,22 @@ async fn a_frozen_order_is_kept_as_sent_and_dropped_when_final(db: TestDb) {
         .await
         .expect("save");
     let read = store.get(&t).await.expect("get").expect("p");
-    assert_eq!(
-        read.order.as_ref(),
-        Some(&order),
-        "field order and text as sent"
-    );
+    assert_eq!(read.order(), Some(&order), "field order and text as sent");
     assert_eq!(read.sender_id.as_deref(), Some("s1"));
     assert_eq!(
-        read.submitted_at.map(|t| t.timestamp_micros()),
+        read.at_rail().map(|r| r.submitted_at.timestamp_micros()),
         Some(now.timestamp_micros())
     );
     let mut done = read.clone();
-    done.payout_id = Some("P1".into());
-    done.advance(PayoutState::Completed, now);
+    done.paid("P1".into(), now).expect("paid");
+    done.complete(now).expect("completed");
     store
         .save(&c.claim, PayoutState::Submitted, &done, None)
         .await
         .expect("save");
     let read = store.get(&t).await.expect("get").expect("p");
-    assert_eq!(read.order, None);
-    assert_eq!(read.payout_id.as_deref(), Some("P1"));
+    assert_eq!(read.order(), None);
+    assert_eq!(read.payout_id(), Some("P1"));
 }
 
 async fn reopen_refuses_other_states_and_live_claims_and_fences_them(db: TestDb) {
@@ -331,7 +327,7 @@ async fn reopen_refuses_other_states_and_live_claims_and_fences_them(db: TestDb)
     let now = Utc::now();
     let t = id("r1");
     store.sight(&t, Sighting::Funded, now).await.expect("sight");
-    let recover = || -> OperatorEdit { Box::new(move |p| p.advance(PayoutState::Recovering, now)) };
+    let recover = || -> OperatorEdit { Box::new(move |p| p.reject("by the operator".into(), now)) };
     assert!(matches!(
         store.reopen(&t, &[PayoutState::Failed], recover()).await,
         Err(LedgerError::WrongState(PayoutState::Received))
@@ -351,8 +347,8 @@ async fn reopen_refuses_other_states_and_live_claims_and_fences_them(db: TestDb)
         .await
         .expect("lapsed claim");
     assert_eq!(
-        store.get(&t).await.expect("get").expect("p").state,
-        PayoutState::Recovering
+        store.get(&t).await.expect("get").expect("p").state(),
+        PayoutState::Rejecting
     );
     // The lapsed owner's token no longer writes.
     assert!(matches!(
@@ -375,7 +371,7 @@ async fn a_closed_entry_reopens_on_a_funded_sighting(db: TestDb) {
         .expect("claim")
         .remove(0);
     let mut p = c.payout.clone();
-    p.advance(PayoutState::Closed, now);
+    p.close("finished at the AP".into(), now).expect("close");
     store
         .save(&c.claim, PayoutState::New, &p, None)
         .await
@@ -440,12 +436,12 @@ async fn events_are_kept_once_and_applied_in_order(db: TestDb) {
     assert_eq!(store.apply_events(1, Utc::now()).await.expect("apply"), 1);
     // The older one went first.
     assert_eq!(
-        store.get(&id("t1")).await.expect("get").expect("p").state,
+        store.get(&id("t1")).await.expect("get").expect("p").state(),
         PayoutState::New
     );
     assert_eq!(store.apply_events(10, Utc::now()).await.expect("apply"), 1);
     assert_eq!(
-        store.get(&id("t1")).await.expect("get").expect("p").state,
+        store.get(&id("t1")).await.expect("get").expect("p").state(),
         PayoutState::Received
     );
     assert_eq!(store.inbox_depth().await.expect("depth"), 0);
@@ -467,8 +463,8 @@ async fn a_customer_event_wakes_the_payouts_awaiting_that_sender_or_receiver(db:
     let mut p = c.payout;
     p.sender_id = Some("cust-1".into());
     p.receiver_id = Some("cust-2".into());
-    p.advance(PayoutState::AwaitingKyc, now);
-    p.due_at = now + Duration::hours(1);
+    p.await_kyc(now, now + Duration::hours(1))
+        .expect("awaiting KYC");
     store
         .save(&c.claim, PayoutState::Received, &p, None)
         .await

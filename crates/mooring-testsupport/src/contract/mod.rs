@@ -73,7 +73,7 @@ where
         .expect("a lapsed claim is taken over");
     assert!(b.claim.token > a.claim.token, "tokens only grow");
     let mut p = b.payout.clone();
-    p.advance(PayoutState::AwaitingKyc, now);
+    p.await_kyc(now, now).expect("awaiting KYC");
     assert!(
         matches!(
             ledger.renew(&id("c1"), &a.claim, long).await,
@@ -171,7 +171,7 @@ where
         .into_iter()
         .find(|c| c.payout.transaction_id == id("o1"))
         .expect("o1 claimed");
-    let recover = || -> OperatorEdit { Box::new(move |p| p.advance(PayoutState::Recovering, now)) };
+    let recover = || -> OperatorEdit { Box::new(move |p| p.reject("by the operator".into(), now)) };
     assert!(matches!(
         ledger
             .reopen(&id("o1"), &[PayoutState::Failed], recover())
@@ -192,7 +192,7 @@ where
     ));
     // What the claimant saved before it lapsed is what the edit sees.
     let mut saved = o.payout.clone();
-    saved.payout_id = Some("P-saved".into());
+    saved.quote_id = Some("q-saved".into());
     ledger
         .save(&o.claim, PayoutState::Received, &saved, Some(short))
         .await
@@ -202,12 +202,20 @@ where
         .reopen(&id("o1"), &[PayoutState::Received], recover())
         .await
         .expect("reopen after the lapse");
-    assert_eq!(reopened.state, PayoutState::Recovering);
-    assert_eq!(reopened.payout_id.as_deref(), Some("P-saved"));
+    assert_eq!(reopened.state(), PayoutState::Rejecting);
+    assert_eq!(reopened.quote_id.as_deref(), Some("q-saved"));
     let read = ledger.get(&id("o1")).await.expect("get").expect("o1");
     assert_eq!(
-        (read.state, read.payout_id, read.attempt),
-        (reopened.state, reopened.payout_id.clone(), reopened.attempt),
+        (
+            read.state(),
+            read.quote_id.clone(),
+            read.reason().map(str::to_owned)
+        ),
+        (
+            reopened.state(),
+            reopened.quote_id.clone(),
+            reopened.reason().map(str::to_owned)
+        ),
         "what reopen returns is what was written (times to the backend's precision)"
     );
     assert!(matches!(
@@ -241,8 +249,13 @@ where
         .await
         .expect("save");
     assert_eq!(
-        ledger.get(&id("f1")).await.expect("get").expect("f1").order,
-        Some(order)
+        ledger
+            .get(&id("f1"))
+            .await
+            .expect("get")
+            .expect("f1")
+            .order(),
+        Some(&order)
     );
     ledger
         .sight(&id("z1"), Sighting::Finished, now)
@@ -254,7 +267,9 @@ where
         .find(|c| c.payout.transaction_id == id("z1"))
         .expect("z1 claimed");
     let mut closed = z.payout.clone();
-    closed.advance(PayoutState::Closed, now);
+    closed
+        .close("finished at the AP".into(), now)
+        .expect("close");
     ledger
         .save(&z.claim, PayoutState::New, &closed, None)
         .await
@@ -307,13 +322,13 @@ where
     assert_eq!(ledger.inbox_depth().await.expect("depth"), 2);
     assert_eq!(ledger.apply_events(1, now).await.expect("apply"), 1);
     assert_eq!(
-        ledger.get(&id("e1")).await.expect("get").map(|p| p.state),
+        ledger.get(&id("e1")).await.expect("get").map(|p| p.state()),
         Some(PayoutState::New),
         "the older event first"
     );
     ledger.apply_events(10, now).await.expect("apply");
     assert_eq!(
-        ledger.get(&id("e1")).await.expect("get").map(|p| p.state),
+        ledger.get(&id("e1")).await.expect("get").map(|p| p.state()),
         Some(PayoutState::Received)
     );
     for (tx, sender, receiver) in [("w1", "cust-s", "other"), ("w2", "other", "cust-s")] {
@@ -329,8 +344,9 @@ where
         let mut waiting = w.payout.clone();
         waiting.sender_id = Some(sender.into());
         waiting.receiver_id = Some(receiver.into());
-        waiting.advance(PayoutState::AwaitingKyc, now);
-        waiting.due_at = now + Duration::hours(1);
+        waiting
+            .await_kyc(now, now + Duration::hours(1))
+            .expect("awaiting KYC");
         ledger
             .save(&w.claim, PayoutState::Received, &waiting, None)
             .await

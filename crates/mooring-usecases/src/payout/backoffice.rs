@@ -52,8 +52,8 @@ impl PayoutEngine {
     /// key failed. A refusal (no payout id) was the rail's own answer that
     /// no payout exists; a payout it made is asked about now.
     async fn rail_confirms_failure(&self, p: &Payout) -> Result<(), EngineError> {
-        let Some(id) = &p.payout_id else {
-            return match p.state {
+        let Some(id) = p.payout_id() else {
+            return match p.state() {
                 PayoutState::Failed => Ok(()),
                 _ => Err(EngineError::BadRequest(
                     "the rail has not confirmed that this payout failed (it made no payout id known); settle it with the provider first".into(),
@@ -94,19 +94,12 @@ impl PayoutEngine {
     pub async fn retry(&self, id: &TransactionId, mode: RetryMode) -> Result<Payout, EngineError> {
         let p = self.get(id).await?;
         let now = self.now();
-        let from = p.state;
+        let from = p.state();
         let edit: OperatorEdit = match (from, mode) {
-            (PayoutState::Held, RetryMode::SameKey) => Box::new(move |p| {
-                p.reason = None;
-                p.advance(PayoutState::Submitted, now);
-            }),
+            (PayoutState::Held, RetryMode::SameKey) => Box::new(move |p| p.resubmit(None, now)),
             (PayoutState::Held, RetryMode::NewAttempt) => {
                 self.rail_confirms_failure(&p).await?;
-                Box::new(move |p| {
-                    p.attempt += 1;
-                    p.clear_attempt();
-                    p.advance(PayoutState::Received, now);
-                })
+                Box::new(move |p| p.new_attempt(now))
             }
             (PayoutState::Failed, RetryMode::SameKey) => {
                 return Err(EngineError::BadRequest(
@@ -115,23 +108,18 @@ impl PayoutEngine {
             }
             (PayoutState::Failed, RetryMode::NewAttempt) => {
                 self.rail_confirms_failure(&p).await?;
-                Box::new(move |p| {
-                    p.attempt += 1;
-                    p.advance(PayoutState::Recovering, now);
-                })
+                Box::new(move |p| p.recover(true, now))
             }
-            (PayoutState::Rejected, _) => {
-                Box::new(move |p| p.advance(PayoutState::Recovering, now))
-            }
+            (PayoutState::Rejected, _) => Box::new(move |p| p.recover(false, now)),
             // Only made due: whatever the engine saved meanwhile is kept.
             (s, _) if s.is_active() => Box::new(move |p| {
-                p.updated_at = now;
-                p.due_at = now;
+                p.due_now(now);
+                Ok(())
             }),
             (s, _) => return Err(EngineError::Ledger(LedgerError::WrongState(s))),
         };
         let p = self.parts.ledger.reopen(id, &[from], edit).await?;
-        tracing::info!(transaction.id = %id, from = %from, to = %p.state, attempt = p.attempt, "payout retry requested");
+        tracing::info!(transaction.id = %id, from = %from, to = %p.state(), attempt = p.attempt, "payout retry requested");
         Ok(p)
     }
 
@@ -163,16 +151,14 @@ impl PayoutEngine {
                         "the provider's payout id must be 1 to 256 characters, without control characters".into(),
                     ));
                 }
-                Box::new(move |p| {
-                    p.payout_id = Some(payout_id);
-                    p.reason = None;
-                    p.advance(PayoutState::Submitted, now);
-                })
+                Box::new(move |p| p.resubmit(Some(payout_id), now))
             }
             Settlement::NotPaid => Box::new(move |p| {
-                p.reason =
-                    Some("the operator confirmed with the provider that no payout was made".into());
-                p.advance(PayoutState::RailFailed, now);
+                p.rail_failed(
+                    None,
+                    "the operator confirmed with the provider that no payout was made".into(),
+                    now,
+                )
             }),
         };
         let p = self
@@ -180,7 +166,7 @@ impl PayoutEngine {
             .ledger
             .reopen(id, &[PayoutState::Held], edit)
             .await?;
-        tracing::info!(transaction.id = %id, to = %p.state, "held payout settled by the operator");
+        tracing::info!(transaction.id = %id, to = %p.state(), "held payout settled by the operator");
         Ok(p)
     }
 
@@ -199,7 +185,7 @@ impl PayoutEngine {
         }
         let p = self.get(id).await?;
         let now = self.now();
-        let from = p.state;
+        let from = p.state();
         if from.payout_possible() {
             return Err(EngineError::BadRequest(format!(
                 "the payout is {from}: a payout may exist at the rail, so the funds are not refunded"
@@ -214,14 +200,11 @@ impl PayoutEngine {
         // A failed payout the rail made (it has an id): the rail must say
         // now that it failed, or the receiver may be paid and the sender
         // refunded.
-        if from == PayoutState::Failed && p.payout_id.is_some() {
+        if from == PayoutState::Failed && p.payout_id().is_some() {
             self.rail_confirms_failure(&p).await?;
         }
         let reference = reference.to_owned();
-        let edit: OperatorEdit = Box::new(move |p| {
-            p.refund_reference = Some(reference);
-            p.advance(PayoutState::Refunding, now);
-        });
+        let edit: OperatorEdit = Box::new(move |p| p.refund(reference, now));
         let p = self.parts.ledger.reopen(id, &[from], edit).await?;
         tracing::info!(transaction.id = %id, from = %from, "refund recorded");
         Ok(p)

@@ -174,6 +174,14 @@ impl From<PlatformError> for StepError {
     }
 }
 
+/// A move the entry's state refused: a defect, never expected; the step is
+/// retried later and the operator sees it.
+impl From<mooring_domain::payout::IllegalMove> for StepError {
+    fn from(e: mooring_domain::payout::IllegalMove) -> Self {
+        Self::Transient(e.to_string())
+    }
+}
+
 type StepResult = Result<(), StepError>;
 
 /// One step's bounds: its claim and the deadline every call must meet.
@@ -262,7 +270,7 @@ impl PayoutEngine {
         for _ in 0..MAX_STEPS {
             // A save that gave the claim back ends the run, even if the
             // entry fell due meanwhile: it is claimed again first.
-            if !work.held || !work.payout.state.is_active() || work.payout.due_at > self.now() {
+            if !work.held || !work.payout.state().is_active() || work.payout.due_at > self.now() {
                 break;
             }
             result = self.step(&mut work).await;
@@ -281,24 +289,22 @@ impl PayoutEngine {
     /// One step: its side effect, then the entry's next state, saved.
     async fn step(&self, work: &mut Work) -> Result<(), EngineError> {
         let mut p = work.payout.clone();
-        let expected = p.state;
+        let expected = p.state();
         let now = self.now();
         let mut step = Step {
             claim: &work.claim,
             deadline: work.deadline,
             now,
         };
-        let result = match p.state {
+        let result = match p.state() {
             PayoutState::New => self.on_new(&mut p, &mut step).await,
             PayoutState::Received => self.on_received(&mut p, &mut step).await,
             PayoutState::AwaitingKyc => self.on_awaiting_kyc(&mut p, &mut step).await,
             PayoutState::Submitted => self.on_submitted(&mut p, &mut step).await,
             PayoutState::Confirmed => self.on_confirmed(&mut p, &mut step).await,
-            PayoutState::Rejecting => {
-                self.on_error(&mut p, &mut step, PayoutState::Rejected)
-                    .await
+            PayoutState::Rejecting | PayoutState::RailFailed => {
+                self.on_error(&mut p, &mut step).await
             }
-            PayoutState::RailFailed => self.on_error(&mut p, &mut step, PayoutState::Failed).await,
             PayoutState::Recovering => self.on_recovering(&mut p, &mut step).await,
             PayoutState::Refunding => self.on_refunding(&mut p, &mut step).await,
             PayoutState::AwaitingFunds
@@ -313,8 +319,8 @@ impl PayoutEngine {
         let deadline = step.deadline;
         match result {
             Ok(()) => {
-                if p.state != expected {
-                    tracing::info!(from = %expected, to = %p.state, "payout moved");
+                if p.state() != expected {
+                    tracing::info!(from = %expected, to = %p.state(), "payout moved");
                 }
             }
             Err(StepError::LostClaim) => {
@@ -329,7 +335,7 @@ impl PayoutEngine {
                     self.config.backoff_max,
                 );
                 tracing::warn!(
-                    state = %p.state,
+                    state = %p.state(),
                     failures = p.failures,
                     retry_in_ms = (p.due_at - now).num_milliseconds(),
                     error = p.last_error.as_deref().unwrap_or(""),
@@ -339,7 +345,7 @@ impl PayoutEngine {
         }
         // Done with the entry for now: give the claim back, so this or any
         // replica takes it up when it is next due; else keep it, renewed.
-        let more_now = p.state.is_active() && p.due_at <= now;
+        let more_now = p.state().is_active() && p.due_at <= now;
         let lease = more_now.then_some(self.config.lease);
         let started = Instant::now();
         match self

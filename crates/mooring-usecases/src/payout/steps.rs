@@ -37,16 +37,6 @@ fn rail_answer(
 }
 
 impl PayoutEngine {
-    pub(super) fn reject(p: &mut Payout, reason: String, now: DateTime<Utc>) {
-        p.reason = Some(reason);
-        p.advance(PayoutState::Rejecting, now);
-    }
-
-    fn close(p: &mut Payout, reason: String, now: DateTime<Utc>) {
-        p.reason = Some(reason);
-        p.advance(PayoutState::Closed, now);
-    }
-
     /// Tells the AP; a refusal is the caller's to judge.
     async fn tell_ap(
         &self,
@@ -64,8 +54,8 @@ impl PayoutEngine {
         let now = step.now;
         let tx = self.fetch(step, &p.transaction_id).await?;
         match decide::decide_new(tx.as_ref(), self.config.request_funds) {
-            NewStep::Close(reason) => Self::close(p, reason, now),
-            NewStep::Receive => p.advance(PayoutState::Received, now),
+            NewStep::Close(reason) => p.close(reason, now)?,
+            NewStep::Receive => p.receive(now)?,
             NewStep::TakeTerms { ask_for_funds } => {
                 let tx = tx.ok_or_else(|| StepError::Transient("no transaction".into()))?;
                 let Some(quote) = self.take_terms(p, &tx, step).await? else {
@@ -74,7 +64,7 @@ impl PayoutEngine {
                 if ask_for_funds {
                     self.request_funds(step, &tx, quote.as_ref()).await?;
                 }
-                p.advance(PayoutState::AwaitingFunds, now);
+                p.await_funds(now)?;
             }
         }
         Ok(())
@@ -155,14 +145,8 @@ impl PayoutEngine {
         let tx = self.fetch(step, &p.transaction_id).await?;
         let tx = match (decide::decide_received(tx.as_ref()), tx) {
             (ReceivedStep::Check, Some(tx)) => tx,
-            (ReceivedStep::AwaitFunds, _) => {
-                p.advance(PayoutState::AwaitingFunds, now);
-                return Ok(());
-            }
-            (ReceivedStep::Close(reason), _) => {
-                Self::close(p, reason, now);
-                return Ok(());
-            }
+            (ReceivedStep::AwaitFunds, _) => return Ok(p.await_funds(now)?),
+            (ReceivedStep::Close(reason), _) => return Ok(p.close(reason, now)?),
             (ReceivedStep::Check, None) => {
                 return Err(StepError::Transient("no transaction".into()));
             }
@@ -173,10 +157,7 @@ impl PayoutEngine {
         };
         let out = match check_funds(&tx, quote.as_ref()) {
             Ok(out) => out,
-            Err(reason) => {
-                Self::reject(p, reason, now);
-                return Ok(());
-            }
+            Err(reason) => return Ok(p.reject(reason, now)?),
         };
         p.amount_out = Some(out.clone());
         let asset = tx.amount_in.as_ref().map(|a| &a.asset);
@@ -198,16 +179,14 @@ impl PayoutEngine {
                     self.tell_ap(step, p, tell).await??;
                 }
                 let order = Self::order(p, &out, quote.as_ref(), receiver)?;
-                p.submit(order, now)
-                    .map_err(|e| StepError::Transient(e.to_string()))?;
+                p.submit(order, now)?;
             }
-            GateStep::Reject(reason) => Self::reject(p, reason, now),
+            GateStep::Reject(reason) => p.reject(reason, now)?,
             GateStep::AwaitKyc { first } => {
                 if let Some(tell) = first {
                     self.tell_ap(step, p, tell).await??;
                 }
-                p.advance(PayoutState::AwaitingKyc, now);
-                p.due_at = now + self.config.kyc_recheck;
+                p.await_kyc(now, now + self.config.kyc_recheck)?;
             }
         }
         Ok(())
@@ -220,17 +199,13 @@ impl PayoutEngine {
         if p.sender_id.is_none() {
             // Written by an earlier version, which kept no sender: the
             // Received step reads the transaction and takes its parties.
-            p.advance(PayoutState::Received, now);
-            return Ok(());
+            return Ok(p.receive(now)?);
         }
         let parties = self.entry_parties(step, p).await?;
         match decide::decide_kyc_recheck(kyc_gate(&parties.sender, &parties.receiver)) {
-            KycRecheck::Received => p.advance(PayoutState::Received, now),
-            KycRecheck::Reject(reason) => Self::reject(p, reason, now),
-            KycRecheck::Wait => {
-                p.updated_at = now;
-                p.due_at = now + self.config.kyc_recheck;
-            }
+            KycRecheck::Received => p.receive(now)?,
+            KycRecheck::Reject(reason) => p.reject(reason, now)?,
+            KycRecheck::Wait => p.await_kyc(now, now + self.config.kyc_recheck)?,
         }
         Ok(())
     }
@@ -249,11 +224,8 @@ impl PayoutEngine {
         let receiver = parties.receiver_kyc.ok_or_else(|| {
             StepError::Transient("the receiver of a submitted payout is not a customer".into())
         })?;
-        p.order = Some(Self::order(p, &out, quote.as_ref(), receiver)?);
-        p.submitted_at.get_or_insert(now);
-        p.updated_at = now;
-        p.due_at = now;
-        Ok(())
+        let order = Self::order(p, &out, quote.as_ref(), receiver)?;
+        Ok(p.freeze_order(order, now)?)
     }
 
     /// The payout is at the rail (or may be): send the frozen order again
@@ -273,8 +245,7 @@ impl PayoutEngine {
             RailCall::Submit => {
                 self.renew(p, step).await?;
                 let order = p
-                    .order
-                    .as_ref()
+                    .order()
                     .ok_or_else(|| StepError::Transient("no order to send".into()))?;
                 self.bounded(
                     step,
@@ -285,39 +256,26 @@ impl PayoutEngine {
             }
         };
         match decide::decide_rail_answer(p, rail_answer(answer)?, now, retention) {
-            RailMove::Confirm { payout_id } => {
-                p.payout_id = Some(payout_id);
-                p.advance(PayoutState::Confirmed, now);
-            }
-            RailMove::Fail { payout_id, reason } => {
-                if payout_id.is_some() {
-                    p.payout_id = payout_id;
-                }
-                p.reason = Some(reason);
-                p.advance(PayoutState::RailFailed, now);
-            }
+            RailMove::Confirm { payout_id } => p.paid(payout_id, now)?,
+            RailMove::Fail { payout_id, reason } => p.rail_failed(payout_id, reason, now)?,
             RailMove::Hold(reason) => return Self::hold(p, reason, now),
             RailMove::RetryLater(m) => return Err(StepError::Transient(m)),
             RailMove::Follow {
                 payout_id,
                 tell_pending,
             } => {
-                p.payout_id = Some(payout_id);
+                let mut told_pending = false;
                 if let Some(tell) = tell_pending {
                     // Optional for the AP: a refusal is noted, not retried;
                     // anything else is tried again at the next follow-up.
                     // The rail's answer is saved whatever happens here.
                     let told = self.tell_ap(step, p, tell).await;
-                    if let Ok(Ok(_) | Err(PlatformError::Rejected(_) | PlatformError::NotFound)) =
-                        told
-                    {
-                        p.told_pending = true;
-                    }
+                    told_pending = matches!(
+                        told,
+                        Ok(Ok(_) | Err(PlatformError::Rejected(_) | PlatformError::NotFound))
+                    );
                 }
-                p.failures = 0;
-                p.last_error = None;
-                p.updated_at = now;
-                p.due_at = now + self.config.rail_follow;
+                p.follow(payout_id, told_pending, now, now + self.config.rail_follow)?;
             }
         }
         Ok(())
@@ -325,8 +283,7 @@ impl PayoutEngine {
 
     fn hold(p: &mut Payout, reason: String, now: DateTime<Utc>) -> StepResult {
         tracing::warn!(reason = %reason, "payout held for a person");
-        p.hold(reason, now)
-            .map_err(|e| StepError::Transient(e.to_string()))
+        Ok(p.hold(reason, now)?)
     }
 
     /// Paid: tell the AP `completed` (unless a step before a crash did).
@@ -336,20 +293,20 @@ impl PayoutEngine {
         let tell =
             match decide::decide_confirmed(p, tx.as_ref(), now, &self.config.completion_message) {
                 ConfirmedStep::Complete => {
-                    p.advance(PayoutState::Completed, now);
+                    p.complete(now)?;
                     return Ok(());
                 }
                 ConfirmedStep::Tell(tell) => tell,
             };
         match self.tell_ap(step, p, tell).await? {
-            Ok(_) => p.advance(PayoutState::Completed, now),
+            Ok(_) => p.complete(now)?,
             Err(PlatformError::Rejected(m)) => {
                 // Told before a crash, or a retry whose first try landed.
                 let read = self.fetch(step, &p.transaction_id).await?;
                 if !decide::landed(read.as_ref(), &TransactionStatus::Completed) {
                     return Err(StepError::Transient(m));
                 }
-                p.advance(PayoutState::Completed, now);
+                p.complete(now)?;
             }
             Err(e) => return Err(e.into()),
         }
@@ -358,25 +315,22 @@ impl PayoutEngine {
 
     /// Tell the AP `error`: the reason of a rejection (Mooring's own
     /// words), or a fixed message and a reference for a rail failure.
-    pub(super) async fn on_error(
-        &self,
-        p: &mut Payout,
-        step: &mut Step<'_>,
-        next: PayoutState,
-    ) -> StepResult {
+    pub(super) async fn on_error(&self, p: &mut Payout, step: &mut Step<'_>) -> StepResult {
         let now = step.now;
-        let tell = decide::error_tell(p, next == PayoutState::Failed);
+        let tell = decide::error_tell(p, p.state() == PayoutState::RailFailed);
+        // Finished at the AP before it heard: closed, with the same reason.
+        let closed = p.reason().unwrap_or_default().to_owned();
         match self.tell_ap(step, p, tell).await? {
-            Ok(_) => p.advance(next, now),
+            Ok(_) => p.told_error(now)?,
             Err(PlatformError::Rejected(m)) => {
                 let read = self.fetch(step, &p.transaction_id).await?;
                 match decide::decide_error_refused(read.as_ref()) {
-                    ErrorRefused::Told => p.advance(next, now),
-                    ErrorRefused::Closed => p.advance(PayoutState::Closed, now),
+                    ErrorRefused::Told => p.told_error(now)?,
+                    ErrorRefused::Closed => p.close(closed, now)?,
                     ErrorRefused::Retry => return Err(StepError::Transient(m)),
                 }
             }
-            Err(PlatformError::NotFound) => p.advance(PayoutState::Closed, now),
+            Err(PlatformError::NotFound) => p.close(closed, now)?,
             Err(e) => return Err(e.into()),
         }
         Ok(())
@@ -392,8 +346,7 @@ impl PayoutEngine {
         if let Some(tell) = decide::decide_recovering(&tx) {
             self.tell_ap(step, p, tell).await??;
         }
-        p.clear_attempt();
-        p.advance(PayoutState::Received, now);
+        p.receive(now)?;
         Ok(())
     }
 
@@ -410,7 +363,7 @@ impl PayoutEngine {
         for _ in 0..4 {
             match decide::decide_refund(p, &tx, now).map_err(StepError::Transient)? {
                 RefundStep::Done => {
-                    p.advance(PayoutState::Refunded, now);
+                    p.refunded(now)?;
                     return Ok(());
                 }
                 RefundStep::Tell(tell) => tx = self.tell_ap(step, p, tell).await??,

@@ -71,7 +71,7 @@ impl PayoutEngine {
         match self.use_quote(step, q, &tx.id).await? {
             Ok(quote) => Ok(Some(Some(quote))),
             Err(reason) => {
-                Self::reject(p, reason, step.now);
+                p.reject(reason, step.now)?;
                 Ok(None)
             }
         }

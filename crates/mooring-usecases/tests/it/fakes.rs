@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use mooring_domain::customer::{Customer, CustomerId, ProvidedValue, Review};
 use mooring_domain::deposit::DepositAddress;
-use mooring_domain::payout::{Payout, PayoutState, Sighting, SightingEffect};
+use mooring_domain::payout::{Payout, PayoutState, Sighting, SightingEffect, Stage};
 use mooring_domain::quote::{Quote, QuoteId};
 use mooring_domain::transaction::{
     Amount, Transaction, TransactionChange, TransactionId, TransactionStatus, TransactionUpdate,
@@ -719,7 +719,7 @@ impl FakeLedger {
             .lock()
             .expect("lock")
             .get(id)
-            .map(|e| e.payout.state)
+            .map(|e| e.payout.state())
     }
 
     pub fn claimed_by(&self, id: &str) -> Option<String> {
@@ -752,13 +752,17 @@ impl FakeLedger {
         sighting: Sighting,
         now: DateTime<Utc>,
     ) -> Option<PayoutState> {
-        let current = entries.get(id.as_str()).map(|e| e.payout.state);
+        let current = entries.get(id.as_str()).map(|e| e.payout.state());
         match PayoutState::on_sighting(current, sighting) {
             SightingEffect::Create(next) => {
                 entries.insert(
                     id.as_str().to_owned(),
                     Entry {
-                        payout: Payout::new(id.clone(), next, now),
+                        payout: Payout::new(
+                            id.clone(),
+                            Stage::plain(next).expect("a sighting creates new or received"),
+                            now,
+                        ),
                         claim: None,
                         token: 0,
                     },
@@ -767,11 +771,9 @@ impl FakeLedger {
             }
             SightingEffect::Move(next) => {
                 let e = entries.get_mut(id.as_str())?;
-                e.payout.state = next;
-                e.payout.due_at = now;
-                e.payout.updated_at = now;
-                e.payout.failures = 0;
-                e.payout.last_error = None;
+                e.payout
+                    .sighted(next, now)
+                    .expect("a sighting's move is a legal one");
                 e.claim = None;
                 e.token += 1;
                 Some(next)
@@ -788,7 +790,7 @@ impl FakeLedger {
     fn wake_in(entries: &mut BTreeMap<String, Entry>, customer: &str, now: DateTime<Utc>) -> u64 {
         let mut n = 0;
         for e in entries.values_mut() {
-            if e.payout.state == PayoutState::AwaitingKyc
+            if e.payout.state() == PayoutState::AwaitingKyc
                 && (e.payout.receiver_id.as_deref() == Some(customer)
                     || e.payout.sender_id.as_deref() == Some(customer))
             {
@@ -839,7 +841,7 @@ impl PayoutLedger for FakeLedger {
             .map(|id| {
                 entries
                     .get(id.as_str())
-                    .is_some_and(|e| e.payout.state.knows_funds())
+                    .is_some_and(|e| e.payout.state().knows_funds())
             })
             .collect())
     }
@@ -856,7 +858,9 @@ impl PayoutLedger for FakeLedger {
         let mut due: Vec<&mut Entry> = entries
             .values_mut()
             .filter(|e| {
-                e.payout.state.is_active() && e.payout.due_at <= now && claim_free(&e.claim, db_now)
+                e.payout.state().is_active()
+                    && e.payout.due_at <= now
+                    && claim_free(&e.claim, db_now)
             })
             .collect();
         due.sort_by_key(|e| e.payout.due_at);
@@ -914,7 +918,7 @@ impl PayoutLedger for FakeLedger {
         let entry = entries
             .get_mut(payout.transaction_id.as_str())
             .ok_or(LedgerError::NotFound)?;
-        if !holds(entry, claim) || entry.payout.state != expected {
+        if !holds(entry, claim) || entry.payout.state() != expected {
             return Err(LedgerError::LostClaim);
         }
         entry.payout = payout.clone();
@@ -949,7 +953,7 @@ impl PayoutLedger for FakeLedger {
             .lock()
             .expect("lock")
             .values()
-            .filter(|e| states.is_empty() || states.contains(&e.payout.state))
+            .filter(|e| states.is_empty() || states.contains(&e.payout.state()))
             .map(|e| e.payout.clone())
             .collect();
         all.sort_by_key(|p| std::cmp::Reverse(p.created_at));
@@ -960,7 +964,7 @@ impl PayoutLedger for FakeLedger {
     async fn counts(&self) -> Result<Vec<(PayoutState, u64)>, LedgerError> {
         let mut counts = BTreeMap::new();
         for e in self.entries.lock().expect("lock").values() {
-            *counts.entry(e.payout.state).or_insert(0) += 1;
+            *counts.entry(e.payout.state()).or_insert(0) += 1;
         }
         Ok(counts.into_iter().collect())
     }
@@ -974,14 +978,14 @@ impl PayoutLedger for FakeLedger {
         let db_now = self.db_now();
         let mut entries = self.entries.lock().expect("lock");
         let entry = entries.get_mut(id.as_str()).ok_or(LedgerError::NotFound)?;
-        if !from.contains(&entry.payout.state) {
-            return Err(LedgerError::WrongState(entry.payout.state));
+        if !from.contains(&entry.payout.state()) {
+            return Err(LedgerError::WrongState(entry.payout.state()));
         }
         if !claim_free(&entry.claim, db_now) {
             return Err(LedgerError::LostClaim);
         }
         let mut payout = entry.payout.clone();
-        edit(&mut payout);
+        edit(&mut payout).map_err(|e| LedgerError::WrongState(e.from))?;
         entry.payout = payout.clone();
         entry.claim = None;
         entry.token += 1;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::Duration;
 use mooring_domain::customer::{CustomerId, ReviewMode};
-use mooring_domain::payout::{PayoutOrder, PayoutState, Sighting};
+use mooring_domain::payout::{PayoutOrder, PayoutState, Sighting, Stage};
 use mooring_domain::transaction::{TransactionChange, TransactionStatus};
 use mooring_domain::{AssetCatalog, AssetId, AssetInfo, Memo, Sep31Types, StellarAccount};
 use mooring_ports::{Clock, InboxEvent, LedgerError, PayoutLedger, PayoutRail};
@@ -135,8 +135,8 @@ async fn submitted(w: &World) -> PayoutOrder {
     fault(w, &[RailFault::Down]);
     w.drive().await;
     let p = w.engine.get(&id("t1")).await.expect("entry");
-    assert_eq!(p.state, PayoutState::Submitted);
-    p.order.expect("frozen")
+    assert_eq!(p.state(), PayoutState::Submitted);
+    p.order().cloned().expect("frozen")
 }
 
 #[tokio::test]
@@ -246,8 +246,8 @@ async fn refused_credentials_hold_the_payout_for_a_person_and_a_retry_keeps_the_
     w.engine.poll().await.expect("poll");
     w.drive().await;
     let p = w.engine.get(&id("t1")).await.expect("entry");
-    assert_eq!(p.state, PayoutState::Held);
-    assert!(p.reason.as_deref().unwrap_or("").contains("401"));
+    assert_eq!(p.state(), PayoutState::Held);
+    assert!(p.reason().unwrap_or("").contains("401"));
     assert!(
         w.platform.moves("t1").is_empty(),
         "never failed towards the AP"
@@ -269,7 +269,7 @@ async fn refused_credentials_hold_the_payout_for_a_person_and_a_retry_keeps_the_
         .retry(&id("t1"), RetryMode::SameKey)
         .await
         .expect("retry");
-    assert_eq!(retried.state, PayoutState::Submitted);
+    assert_eq!(retried.state(), PayoutState::Submitted);
     w.drive().await;
     assert_eq!(w.state("t1"), Some(PayoutState::Completed));
     let calls = w.rail.calls();
@@ -297,8 +297,8 @@ async fn a_key_used_with_other_parameters_is_held_not_failed() {
     w.engine.poll().await.expect("poll");
     w.drive().await;
     let p = w.engine.get(&id("t1")).await.expect("entry");
-    assert_eq!(p.state, PayoutState::Held);
-    assert!(p.reason.as_deref().unwrap_or("").contains("422"));
+    assert_eq!(p.state(), PayoutState::Held);
+    assert!(p.reason().unwrap_or("").contains("422"));
     assert!(w.platform.moves("t1").is_empty());
     assert_eq!(w.rail.made().len(), 1, "only the other payout");
 }
@@ -319,13 +319,8 @@ async fn a_payout_unknown_for_longer_than_the_provider_keeps_keys_is_held() {
     w.clock.advance(Duration::hours(2));
     w.drive().await;
     let p = w.engine.get(&id("t1")).await.expect("entry");
-    assert_eq!(p.state, PayoutState::Held);
-    assert!(
-        p.reason
-            .as_deref()
-            .unwrap_or("")
-            .contains("keeps idempotency keys")
-    );
+    assert_eq!(p.state(), PayoutState::Held);
+    assert!(p.reason().unwrap_or("").contains("keeps idempotency keys"));
     assert_eq!(
         w.rail.calls().len(),
         calls,
@@ -345,7 +340,7 @@ async fn held_past_retention(w: &World, faults: &[RailFault]) {
     w.clock.advance(Duration::hours(2));
     w.drive().await;
     let p = w.engine.get(&id("t1")).await.expect("entry");
-    assert_eq!((p.state, p.payout_id), (PayoutState::Held, None));
+    assert_eq!((p.state(), p.payout_id()), (PayoutState::Held, None));
     // No new key without the rail's (or the provider's) word.
     assert!(matches!(
         w.engine.retry(&id("t1"), RetryMode::NewAttempt).await,
@@ -362,7 +357,7 @@ async fn a_held_payout_the_provider_never_made_is_settled_as_not_paid_and_paid_u
         .settle(&id("t1"), Settlement::NotPaid)
         .await
         .expect("settled");
-    assert_eq!(settled.state, PayoutState::RailFailed);
+    assert_eq!(settled.state(), PayoutState::RailFailed);
     w.drive().await;
     assert_eq!(w.state("t1"), Some(PayoutState::Failed));
     assert_eq!(w.platform.tx("t1").status, TransactionStatus::Error);
@@ -405,7 +400,7 @@ async fn a_held_payout_the_provider_made_is_settled_as_paid_and_followed_by_its_
         )
         .await
         .expect("settled");
-    assert_eq!(settled.state, PayoutState::Submitted);
+    assert_eq!(settled.state(), PayoutState::Submitted);
     let calls = w.rail.calls().len();
     // Long past the retention: a payout with an id is asked about by it.
     w.clock.advance(Duration::hours(5));
@@ -446,9 +441,12 @@ async fn a_new_attempt_needs_the_rails_word_that_the_payout_failed() {
     w.drive().await;
     assert_eq!(w.state("t1"), Some(PayoutState::Completed));
     // An entry that says failed while the rail paid (pay-1 completed).
-    let mut p = w.engine.get(&id("t1")).await.expect("entry");
-    p.state = PayoutState::Failed;
-    w.ledger.put(p);
+    let p = w.engine.get(&id("t1")).await.expect("entry");
+    let stage = Stage::Failed {
+        payout_id: p.payout_id().map(str::to_owned),
+        reason: "recorded wrongly".into(),
+    };
+    w.ledger.put(p.restore(stage));
     match w.engine.retry(&id("t1"), RetryMode::NewAttempt).await {
         Err(EngineError::BadRequest(m)) => assert!(m.contains("completed"), "{m}"),
         other => panic!("{other:?}"),
@@ -466,7 +464,7 @@ async fn an_entry_an_earlier_version_left_awaiting_kyc_without_a_sender_is_check
     let w = world();
     let receiver = w.receiver("1", true).await;
     w.funded("t1", &receiver, w.now());
-    let mut p = mooring_domain::payout::Payout::new(id("t1"), PayoutState::AwaitingKyc, w.now());
+    let mut p = mooring_domain::payout::Payout::new(id("t1"), Stage::AwaitingKyc, w.now());
     p.receiver_id = Some(receiver);
     p.amount_in = Some(usdc("100"));
     w.ledger.put(p);
@@ -512,10 +510,11 @@ async fn a_kyc_change_after_submission_never_changes_the_payout_in_flight() {
     );
     let done = w.engine.get(&id("t1")).await.expect("entry");
     assert_eq!(
-        done.order, None,
+        done.order(),
+        None,
         "only amounts, the key and the rail's id stay"
     );
-    assert_eq!(done.payout_id.as_deref(), Some("pay-1"));
+    assert_eq!(done.payout_id(), Some("pay-1"));
     assert_eq!(done.amount_out, Some(usdc("99")));
 }
 
@@ -557,8 +556,8 @@ async fn a_rejected_sender_is_never_paid_out() {
     w.engine.poll().await.expect("poll");
     w.drive().await;
     let p = w.engine.get(&id("t1")).await.expect("entry");
-    assert_eq!(p.state, PayoutState::Rejected);
-    assert!(p.reason.as_deref().unwrap_or("").contains("sender"));
+    assert_eq!(p.state(), PayoutState::Rejected);
+    assert!(p.reason().unwrap_or("").contains("sender"));
     assert!(w.rail.calls().is_empty());
     assert_eq!(w.platform.tx("t1").status, TransactionStatus::Error);
 }

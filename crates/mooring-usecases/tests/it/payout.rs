@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use mooring_domain::customer::{CustomerId, CustomerTypes, ReviewMode};
-use mooring_domain::payout::{PayoutState, Sighting};
+use mooring_domain::payout::{AtRail, PayoutState, Sighting, Stage};
 use mooring_domain::quote::{QuoteKind, Requested};
 use mooring_domain::transaction::{
     Amount, Transaction, TransactionChange, TransactionId, TransactionStatus,
@@ -276,7 +276,7 @@ async fn the_checks_commit_the_terms_and_the_key_before_the_rail_is_called() {
         .await
         .expect("run");
     assert_eq!(
-        p.state,
+        p.state(),
         PayoutState::Submitted,
         "received → submitted in one write"
     );
@@ -290,7 +290,16 @@ async fn an_entry_an_earlier_version_submitted_without_an_order_is_frozen_then_p
     let w = world();
     let receiver = w.receiver("1", true).await;
     w.funded("t1", &receiver, w.now());
-    let mut p = mooring_domain::payout::Payout::new(id("t1"), PayoutState::Submitted, w.now());
+    let mut p = mooring_domain::payout::Payout::new(
+        id("t1"),
+        Stage::Submitted(AtRail {
+            order: None,
+            submitted_at: w.now(),
+            payout_id: None,
+            told_pending: false,
+        }),
+        w.now(),
+    );
     p.amount_in = Some(usdc("100"));
     p.amount_out = Some(usdc("99"));
     p.sender_id = Some(SENDER.into());
@@ -308,7 +317,7 @@ async fn an_entry_an_earlier_version_submitted_without_an_order_is_frozen_then_p
         .run(claimed.into_iter().next().expect("claimed"))
         .await
         .expect("run");
-    let frozen = after.order.clone().expect("frozen");
+    let frozen = after.order().cloned().expect("frozen");
     assert_eq!(w.rail.calls(), std::slice::from_ref(&frozen));
     w.clock.advance(Duration::minutes(1));
     w.drive().await;
@@ -535,7 +544,7 @@ async fn a_lost_rail_answer_is_asked_again_under_the_same_key() {
 
     w.drive().await;
     let p = w.engine.get(&id("t1")).await.expect("payout");
-    assert_eq!(p.state, PayoutState::Submitted);
+    assert_eq!(p.state(), PayoutState::Submitted);
     assert_eq!(p.failures, 1);
     assert!(p.last_error.as_deref().unwrap_or("").contains("reset"));
     assert_eq!(w.rail.made().len(), 1, "the first call made the payout");
@@ -586,7 +595,7 @@ async fn a_crash_after_the_payout_resumes_on_another_replica_without_paying_twic
         .await
         .expect("run");
 
-    assert_eq!(done.state, PayoutState::Completed);
+    assert_eq!(done.state(), PayoutState::Completed);
     assert_eq!(w.rail.made().len(), 1, "one payout through the crash");
     assert_eq!(w.platform.moves("t1"), ["funds_sent"]);
 }
@@ -672,7 +681,7 @@ async fn an_unreachable_ap_is_retried_with_a_growing_backoff() {
     *w.platform.reads_down.lock().expect("lock") = 2;
     w.drive().await;
     let p = w.engine.get(&id("t1")).await.expect("payout");
-    assert_eq!((p.state, p.failures), (PayoutState::Received, 1));
+    assert_eq!((p.state(), p.failures), (PayoutState::Received, 1));
     assert_eq!(p.due_at - w.now(), Duration::seconds(1));
     assert_eq!(
         w.ledger.claimed_by("t1"),
@@ -697,7 +706,7 @@ async fn an_unreachable_ap_is_retried_with_a_growing_backoff() {
     w.drive().await;
     let p = w.engine.get(&id("t1")).await.expect("payout");
     assert_eq!(
-        (p.state, p.failures, p.last_error),
+        (p.state(), p.failures, p.last_error),
         (PayoutState::Completed, 0, None)
     );
 }
@@ -797,16 +806,16 @@ async fn bad_amounts_and_unpayable_receivers_are_rejected_without_a_payout() {
         ("nobody", "names no receiver"),
     ] {
         let p = w.engine.get(&id(tx)).await.expect("payout");
-        assert_eq!(p.state, PayoutState::Rejected, "{tx}");
+        assert_eq!(p.state(), PayoutState::Rejected, "{tx}");
         assert!(
-            p.reason.as_deref().unwrap_or("").contains(why),
+            p.reason().unwrap_or("").contains(why),
             "{tx}: {:?}",
-            p.reason
+            p.reason()
         );
         assert_eq!(w.platform.moves(tx), ["error"], "{tx}");
         let at_ap = w.platform.tx(tx);
         assert_eq!(at_ap.status, TransactionStatus::Error);
-        assert_eq!(at_ap.message, p.reason, "the AP is told why");
+        assert_eq!(at_ap.message.as_deref(), p.reason(), "the AP is told why");
     }
     assert!(w.rail.made().is_empty());
 }
@@ -839,11 +848,10 @@ async fn a_quote_pays_its_buy_amount_and_serves_one_transaction() {
     assert_eq!(made[0].delivery_method.as_deref(), Some("PIX"));
 
     let second = w.engine.get(&id("second")).await.expect("payout");
-    assert_eq!(second.state, PayoutState::Rejected);
+    assert_eq!(second.state(), PayoutState::Rejected);
     assert!(
         second
-            .reason
-            .as_deref()
+            .reason()
             .unwrap_or("")
             .contains("already used by another transaction")
     );
@@ -863,13 +871,8 @@ async fn a_payout_failed_at_the_bank_is_retried_under_a_new_key() {
     w.drive().await;
 
     let p = w.engine.get(&id("t1")).await.expect("payout");
-    assert_eq!(p.state, PayoutState::Failed);
-    assert!(
-        p.reason
-            .as_deref()
-            .unwrap_or("")
-            .contains("invalid account")
-    );
+    assert_eq!(p.state(), PayoutState::Failed);
+    assert!(p.reason().unwrap_or("").contains("invalid account"));
     assert_eq!(w.platform.moves("t1"), ["error"]);
 
     // The same key would fail again: a new key only when asked for.
@@ -883,7 +886,7 @@ async fn a_payout_failed_at_the_bank_is_retried_under_a_new_key() {
         .await
         .expect("retry");
     assert_eq!(
-        (retried.state, retried.attempt),
+        (retried.state(), retried.attempt),
         (PayoutState::Recovering, 2)
     );
     w.drive().await;
@@ -971,7 +974,7 @@ async fn a_rejected_transaction_is_refunded_with_the_operators_reference() {
         .refund(&id("t1"), "stellar-hash-1")
         .await
         .expect("refund");
-    assert_eq!(p.state, PayoutState::Refunding);
+    assert_eq!(p.state(), PayoutState::Refunding);
     w.drive().await;
 
     assert_eq!(w.state("t1"), Some(PayoutState::Refunded));
@@ -1165,11 +1168,11 @@ async fn a_transaction_the_ap_finished_before_mooring_saw_it_is_closed() {
     w.platform.insert(gone);
     w.drive().await;
     let p = w.engine.get(&id("t2")).await.expect("payout");
-    assert_eq!(p.state, PayoutState::Closed);
-    assert!(p.reason.as_deref().unwrap_or("").contains("refunded"));
+    assert_eq!(p.state(), PayoutState::Closed);
+    assert!(p.reason().unwrap_or("").contains("refunded"));
     let t1 = w.engine.get(&id("t1")).await.expect("payout");
-    assert_eq!(t1.state, PayoutState::Closed);
-    assert!(t1.reason.as_deref().unwrap_or("").contains("completed"));
+    assert_eq!(t1.state(), PayoutState::Closed);
+    assert!(t1.reason().unwrap_or("").contains("completed"));
     assert!(w.rail.made().is_empty());
     assert!(w.platform.applied.lock().expect("lock").is_empty());
 }
