@@ -619,11 +619,18 @@ impl Payout {
     }
 
     /// The AP had finished the transaction (or forgot it) with no payout
-    /// made by Mooring.
+    /// made by Mooring. A rail failure's key is retired with it: should a
+    /// funded sighting reopen the entry, its order goes out under the next
+    /// key, never a new body under one the provider has seen.
     pub fn close(&mut self, reason: String, now: DateTime<Utc>) -> Result<(), IllegalMove> {
         use PayoutState as P;
+        let used_key = self.state() == P::RailFailed;
         let from = [P::New, P::Received, P::Rejecting, P::RailFailed];
-        self.step_to(&from, Stage::Closed { reason }, now)
+        self.step_to(&from, Stage::Closed { reason }, now)?;
+        if used_key {
+            self.attempt += 1;
+        }
+        Ok(())
     }
 
     /// The checks passed: the order is frozen and the entry is `submitted`,
@@ -1241,6 +1248,21 @@ mod tests {
         assert_eq!(p.payout_id(), Some("PAY-1"), "only the rail's id");
         assert!(format!("{order:?}").contains("bank_account_number"));
         assert!(!format!("{order:?}").contains("\"1\""));
+    }
+
+    #[test]
+    fn a_closed_rail_failure_reopens_under_the_next_key() {
+        let now = Utc::now();
+        let id = TransactionId::parse("t1").expect("id");
+        let mut p = Payout::new(id.clone(), Stage::Received, now);
+        p.submit(order_for(&p), now).expect("submit");
+        p.rail_failed(None, "refused".into(), now).expect("refused");
+        p.close("the AP forgot it".into(), now).expect("closed");
+        p.receive(now).expect("reopened by a funded sighting");
+        assert_eq!(p.idempotency_key(), "t1:attempt-2");
+        let mut q = Payout::new(id, Stage::Rejecting { reason: "r".into() }, now);
+        q.close("finished".into(), now).expect("closed");
+        assert_eq!(q.attempt, 1, "no key was used");
     }
 
     #[test]
