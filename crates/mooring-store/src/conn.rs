@@ -163,32 +163,58 @@ where
     }
 }
 
-/// Hand-written SQL that each connection prepares once and keeps, unlike
-/// diesel's `sql_query` (never cached), so that PostgreSQL parses and plans
-/// it once per connection rather than on every call. Each `?` in `sql` is
-/// a text bind, written as the backend's own placeholder (`$n` or `?`); the
-/// SQL must hold no other `?`. Load rows with `QueryableByName`.
+/// Hand-written SQL that the connection's statement cache prepares once,
+/// unlike diesel's `sql_query` (never cached) and diesel's `UPDATE`s and
+/// inserts with optional values (never cached either), so that PostgreSQL
+/// parses and plans it once per connection rather than on every call. Each
+/// `?` in `sql` is a bind, written as the backend's own placeholder (`$n`
+/// or `?`); the SQL must hold no other `?`. Load rows with
+/// `QueryableByName`, or `execute` it.
 #[derive(Debug, Clone)]
 pub(crate) struct CachedSql<'a> {
     sql: &'a str,
-    binds: Vec<&'a str>,
+    binds: Vec<Bind<'a>>,
+}
+
+/// One bind of a [`CachedSql`], with its SQL type.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Bind<'a> {
+    Text(&'a str),
+    OptText(Option<&'a str>),
+    Int(i32),
+    BigInt(i64),
+    Time(chrono::NaiveDateTime),
+    OptTime(Option<chrono::NaiveDateTime>),
 }
 
 impl<'a> CachedSql<'a> {
+    /// Text binds only.
     pub(crate) fn new(sql: &'a str, binds: Vec<&'a str>) -> Self {
+        Self::typed(sql, binds.into_iter().map(Bind::Text).collect())
+    }
+
+    pub(crate) fn typed(sql: &'a str, binds: Vec<Bind<'a>>) -> Self {
         Self { sql, binds }
     }
 }
 
 impl<DB> diesel::query_builder::QueryFragment<DB> for CachedSql<'_>
 where
-    DB: diesel::backend::Backend + diesel::sql_types::HasSqlType<diesel::sql_types::Text>,
+    DB: diesel::backend::Backend
+        + diesel::sql_types::HasSqlType<diesel::sql_types::Text>
+        + diesel::sql_types::HasSqlType<diesel::sql_types::Integer>
+        + diesel::sql_types::HasSqlType<diesel::sql_types::BigInt>
+        + diesel::sql_types::HasSqlType<diesel::sql_types::Timestamp>,
     str: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
+    i32: diesel::serialize::ToSql<diesel::sql_types::Integer, DB>,
+    i64: diesel::serialize::ToSql<diesel::sql_types::BigInt, DB>,
+    chrono::NaiveDateTime: diesel::serialize::ToSql<diesel::sql_types::Timestamp, DB>,
 {
     fn walk_ast<'b>(
         &'b self,
         mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
     ) -> QueryResult<()> {
+        use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamp};
         let mut parts = self.sql.split('?');
         if let Some(first) = parts.next() {
             out.push_sql(first);
@@ -198,7 +224,14 @@ where
             let bind = binds.next().ok_or_else(|| {
                 diesel::result::Error::QueryBuilderError("more placeholders than binds".into())
             })?;
-            out.push_bind_param::<diesel::sql_types::Text, str>(bind)?;
+            match bind {
+                Bind::Text(v) => out.push_bind_param::<Text, str>(v)?,
+                Bind::OptText(v) => out.push_bind_param::<Nullable<Text>, _>(v)?,
+                Bind::Int(v) => out.push_bind_param::<Integer, i32>(v)?,
+                Bind::BigInt(v) => out.push_bind_param::<BigInt, i64>(v)?,
+                Bind::Time(v) => out.push_bind_param::<Timestamp, chrono::NaiveDateTime>(v)?,
+                Bind::OptTime(v) => out.push_bind_param::<Nullable<Timestamp>, _>(v)?,
+            }
             out.push_sql(part);
         }
         if binds.next().is_some() {

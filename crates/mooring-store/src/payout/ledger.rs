@@ -1,6 +1,7 @@
 //! Sightings, fenced claims on the database's clock, compare-and-set saves.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
@@ -10,12 +11,12 @@ use mooring_domain::payout::{Payout, PayoutState, Sighting, SightingEffect, Stag
 use mooring_domain::transaction::TransactionId;
 use mooring_ports::{Claim, Claimed, LedgerError, OperatorEdit, PayoutLedger};
 
-use crate::conn::write_tx;
+use crate::conn::{Bind, CachedSql, write_tx};
 use crate::schema::payouts;
 use crate::{AnyConnection, Store};
 
 use super::Failure;
-use super::row::PayoutRow;
+use super::row::{PayoutRow, SAVE_COLUMNS};
 
 #[derive(QueryableByName)]
 struct IdState {
@@ -49,6 +50,37 @@ diesel::define_sql_function! {
 pub(crate) fn register_db_clock(conn: &mut diesel::SqliteConnection) -> QueryResult<()> {
     mooring_lease_end_utils::register_nondeterministic_impl(conn, |ms: i64| {
         (Utc::now() + Duration::milliseconds(ms)).naive_utc()
+    })
+}
+
+/// A save of an entry that keeps its claim for a new lease, and one that
+/// gives it back: a compare-and-set on (state, owner, token). Hand-written
+/// so that each connection prepares them once (diesel never caches an
+/// `UPDATE`; parsing and planning this one cost PostgreSQL more than
+/// running it, three times per payout).
+static SAVE_KEEPING_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE payouts SET {SAVE_COLUMNS}, claimed_by = ?, lease_until = mooring_lease_end(?) \
+         WHERE transaction_id = ? AND state = ? AND claimed_by = ? AND claim_token = ?"
+    )
+});
+static SAVE_RELEASING_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE payouts SET {SAVE_COLUMNS}, claimed_by = NULL, lease_until = NULL \
+         WHERE transaction_id = ? AND state = ? AND claimed_by = ? AND claim_token = ?"
+    )
+});
+
+/// The renewal of a claim right before a rail call (prepared once, like
+/// the saves).
+const RENEW_SQL: &str = "UPDATE payouts SET lease_until = mooring_lease_end(?) \
+     WHERE transaction_id = ? AND claimed_by = ? AND claim_token = ?";
+
+/// Runs a [`CachedSql`] statement on the backend's own connection.
+fn on_backend(conn: &mut AnyConnection, sql: CachedSql<'_>) -> Result<usize, Failure> {
+    Ok(match conn {
+        AnyConnection::Postgresql(pg) => sql.execute(pg)?,
+        AnyConnection::Sqlite(sqlite) => sql.execute(sqlite)?,
     })
 }
 
@@ -350,14 +382,16 @@ impl PayoutLedger for Store {
         let id = id.as_str().to_owned();
         let claim = claim.clone();
         self.ledger(move |conn| {
-            let n = diesel::update(
-                payouts::table
-                    .find(&id)
-                    .filter(payouts::claimed_by.eq(&claim.owner))
-                    .filter(payouts::claim_token.eq(claim.token)),
-            )
-            .set(payouts::lease_until.eq(mooring_lease_end(lease_ms(lease)).nullable()))
-            .execute(conn)?;
+            let renew = CachedSql::typed(
+                RENEW_SQL,
+                vec![
+                    Bind::BigInt(lease_ms(lease)),
+                    Bind::Text(&id),
+                    Bind::Text(&claim.owner),
+                    Bind::BigInt(claim.token),
+                ],
+            );
+            let n = on_backend(conn, renew)?;
             if n == 0 {
                 return Err(Failure::LostClaim);
             }
@@ -376,28 +410,22 @@ impl PayoutLedger for Store {
         let claim = claim.clone();
         let row = PayoutRow::from_payout(payout);
         self.ledger(move |conn| {
-            let target = payouts::table
-                .find(&row.transaction_id)
-                .filter(payouts::state.eq(expected.as_str()))
-                .filter(payouts::claimed_by.eq(&claim.owner))
-                .filter(payouts::claim_token.eq(claim.token));
-            let n = match lease {
-                Some(lease) => diesel::update(target)
-                    .set((
-                        &row,
-                        payouts::claimed_by.eq(&claim.owner),
-                        payouts::lease_until.eq(mooring_lease_end(lease_ms(lease)).nullable()),
-                    ))
-                    .execute(conn),
-                None => diesel::update(target)
-                    .set((
-                        &row,
-                        payouts::claimed_by.eq(None::<String>),
-                        payouts::lease_until.eq(None::<NaiveDateTime>),
-                    ))
-                    .execute(conn),
-            }
-            .map_err(Failure::from)?;
+            let mut binds = row.save_binds();
+            let sql = match lease {
+                Some(lease) => {
+                    binds.push(Bind::Text(&claim.owner));
+                    binds.push(Bind::BigInt(lease_ms(lease)));
+                    &*SAVE_KEEPING_SQL
+                }
+                None => &*SAVE_RELEASING_SQL,
+            };
+            binds.extend([
+                Bind::Text(&row.transaction_id),
+                Bind::Text(expected.as_str()),
+                Bind::Text(&claim.owner),
+                Bind::BigInt(claim.token),
+            ]);
+            let n = on_backend(conn, CachedSql::typed(sql, binds))?;
             if n == 0 {
                 return Err(Failure::LostClaim);
             }

@@ -10,6 +10,7 @@ use mooring_domain::transaction::{Amount, TransactionId};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use crate::conn::Bind;
 use crate::schema::payouts;
 
 use super::Failure;
@@ -80,6 +81,44 @@ impl OrderDto {
             receiver_id: dto.receiver_id,
             receiver_fields: dto.receiver_fields,
         })
+    }
+}
+
+/// The columns a save writes, in the order of [`PayoutRow::save_binds`]
+/// (all but the key, which the save's `WHERE` names).
+pub(super) const SAVE_COLUMNS: &str = "state = ?, attempt = ?, quote_id = ?, sender_id = ?, \
+     receiver_id = ?, amount_in = ?, amount_in_asset = ?, amount_out = ?, amount_out_asset = ?, \
+     payout_id = ?, told_pending = ?, reason = ?, last_error = ?, failures = ?, refund_reference = ?, \
+     created_at = ?, updated_at = ?, due_at = ?, payout_order = ?, submitted_at = ?";
+
+impl PayoutRow {
+    /// The values of [`SAVE_COLUMNS`], in order.
+    pub(super) fn save_binds(&self) -> Vec<Bind<'_>> {
+        fn text(v: &Option<String>) -> Bind<'_> {
+            Bind::OptText(v.as_deref())
+        }
+        vec![
+            Bind::Text(&self.state),
+            Bind::Int(self.attempt),
+            text(&self.quote_id),
+            text(&self.sender_id),
+            text(&self.receiver_id),
+            text(&self.amount_in),
+            text(&self.amount_in_asset),
+            text(&self.amount_out),
+            text(&self.amount_out_asset),
+            text(&self.payout_id),
+            Bind::Int(self.told_pending),
+            text(&self.reason),
+            text(&self.last_error),
+            Bind::Int(self.failures),
+            text(&self.refund_reference),
+            Bind::Time(self.created_at),
+            Bind::Time(self.updated_at),
+            Bind::Time(self.due_at),
+            text(&self.payout_order),
+            Bind::OptTime(self.submitted_at),
+        ]
     }
 }
 

@@ -593,3 +593,81 @@ on_both_backends!(
     a_frozen_order_is_kept_as_sent_and_dropped_when_final,
     a_closed_entry_reopens_on_a_funded_sighting
 );
+
+/// PostgreSQL plans a payout's saves and the renewal of its claim once per
+/// connection, not on every call (diesel never caches an `UPDATE`; planning
+/// the save cost more than running it, three times per payout).
+#[tokio::test]
+async fn on_postgres_saves_and_renewals_are_prepared_once() {
+    use diesel::prelude::*;
+    use diesel::sql_types::BigInt;
+    use mooring_store::{DatabaseUrl, Store, StoreConfig};
+
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+
+    let db = TestDb::postgres();
+    let store = Store::connect(StoreConfig {
+        url: DatabaseUrl::parse(db.url()).expect("test URL"),
+        pool_size: 1,
+        connect_timeout: std::time::Duration::from_secs(5),
+    })
+    .await
+    .expect("connect");
+    store.migrate().await.expect("migrate");
+    let now = Utc::now();
+    for n in 0..3 {
+        let t = id(&format!("p{n}"));
+        store.sight(&t, Sighting::Funded, now).await.expect("sight");
+        let c = store
+            .claim("a", 1, now, Duration::seconds(30))
+            .await
+            .expect("claim")
+            .remove(0);
+        store
+            .renew(&t, &c.claim, Duration::seconds(30))
+            .await
+            .expect("renew");
+        let mut p = c.payout.clone();
+        p.await_kyc(now, now).expect("awaiting KYC");
+        store
+            .save(
+                &c.claim,
+                PayoutState::Received,
+                &p,
+                Some(Duration::seconds(30)),
+            )
+            .await
+            .expect("save keeping the claim");
+        let mut q = p.clone();
+        q.reject("no".into(), now).expect("reject");
+        // Not due again within the test, so the next claim takes the next.
+        q.due_at = now + Duration::hours(1);
+        store
+            .save(&c.claim, PayoutState::AwaitingKyc, &q, None)
+            .await
+            .expect("save releasing it");
+        let read = store.get(&t).await.expect("get").expect("entry");
+        assert_eq!(
+            (read.state(), read.reason()),
+            (PayoutState::Rejecting, Some("no"))
+        );
+    }
+    let prepared = store
+        .with_connection(|c| {
+            diesel::sql_query(
+                "SELECT count(*) AS n FROM pg_prepared_statements \
+                 WHERE statement LIKE 'UPDATE payouts SET %'",
+            )
+            .get_result::<Count>(c)
+        })
+        .await
+        .expect("count");
+    assert_eq!(
+        prepared.n, 3,
+        "the renewal and the two saves, each prepared once for three payouts"
+    );
+}
