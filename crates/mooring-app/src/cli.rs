@@ -194,7 +194,7 @@ async fn payouts(command: PayoutsCommand, settings: Settings) -> anyhow::Result<
                         "frozen {} ({} {}, {} receiver field(s))",
                         at(r.submitted_at),
                         o.amount,
-                        short_asset(o.asset.as_str()),
+                        short_asset(&o.asset),
                         o.receiver_fields.len()
                     ),
                     None => format!("submitted {} (to be frozen)", at(r.submitted_at)),

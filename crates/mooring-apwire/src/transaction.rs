@@ -141,7 +141,18 @@ impl TransactionDto {
             .as_deref()
             .map(TransactionStatus::parse)
             .ok_or(InvalidTransaction("status"))?;
-        let amount_in = self.amount_in.as_ref().and_then(AmountDto::read);
+        let mut unreadable = vec![];
+        let mut read = |name: &'static str, dto: &Option<AmountDto>| {
+            let dto = dto.as_ref()?;
+            let amount = dto.read();
+            if amount.is_none() && dto.amount.is_some() {
+                unreadable.push(name);
+            }
+            amount
+        };
+        let amount_in = read("amount_in", &self.amount_in);
+        let amount_expected = read("amount_expected", &self.amount_expected);
+        let amount_out = read("amount_out", &self.amount_out);
         let received_asset = amount_in.as_ref().map(|a| a.asset.as_str().to_owned());
         let fee_in = |total: Option<&str>, asset: Option<&str>| {
             amount(total, asset.or(received_asset.as_deref()))
@@ -154,6 +165,11 @@ impl TransactionDto {
                 let f = self.amount_fee.as_ref()?;
                 fee_in(f.amount.as_deref(), f.asset.as_deref())
             });
+        let fee_written = self.fee_details.as_ref().is_some_and(|f| f.total.is_some())
+            || self.amount_fee.as_ref().is_some_and(|f| f.amount.is_some());
+        if fee.is_none() && fee_written {
+            unreadable.push("fee");
+        }
         let customer = |c: Option<&IdDto>| c.and_then(|c| c.id.clone());
         let customers = self.customers.unwrap_or_default();
         Ok(Transaction {
@@ -161,9 +177,9 @@ impl TransactionDto {
             sep: self.sep.unwrap_or_default(),
             kind: self.kind,
             status,
-            amount_expected: self.amount_expected.as_ref().and_then(AmountDto::read),
+            amount_expected,
             amount_in,
-            amount_out: self.amount_out.as_ref().and_then(AmountDto::read),
+            amount_out,
             fee,
             quote_id: self.quote_id,
             sender_id: customer(customers.sender.as_ref()),
@@ -179,6 +195,7 @@ impl TransactionDto {
                 .collect(),
             external_transaction_id: self.external_transaction_id,
             message: self.message.or(self.required_info_message),
+            unreadable,
         })
     }
 }
@@ -251,6 +268,9 @@ mod tests {
             (tx.amount_in, tx.amount_out, tx.amount_expected),
             (None, None, None)
         );
+        // An amount written but unreadable is named, for the funds check
+        // to refuse (an amount of the wrong type is simply absent).
+        assert_eq!(tx.unreadable, ["amount_expected", "amount_out"]);
         assert_eq!(
             (tx.sender_id, tx.started_at, tx.message),
             (None, None, None)

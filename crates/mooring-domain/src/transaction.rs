@@ -132,6 +132,10 @@ pub struct Transaction {
     pub stellar_transaction_ids: Vec<String>,
     pub external_transaction_id: Option<String>,
     pub message: Option<String>,
+    /// The money fields the AP wrote that could not be read (an amount
+    /// that is no number, an asset that is no asset): the funds check
+    /// refuses such a transaction rather than skip the field.
+    pub unreadable: Vec<&'static str>,
 }
 
 /// A move the business server makes on a transaction.

@@ -86,7 +86,7 @@ impl HttpRail {
         let mut body = json!({
             "transaction_id": order.transaction_id,
             "amount": order.amount.to_string(),
-            "asset": order.asset.as_str(),
+            "asset": order.asset,
             "receiver": receiver,
         });
         if let Some(method) = &order.delivery_method {
@@ -225,7 +225,7 @@ mod tests {
             idempotency_key: "tx-1".into(),
             transaction_id: "tx-1".into(),
             amount: Decimal::new(55000, 2),
-            asset: mooring_domain::AssetId::parse("iso4217:BRL").expect("asset"),
+            asset: "iso4217:BRL".into(),
             delivery_method: Some("PIX".into()),
             receiver_id: "cust-1".into(),
             receiver_fields: vec![("bank_account_number".into(), "12345".into())],

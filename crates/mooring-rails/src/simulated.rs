@@ -4,7 +4,6 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use mooring_domain::AssetId;
 use mooring_ports::{PayoutOrder, PayoutRail, RailError, RailReceipt, RailStatus};
 use rust_decimal::Decimal;
 
@@ -15,7 +14,7 @@ pub struct SimulatedPayout {
     pub idempotency_key: String,
     pub transaction_id: String,
     pub amount: Decimal,
-    pub asset: AssetId,
+    pub asset: String,
     /// How many times the key was submitted (1 + the retries).
     pub submissions: u32,
     pub failed: bool,
@@ -121,7 +120,7 @@ mod tests {
             idempotency_key: key.into(),
             transaction_id: key.into(),
             amount: Decimal::from(550),
-            asset: AssetId::parse("iso4217:BRL").expect("asset"),
+            asset: "iso4217:BRL".into(),
             delivery_method: None,
             receiver_id: "r".into(),
             receiver_fields: vec![],

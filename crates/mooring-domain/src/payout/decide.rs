@@ -7,7 +7,9 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::{Gate, KycVerdict, Payout, Sighting};
+use super::{Gate, KycVerdict, Payout, PayoutOrder, Sighting};
+use crate::deposit::DepositAddress;
+use crate::quote::Quote;
 use crate::transaction::{Amount, Transaction, TransactionChange, TransactionStatus};
 
 /// An update for the AP, with its message (the change is boxed: it is
@@ -155,12 +157,11 @@ pub fn decide_kyc_recheck(gate: Gate) -> KycRecheck {
     }
 }
 
-/// Whether the payout's outcome has been unknown for longer than the
-/// provider keeps keys. Once the rail gave the payout an id, its status is
-/// asked by that id, not the key, and followed however long.
+/// Whether the payout was first submitted longer ago than the provider
+/// keeps keys.
 pub fn past_key_retention(p: &Payout, now: DateTime<Utc>, retention: Duration) -> bool {
     p.at_rail()
-        .is_some_and(|r| r.payout_id.is_none() && now - r.submitted_at > retention)
+        .is_some_and(|r| now - r.submitted_at > retention)
 }
 
 const FORGOTTEN_KEY: &str =
@@ -185,6 +186,8 @@ pub fn decide_submitted(p: &Payout, now: DateTime<Utc>, retention: Duration) -> 
     match (p.payout_id(), p.order()) {
         (Some(id), _) => RailCall::Status(id.to_owned()),
         (None, None) => RailCall::FreezeLegacyOrder,
+        // A status read by id is always safe; a request under the key is
+        // not once the provider may have forgotten it.
         (None, Some(_)) if past_key_retention(p, now, retention) => {
             RailCall::Hold(FORGOTTEN_KEY.into())
         }
@@ -261,6 +264,9 @@ pub fn decide_rail_answer(
                 payout_id: id,
             },
         },
+        // Unknown for longer than the provider keeps keys, by key or by id
+        // (an id the rail cannot answer for stays unknown for ever): a
+        // person looks, the rail's id kept.
         RailAnswer::Unknown(m) if past_key_retention(p, now, retention) => {
             RailMove::Hold(format!("{FORGOTTEN_KEY} (last: {m})"))
         }
@@ -340,8 +346,9 @@ pub fn decide_error_refused(tx: Option<&Transaction>) -> ErrorRefused {
     match tx.map(|t| &t.status) {
         Some(TransactionStatus::Error) => ErrorRefused::Told,
         Some(s) if s.is_final() || *s == TransactionStatus::Expired => ErrorRefused::Closed,
-        None => ErrorRefused::Closed,
-        Some(_) => ErrorRefused::Retry,
+        // A read that finds nothing just after a refusal is not trusted
+        // to close (a 404 on the tell itself is).
+        None | Some(_) => ErrorRefused::Retry,
     }
 }
 
@@ -364,7 +371,11 @@ pub fn decide_recovering(tx: &Transaction) -> Option<Tell> {
 pub enum RefundStep {
     /// The AP has it `refunded`.
     Done,
+    /// A move towards `pending_receiver`.
     Tell(Tell),
+    /// The refund itself: once the AP accepts it, the entry is refunded,
+    /// whatever the AP's answer says, so it is never sent twice.
+    Refund(Tell),
 }
 
 /// `Err` with the reason when the refund cannot be told (no amount, no
@@ -393,7 +404,7 @@ pub fn decide_refund(
                 .refund_reference()
                 .ok_or("the refund has no reference")?
                 .to_owned();
-            RefundStep::Tell(Tell::new(
+            RefundStep::Refund(Tell::new(
                 TransactionChange::RefundSent {
                     reference,
                     fee: Amount::new(rust_decimal::Decimal::ZERO, received.asset.clone()),
@@ -403,6 +414,71 @@ pub fn decide_refund(
                 "the funds were returned to the sender",
             ))
         }
+    })
+}
+
+/// The order to freeze for a payout: the amount and asset the funds
+/// check gave, the delivery method of the committed quote, and the
+/// receiver's fields as they are now, under the entry's key. `Err` with
+/// the reason when the entry names no receiver.
+pub fn order_for(
+    p: &Payout,
+    out: &Amount,
+    quote: Option<&Quote>,
+    receiver_fields: Vec<(String, String)>,
+) -> Result<PayoutOrder, String> {
+    let receiver_id = p
+        .receiver_id
+        .clone()
+        .ok_or_else(|| "the payout has no receiver".to_owned())?;
+    Ok(PayoutOrder {
+        idempotency_key: p.idempotency_key(),
+        transaction_id: p.transaction_id.as_str().to_owned(),
+        amount: out.amount,
+        asset: out.asset.as_str().to_owned(),
+        delivery_method: quote.and_then(|q| q.buy_delivery_method.clone()),
+        receiver_id,
+        receiver_fields,
+    })
+}
+
+/// AP 3.x+: the `request_onchain_funds` for a transaction, paid into
+/// `address`. The amounts are the transaction's, else its quote's: in is
+/// `amount_in`, else the quote's sell side, else `amount_expected`; out is
+/// `amount_out`, else the quote's buy side, else the amount in; the fee is
+/// the transaction's, else the quote's, else none. `Err` when there is no
+/// amount to ask for.
+pub fn funds_request(
+    tx: &Transaction,
+    quote: Option<&Quote>,
+    address: DepositAddress,
+) -> Result<TransactionChange, String> {
+    let amount_in = tx
+        .amount_in
+        .clone()
+        .or_else(|| quote.map(|q| Amount::new(q.priced.sell_amount, q.sell_asset.clone())))
+        .or_else(|| tx.amount_expected.clone())
+        .ok_or("the transaction has no amount to request")?;
+    let amount_out = tx
+        .amount_out
+        .clone()
+        .or_else(|| quote.map(|q| Amount::new(q.priced.buy_amount, q.buy_asset.clone())))
+        .unwrap_or_else(|| amount_in.clone());
+    let fee = tx
+        .fee
+        .clone()
+        .or_else(|| quote.map(|q| Amount::new(q.priced.fee.total, q.priced.fee.asset.clone())))
+        .unwrap_or_else(|| Amount::new(rust_decimal::Decimal::ZERO, amount_in.asset.clone()));
+    Ok(TransactionChange::RequestOnchainFunds {
+        amount_expected: tx
+            .amount_expected
+            .clone()
+            .unwrap_or_else(|| amount_in.clone()),
+        amount_in,
+        amount_out,
+        fee,
+        destination_account: address.account,
+        memo: address.memo,
     })
 }
 
@@ -425,7 +501,7 @@ mod tests {
             idempotency_key: "t1".into(),
             transaction_id: "t1".into(),
             amount: rust_decimal::Decimal::ONE,
-            asset: AssetId::parse("iso4217:BRL").expect("asset"),
+            asset: "iso4217:BRL".into(),
             delivery_method: None,
             receiver_id: "r".into(),
             receiver_fields: vec![],
@@ -466,6 +542,7 @@ mod tests {
             stellar_transaction_ids: vec![],
             external_transaction_id: None,
             message: None,
+            unreadable: vec![],
         }
     }
 
@@ -615,7 +692,7 @@ mod tests {
             let p = submitted(has_id.then_some("PAY-0"), told);
             let now = t0() + Duration::seconds(elapsed_s);
             let retention = Duration::seconds(retention_s);
-            let past = !has_id && elapsed_s > retention_s;
+            let past = elapsed_s > retention_s;
             let decided = decide_rail_answer(&p, answer.clone(), now, retention);
             match (&answer, &decided) {
                 (RailAnswer::Unknown(_), RailMove::Hold(_)) => prop_assert!(past),
@@ -651,6 +728,45 @@ mod tests {
                 RailCall::Status(id) => prop_assert!(has_id && id == "PAY-0"),
                 RailCall::FreezeLegacyOrder => prop_assert!(false, "the order is frozen"),
             }
+        }
+    }
+
+    #[test]
+    fn the_funds_asked_for_are_the_transactions_and_its_memo_the_custodians() {
+        let address = DepositAddress {
+            account: crate::StellarAccount::parse(
+                "GBBD47IF6LWK7P7MDEVSCWR7DPUWV3NY3DTQEVFL4NAT4AQH3ZLLFLA5",
+            )
+            .expect("account"),
+            memo: Some(crate::Memo::parse("7", Some("id")).expect("memo")),
+        };
+        let mut t = tx(TransactionStatus::PendingReceiver, false);
+        assert!(
+            funds_request(&t, None, address.clone()).is_err(),
+            "nothing to ask"
+        );
+        let usdc = Amount::new(
+            rust_decimal::Decimal::from(100),
+            AssetId::parse("iso4217:BRL").expect("asset"),
+        );
+        t.amount_expected = Some(usdc.clone());
+        match funds_request(&t, None, address).expect("a request") {
+            TransactionChange::RequestOnchainFunds {
+                amount_in,
+                amount_out,
+                fee,
+                amount_expected,
+                memo,
+                ..
+            } => {
+                assert_eq!(
+                    (&amount_in, &amount_out, &amount_expected),
+                    (&usdc, &usdc, &usdc)
+                );
+                assert_eq!(fee.amount, rust_decimal::Decimal::ZERO);
+                assert_eq!(memo.map(|m| m.value().to_owned()).as_deref(), Some("7"));
+            }
+            other => panic!("{other:?}"),
         }
     }
 
@@ -698,7 +814,7 @@ mod tests {
             ErrorRefused::Told
         );
         assert_eq!(decide_error_refused(Some(&done)), ErrorRefused::Closed);
-        assert_eq!(decide_error_refused(None), ErrorRefused::Closed);
+        assert_eq!(decide_error_refused(None), ErrorRefused::Retry);
         assert_eq!(
             decide_error_refused(Some(&tx(TransactionStatus::PendingReceiver, true))),
             ErrorRefused::Retry
@@ -721,6 +837,8 @@ mod tests {
     fn a_refund_reaches_pending_receiver_first_and_repeats_nothing() {
         let p = entry(Stage::Refunding {
             reference: "hash".into(),
+            payout_id: None,
+            reason: None,
         });
         let mut t = tx(TransactionStatus::PendingCustomerInfoUpdate, true);
         t.amount_in = Some(Amount::new(
@@ -732,6 +850,14 @@ mod tests {
         for _ in 0..5 {
             match decide_refund(&p, &t, t0()).expect("decides") {
                 RefundStep::Done => break,
+                RefundStep::Refund(tell) => {
+                    let TransactionChange::RefundSent { amount, fee, .. } = *tell.change else {
+                        panic!("the refund itself");
+                    };
+                    assert_eq!(amount.amount + fee.amount, rust_decimal::Decimal::from(100));
+                    told.push("refunded".to_owned());
+                    break;
+                }
                 RefundStep::Tell(tell) => {
                     t.status = match *tell.change {
                         TransactionChange::Error => TransactionStatus::Error,

@@ -25,7 +25,6 @@ use std::fmt;
 use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
 
-use crate::AssetId;
 use crate::customer::CustomerStatus;
 use crate::quote::Quote;
 use crate::transaction::{Amount, Transaction, TransactionId, TransactionStatus};
@@ -295,8 +294,10 @@ pub struct PayoutOrder {
     pub idempotency_key: String,
     pub transaction_id: String,
     pub amount: Decimal,
-    /// The asset paid (e.g. `iso4217:BRL`).
-    pub asset: AssetId,
+    /// The asset paid, as sent (its SEP-38 name, e.g. `iso4217:BRL`; an
+    /// order frozen by an earlier version keeps its own spelling, so that
+    /// every retry sends the same bytes).
+    pub asset: String,
     /// The delivery method of the committed terms (the quote's buy side).
     pub delivery_method: Option<String>,
     pub receiver_id: String,
@@ -374,14 +375,21 @@ pub enum Stage {
         reason: String,
     },
     Recovering,
+    /// The funds go back; the rail's id and the reason of the failure or
+    /// rejection, if any, are kept.
     Refunding {
         reference: String,
+        payout_id: Option<String>,
+        reason: Option<String>,
     },
     Refunded {
         reference: String,
+        payout_id: Option<String>,
+        reason: Option<String>,
     },
     Closed {
         reason: String,
+        payout_id: Option<String>,
     },
 }
 
@@ -498,7 +506,10 @@ impl Payout {
             Stage::Confirmed { payout_id }
             | Stage::Completed { payout_id }
             | Stage::RailFailed { payout_id, .. }
-            | Stage::Failed { payout_id, .. } => payout_id.as_deref(),
+            | Stage::Failed { payout_id, .. }
+            | Stage::Refunding { payout_id, .. }
+            | Stage::Refunded { payout_id, .. }
+            | Stage::Closed { payout_id, .. } => payout_id.as_deref(),
             _ => None,
         }
     }
@@ -526,7 +537,8 @@ impl Payout {
             | Stage::Rejected { reason }
             | Stage::RailFailed { reason, .. }
             | Stage::Failed { reason, .. }
-            | Stage::Closed { reason } => Some(reason),
+            | Stage::Closed { reason, .. } => Some(reason),
+            Stage::Refunding { reason, .. } | Stage::Refunded { reason, .. } => reason.as_deref(),
             _ => None,
         }
     }
@@ -534,7 +546,9 @@ impl Payout {
     /// The operator's reference of a refund (the Stellar transaction hash).
     pub fn refund_reference(&self) -> Option<&str> {
         match &self.stage {
-            Stage::Refunding { reference } | Stage::Refunded { reference } => Some(reference),
+            Stage::Refunding { reference, .. } | Stage::Refunded { reference, .. } => {
+                Some(reference)
+            }
             _ => None,
         }
     }
@@ -619,18 +633,15 @@ impl Payout {
     }
 
     /// The AP had finished the transaction (or forgot it) with no payout
-    /// made by Mooring. A rail failure's key is retired with it: should a
-    /// funded sighting reopen the entry, its order goes out under the next
-    /// key, never a new body under one the provider has seen.
+    /// made by Mooring. The key stays: should a funded sighting reopen the
+    /// entry after a rail failure, a new order under the used key is
+    /// answered 422 by the provider and held for a person, never paid
+    /// under a new key without one. The rail's id, if any, is kept.
     pub fn close(&mut self, reason: String, now: DateTime<Utc>) -> Result<(), IllegalMove> {
         use PayoutState as P;
-        let used_key = self.state() == P::RailFailed;
+        let payout_id = self.payout_id().map(str::to_owned);
         let from = [P::New, P::Received, P::Rejecting, P::RailFailed];
-        self.step_to(&from, Stage::Closed { reason }, now)?;
-        if used_key {
-            self.attempt += 1;
-        }
-        Ok(())
+        self.step_to(&from, Stage::Closed { reason, payout_id }, now)
     }
 
     /// The checks passed: the order is frozen and the entry is `submitted`,
@@ -821,17 +832,33 @@ impl Payout {
     pub fn refund(&mut self, reference: String, now: DateTime<Utc>) -> Result<(), IllegalMove> {
         use PayoutState as P;
         let from = [P::Rejected, P::Failed, P::AwaitingKyc];
-        self.step_to(&from, Stage::Refunding { reference }, now)
+        let stage = Stage::Refunding {
+            reference,
+            payout_id: self.payout_id().map(str::to_owned),
+            reason: self.reason().map(str::to_owned),
+        };
+        self.step_to(&from, stage, now)
     }
 
     /// The AP has `refunded`.
     pub fn refunded(&mut self, now: DateTime<Utc>) -> Result<(), IllegalMove> {
-        let reference = self.refund_reference().unwrap_or_default().to_owned();
-        self.step_to(
-            &[PayoutState::Refunding],
-            Stage::Refunded { reference },
-            now,
-        )
+        let Stage::Refunding {
+            reference,
+            payout_id,
+            reason,
+        } = self.stage.clone()
+        else {
+            return Err(IllegalMove {
+                from: self.state(),
+                to: PayoutState::Refunded,
+            });
+        };
+        let stage = Stage::Refunded {
+            reference,
+            payout_id,
+            reason,
+        };
+        self.step_to(&[PayoutState::Refunding], stage, now)
     }
 
     /// A sighting's move ([`PayoutState::on_sighting`]): to `received` when
@@ -973,6 +1000,9 @@ pub fn backoff(failures: u32, base: Duration, max: Duration) -> Duration {
 ///   one; the payout is `amount_out` when set, else `amount_in` less the fee
 ///   (same asset only).
 pub fn check_funds(tx: &Transaction, quote: Option<&Quote>) -> Result<Amount, String> {
+    if let Some(field) = tx.unreadable.first() {
+        return Err(format!("the transaction's {field} cannot be read"));
+    }
     let received = tx
         .amount_in
         .as_ref()
@@ -1032,6 +1062,7 @@ pub fn check_funds(tx: &Transaction, quote: Option<&Quote>) -> Result<Amount, St
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::AssetId;
     use crate::quote::{Fee, Priced, QuoteId};
     use std::str::FromStr;
 
@@ -1062,6 +1093,7 @@ mod tests {
             stellar_transaction_ids: vec![],
             external_transaction_id: None,
             message: None,
+            unreadable: vec![],
         }
     }
 
@@ -1213,7 +1245,7 @@ mod tests {
             idempotency_key: p.idempotency_key(),
             transaction_id: p.transaction_id.as_str().to_owned(),
             amount: Decimal::from(10),
-            asset: AssetId::parse("iso4217:BRL").expect("asset"),
+            asset: "iso4217:BRL".into(),
             delivery_method: None,
             receiver_id: "r".into(),
             receiver_fields: vec![("bank_account_number".into(), "1".into())],
@@ -1251,18 +1283,30 @@ mod tests {
     }
 
     #[test]
-    fn a_closed_rail_failure_reopens_under_the_next_key() {
+    fn final_entries_keep_the_rails_id_and_a_reopened_one_its_key() {
         let now = Utc::now();
         let id = TransactionId::parse("t1").expect("id");
         let mut p = Payout::new(id.clone(), Stage::Received, now);
         p.submit(order_for(&p), now).expect("submit");
-        p.rail_failed(None, "refused".into(), now).expect("refused");
+        p.rail_failed(Some("PAY-9".into()), "failed".into(), now)
+            .expect("failed");
         p.close("the AP forgot it".into(), now).expect("closed");
+        assert_eq!(p.payout_id(), Some("PAY-9"));
         p.receive(now).expect("reopened by a funded sighting");
-        assert_eq!(p.idempotency_key(), "t1:attempt-2");
-        let mut q = Payout::new(id, Stage::Rejecting { reason: "r".into() }, now);
-        q.close("finished".into(), now).expect("closed");
-        assert_eq!(q.attempt, 1, "no key was used");
+        assert_eq!(p.idempotency_key(), "t1", "no new key without a person");
+        let mut q = Payout::new(
+            id,
+            Stage::Failed {
+                payout_id: Some("PAY-8".into()),
+                reason: "failed at the bank".into(),
+            },
+            now,
+        );
+        q.refund("hash".into(), now).expect("refund");
+        q.refunded(now).expect("refunded");
+        assert_eq!(q.payout_id(), Some("PAY-8"));
+        assert_eq!(q.reason(), Some("failed at the bank"));
+        assert_eq!(q.refund_reference(), Some("hash"));
     }
 
     #[test]
@@ -1301,11 +1345,18 @@ mod tests {
             Stage::Recovering,
             Stage::Refunding {
                 reference: "h".into(),
+                payout_id: None,
+                reason: None,
             },
             Stage::Refunded {
                 reference: "h".into(),
+                payout_id: None,
+                reason: None,
             },
-            Stage::Closed { reason: "r".into() },
+            Stage::Closed {
+                reason: "r".into(),
+                payout_id: None,
+            },
         ];
         assert_eq!(
             stages.iter().map(Stage::state).collect::<Vec<_>>(),
@@ -1490,6 +1541,18 @@ mod tests {
         assert!(check_funds(&t, None).is_err());
         t.amount_in = Some(amount("0", USDC));
         assert!(check_funds(&t, None).is_err());
+        // A money field the AP wrote but that cannot be read is refused,
+        // never skipped (an unreadable amount_expected would skip the check).
+        t.amount_in = Some(amount("100", USDC));
+        t.amount_expected = None;
+        t.amount_out = None;
+        t.fee = None;
+        assert!(check_funds(&t, None).is_ok());
+        t.unreadable = vec!["amount_expected"];
+        assert_eq!(
+            check_funds(&t, None),
+            Err("the transaction's amount_expected cannot be read".into())
+        );
     }
 
     #[test]

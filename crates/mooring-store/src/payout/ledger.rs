@@ -252,7 +252,23 @@ fn load(conn: &mut AnyConnection, ids: &[String]) -> Result<Vec<Payout>, Failure
         .order(payouts::due_at.asc())
         .select(PayoutRow::as_select())
         .load(conn)?;
-    rows.into_iter().map(PayoutRow::into_payout).collect()
+    Ok(readable(rows))
+}
+
+/// The entries of `rows` that can be read. One that cannot (a row
+/// corrupted, or written in a shape this version does not know) is left
+/// out with an error in the log, so that it never stops the claims and
+/// lists of every other entry; `get` still reports it.
+fn readable(rows: Vec<PayoutRow>) -> Vec<Payout> {
+    rows.into_iter()
+        .filter_map(|row| match row.into_payout() {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::error!(error = %e, "a payout entry cannot be read; it is left out");
+                None
+            }
+        })
+        .collect()
 }
 
 #[async_trait]
@@ -481,7 +497,7 @@ impl PayoutLedger for Store {
                 query = query.filter(payouts::state.eq_any(states));
             }
             let rows: Vec<PayoutRow> = query.load(conn).map_err(Failure::from)?;
-            rows.into_iter().map(PayoutRow::into_payout).collect()
+            Ok(readable(rows))
         })
         .await
     }

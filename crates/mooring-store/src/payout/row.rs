@@ -60,7 +60,7 @@ impl OrderDto {
             idempotency_key: o.idempotency_key.clone(),
             transaction_id: o.transaction_id.clone(),
             amount: o.amount.to_string(),
-            asset: o.asset.to_string(),
+            asset: o.asset.clone(),
             delivery_method: o.delivery_method.clone(),
             receiver_id: o.receiver_id.clone(),
             receiver_fields: o.receiver_fields.clone(),
@@ -76,7 +76,7 @@ impl OrderDto {
             transaction_id: dto.transaction_id,
             amount: Decimal::from_str(&dto.amount)
                 .map_err(|e| format!("frozen order amount: {e}"))?,
-            asset: AssetId::parse(&dto.asset).map_err(|e| format!("frozen order asset: {e}"))?,
+            asset: dto.asset,
             delivery_method: dto.delivery_method,
             receiver_id: dto.receiver_id,
             receiver_fields: dto.receiver_fields,
@@ -167,7 +167,9 @@ impl PayoutRow {
         let amount =
             |amount: &Option<String>, asset: &Option<String>| -> Result<Option<Amount>, Failure> {
                 match (amount, asset) {
-                    // An earlier version kept the asset as the AP wrote it.
+                    // An earlier version kept the asset as the AP wrote it,
+                    // and an empty one when the AP wrote none: no amount.
+                    (Some(_), Some(asset)) if asset.is_empty() => Ok(None),
                     (Some(a), Some(asset)) => Ok(Some(Amount::new(
                         Decimal::from_str(a).map_err(|e| corrupt(e.to_string()))?,
                         AssetId::from_ap(asset).map_err(|e| corrupt(e.to_string()))?,
@@ -234,13 +236,25 @@ impl PayoutRow {
             },
             PayoutState::Refunding | PayoutState::Refunded => {
                 let reference = self.refund_reference.clone().unwrap_or_default();
+                let reason = self.reason.clone();
                 if state == PayoutState::Refunding {
-                    Stage::Refunding { reference }
+                    Stage::Refunding {
+                        reference,
+                        payout_id,
+                        reason,
+                    }
                 } else {
-                    Stage::Refunded { reference }
+                    Stage::Refunded {
+                        reference,
+                        payout_id,
+                        reason,
+                    }
                 }
             }
-            PayoutState::Closed => Stage::Closed { reason: reason() },
+            PayoutState::Closed => Stage::Closed {
+                reason: reason(),
+                payout_id,
+            },
             plain => Stage::plain(plain).ok_or_else(|| corrupt(format!("state {plain}")))?,
         };
         Ok(p.restore(stage))

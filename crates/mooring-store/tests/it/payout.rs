@@ -284,7 +284,7 @@ async fn a_frozen_order_is_kept_as_sent_and_dropped_when_final(db: TestDb) {
         idempotency_key: "o1".into(),
         transaction_id: "o1".into(),
         amount: "550.10".parse().expect("decimal"),
-        asset: mooring_domain::AssetId::parse("iso4217:BRL").expect("asset"),
+        asset: "iso4217:BRL".into(),
         delivery_method: Some("PIX".into()),
         receiver_id: "r1".into(),
         receiver_fields: vec![
@@ -591,7 +591,8 @@ on_both_backends!(
     a_customer_event_wakes_the_payouts_awaiting_that_sender_or_receiver,
     a_lapsed_claim_is_taken_over_and_the_old_token_can_never_write,
     a_frozen_order_is_kept_as_sent_and_dropped_when_final,
-    a_closed_entry_reopens_on_a_funded_sighting
+    a_closed_entry_reopens_on_a_funded_sighting,
+    rows_of_earlier_versions_read_and_an_unreadable_one_stops_nothing,
 );
 
 /// PostgreSQL plans a payout's saves and the renewal of its claim once per
@@ -670,4 +671,72 @@ async fn on_postgres_saves_and_renewals_are_prepared_once() {
         prepared.n, 3,
         "the renewal and the two saves, each prepared once for three payouts"
     );
+}
+
+/// Rows as an earlier version wrote them read unchanged: an asset in the
+/// AP's own spelling (the Stellar observer's `CODE:ISSUER`) in the amounts
+/// and in a frozen order, whose bytes are kept; an empty asset is no
+/// amount. A row that cannot be read at all never stops the claims of the
+/// others.
+async fn rows_of_earlier_versions_read_and_an_unreadable_one_stops_nothing(db: TestDb) {
+    use diesel::RunQueryDsl;
+    let store = migrated_store(&db).await;
+    let now = Utc::now();
+    let issuer = "GA5ZSEJYB37JRC5AVCIA5MOP4RHTM335X2KGX3IHOJAPP5RE34K4KZVN";
+    for t in ["old", "empty", "broken", "fine"] {
+        store
+            .sight(&id(t), Sighting::Funded, now)
+            .await
+            .expect("sight");
+    }
+    let order = format!(
+        r#"{{"idempotency_key":"old","transaction_id":"old","amount":"99","asset":"USDC:{issuer}","delivery_method":null,"receiver_id":"r","receiver_fields":[]}}"#
+    );
+    let sql = [
+        format!(
+            "UPDATE payouts SET state = 'submitted', amount_out = '99', amount_out_asset = 'USDC:{issuer}', \
+             payout_order = '{order}', submitted_at = created_at WHERE transaction_id = 'old'"
+        ),
+        "UPDATE payouts SET amount_in = '5', amount_in_asset = '' WHERE transaction_id = 'empty'"
+            .to_owned(),
+        "UPDATE payouts SET state = 'paid_by_magic' WHERE transaction_id = 'broken'".to_owned(),
+    ];
+    store
+        .with_connection(move |c| {
+            for q in &sql {
+                diesel::sql_query(q.as_str()).execute(c)?;
+            }
+            Ok(())
+        })
+        .await
+        .expect("rows as an earlier version left them");
+    let old = store.get(&id("old")).await.expect("get").expect("old");
+    assert_eq!(
+        old.amount_out.as_ref().map(|a| a.asset.as_str().to_owned()),
+        Some(format!("stellar:USDC:{issuer}")),
+        "read in the one spelling"
+    );
+    assert_eq!(
+        old.order().map(|o| o.asset.clone()),
+        Some(format!("USDC:{issuer}")),
+        "the frozen order keeps the bytes it was sent with"
+    );
+    let empty = store.get(&id("empty")).await.expect("get").expect("empty");
+    assert_eq!(empty.amount_in, None);
+    assert!(store.get(&id("broken")).await.is_err(), "get reports it");
+    let claimed: BTreeSet<String> = store
+        .claim("a", 10, now, Duration::seconds(30))
+        .await
+        .expect("claims go on")
+        .into_iter()
+        .map(|c| c.payout.transaction_id.as_str().to_owned())
+        .collect();
+    assert_eq!(
+        claimed,
+        ["empty", "fine", "old"]
+            .map(str::to_owned)
+            .into_iter()
+            .collect()
+    );
+    assert_eq!(store.list(&[], 10).await.expect("lists go on").len(), 3);
 }

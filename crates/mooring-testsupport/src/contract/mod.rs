@@ -238,7 +238,7 @@ where
         idempotency_key: "f1".into(),
         transaction_id: "f1".into(),
         amount: "12.50".parse().expect("decimal"),
-        asset: mooring_domain::AssetId::parse("iso4217:BRL").expect("asset"),
+        asset: "iso4217:BRL".into(),
         delivery_method: None,
         receiver_id: "r".into(),
         receiver_fields: vec![("last_name".into(), "Ôlá \"q\"".into())],

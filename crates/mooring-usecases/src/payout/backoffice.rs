@@ -2,7 +2,7 @@
 //! payout may exist, and moves the entry only through
 //! [`mooring_ports::PayoutLedger::reopen`], which fences off any claim.
 
-use mooring_domain::payout::{Payout, PayoutState};
+use mooring_domain::payout::{IllegalMove, Payout, PayoutState};
 use mooring_domain::transaction::TransactionId;
 use mooring_ports::{LedgerError, OperatorEdit, RailStatus};
 
@@ -25,6 +25,24 @@ pub enum RetryMode {
     /// A new key (`<id>:attempt-N`): only once the rail has confirmed that
     /// the payout under the old key failed.
     NewAttempt,
+}
+
+/// The edit, applied only to the attempt the rail was asked about: under
+/// the row lock, the entry must still carry the attempt and payout id that
+/// the rail's answer was about (another operator's action, or a step, may
+/// have moved it on between the read and the write).
+fn on_checked(p: &Payout, edit: OperatorEdit) -> OperatorEdit {
+    let attempt = p.attempt;
+    let payout_id = p.payout_id().map(str::to_owned);
+    Box::new(move |now_p: &mut Payout| {
+        if now_p.attempt != attempt || now_p.payout_id() != payout_id.as_deref() {
+            return Err(IllegalMove {
+                from: now_p.state(),
+                to: now_p.state(),
+            });
+        }
+        edit(now_p)
+    })
 }
 
 impl PayoutEngine {
@@ -99,7 +117,7 @@ impl PayoutEngine {
             (PayoutState::Held, RetryMode::SameKey) => Box::new(move |p| p.resubmit(None, now)),
             (PayoutState::Held, RetryMode::NewAttempt) => {
                 self.rail_confirms_failure(&p).await?;
-                Box::new(move |p| p.new_attempt(now))
+                on_checked(&p, Box::new(move |p| p.new_attempt(now)))
             }
             (PayoutState::Failed, RetryMode::SameKey) => {
                 return Err(EngineError::BadRequest(
@@ -108,7 +126,7 @@ impl PayoutEngine {
             }
             (PayoutState::Failed, RetryMode::NewAttempt) => {
                 self.rail_confirms_failure(&p).await?;
-                Box::new(move |p| p.recover(true, now))
+                on_checked(&p, Box::new(move |p| p.recover(true, now)))
             }
             (PayoutState::Rejected, _) => Box::new(move |p| p.recover(false, now)),
             // Only made due: whatever the engine saved meanwhile is kept.
@@ -123,13 +141,15 @@ impl PayoutEngine {
         Ok(p)
     }
 
-    /// A held payout the operator settled with the provider, out of band
-    /// (the rail could not say, or forgot the key):
+    /// A held payout with no payout id, settled by the operator with the
+    /// provider's word, out of band (the rail could not say, or forgot the
+    /// key). A held payout the rail gave an id is followed by that id
+    /// (`retry`), never settled by hand.
     ///
     /// - [`Settlement::Paid`]: the provider shows the payout under this id.
-    ///   The entry follows it like any payout the rail made: the rail is
-    ///   asked for its status, and the AP hears `completed` once the rail
-    ///   says it is.
+    ///   The rail is asked about it first and must know it; the entry then
+    ///   follows it like any payout the rail made, and the AP hears
+    ///   `completed` once the rail says it is.
     /// - [`Settlement::NotPaid`]: the provider confirms no payout was
     ///   made. The AP is told `error` (a fixed message and a reference);
     ///   the entry is then `failed`, to be retried under a new key
@@ -139,6 +159,15 @@ impl PayoutEngine {
         id: &TransactionId,
         settlement: Settlement,
     ) -> Result<Payout, EngineError> {
+        let held = self.get(id).await?;
+        if held.state() != PayoutState::Held {
+            return Err(EngineError::Ledger(LedgerError::WrongState(held.state())));
+        }
+        if let Some(known) = held.payout_id() {
+            return Err(EngineError::BadRequest(format!(
+                "the rail gave this payout the id {known}: it is followed by that id (payouts retry), not settled by hand"
+            )));
+        }
         let now = self.now();
         let edit: OperatorEdit = match settlement {
             Settlement::Paid { payout_id } => {
@@ -151,15 +180,23 @@ impl PayoutEngine {
                         "the provider's payout id must be 1 to 256 characters, without control characters".into(),
                     ));
                 }
-                Box::new(move |p| p.resubmit(Some(payout_id), now))
+                if let Err(e) = self.parts.rail.status(&payout_id).await {
+                    return Err(EngineError::BadRequest(format!(
+                        "the rail does not confirm a payout {payout_id}: {e}"
+                    )));
+                }
+                on_checked(&held, Box::new(move |p| p.resubmit(Some(payout_id), now)))
             }
-            Settlement::NotPaid => Box::new(move |p| {
-                p.rail_failed(
-                    None,
-                    "the operator confirmed with the provider that no payout was made".into(),
-                    now,
-                )
-            }),
+            Settlement::NotPaid => on_checked(
+                &held,
+                Box::new(move |p| {
+                    p.rail_failed(
+                        None,
+                        "the operator confirmed with the provider that no payout was made".into(),
+                        now,
+                    )
+                }),
+            ),
         };
         let p = self
             .parts
@@ -204,7 +241,7 @@ impl PayoutEngine {
             self.rail_confirms_failure(&p).await?;
         }
         let reference = reference.to_owned();
-        let edit: OperatorEdit = Box::new(move |p| p.refund(reference, now));
+        let edit = on_checked(&p, Box::new(move |p| p.refund(reference, now)));
         let p = self.parts.ledger.reopen(id, &[from], edit).await?;
         tracing::info!(transaction.id = %id, from = %from, "refund recorded");
         Ok(p)

@@ -10,9 +10,8 @@ use mooring_domain::payout::decide::{
 };
 use mooring_domain::payout::{Payout, PayoutState, check_funds, kyc_gate};
 use mooring_domain::quote::Quote;
-use mooring_domain::transaction::{Amount, Transaction, TransactionChange, TransactionStatus};
+use mooring_domain::transaction::{Transaction, TransactionStatus};
 use mooring_ports::{PlatformError, RailError, RailReceipt, RailStatus};
-use rust_decimal::Decimal;
 
 use super::{PayoutEngine, Step, StepError, StepResult};
 
@@ -86,44 +85,7 @@ impl PayoutEngine {
             )
             .await?
             .map_err(|e| StepError::Transient(format!("no deposit address: {e}")))?;
-        let from_quote = |sell: bool| {
-            quote.map(|q| {
-                if sell {
-                    Amount::new(q.priced.sell_amount, q.sell_asset.clone())
-                } else {
-                    Amount::new(q.priced.buy_amount, q.buy_asset.clone())
-                }
-            })
-        };
-        let amount_in = tx
-            .amount_in
-            .clone()
-            .or_else(|| from_quote(true))
-            .or_else(|| tx.amount_expected.clone())
-            .ok_or_else(|| {
-                StepError::Transient("the transaction has no amount to request".into())
-            })?;
-        let amount_out = tx
-            .amount_out
-            .clone()
-            .or_else(|| from_quote(false))
-            .unwrap_or_else(|| amount_in.clone());
-        let fee = tx
-            .fee
-            .clone()
-            .or_else(|| quote.map(|q| Amount::new(q.priced.fee.total, q.priced.fee.asset.clone())))
-            .unwrap_or_else(|| Amount::new(Decimal::ZERO, amount_in.asset.clone()));
-        let change = TransactionChange::RequestOnchainFunds {
-            amount_expected: tx
-                .amount_expected
-                .clone()
-                .unwrap_or_else(|| amount_in.clone()),
-            amount_in,
-            amount_out,
-            fee,
-            destination_account: address.account,
-            memo: address.memo,
-        };
+        let change = decide::funds_request(tx, quote, address).map_err(StepError::Transient)?;
         match self.tell(step, &tx.id, None, change).await? {
             Ok(_) => Ok(()),
             Err(PlatformError::Rejected(message)) => {
@@ -367,6 +329,10 @@ impl PayoutEngine {
                     return Ok(());
                 }
                 RefundStep::Tell(tell) => tx = self.tell_ap(step, p, tell).await??,
+                RefundStep::Refund(tell) => {
+                    self.tell_ap(step, p, tell).await??;
+                    return Ok(p.refunded(now)?);
+                }
             }
         }
         Err(StepError::Transient(format!(

@@ -3,7 +3,7 @@
 
 use mooring_domain::AssetId;
 use mooring_domain::customer::CustomerId;
-use mooring_domain::payout::{KycVerdict, Party, Payout, PayoutOrder};
+use mooring_domain::payout::{KycVerdict, Party, Payout, PayoutOrder, decide};
 use mooring_domain::quote::{Quote, QuoteId};
 use mooring_domain::transaction::{Amount, Transaction, TransactionId};
 
@@ -149,28 +149,15 @@ impl PayoutEngine {
         .await
     }
 
-    /// The order to freeze: the amount and asset checked against the
-    /// funds, the delivery method of the committed quote, and the
-    /// receiver's fields as they are now, under the entry's key.
+    /// The order to freeze ([`mooring_domain::payout::decide::order_for`]),
+    /// with the receiver's fields as they are now.
     pub(super) fn order(
         p: &Payout,
         out: &Amount,
         quote: Option<&Quote>,
         receiver: PartyKyc,
     ) -> Result<PayoutOrder, StepError> {
-        let receiver_id = p
-            .receiver_id
-            .clone()
-            .ok_or_else(|| StepError::Transient("the payout has no receiver".into()))?;
-        Ok(PayoutOrder {
-            idempotency_key: p.idempotency_key(),
-            transaction_id: p.transaction_id.as_str().to_owned(),
-            amount: out.amount,
-            asset: out.asset.clone(),
-            delivery_method: quote.and_then(|q| q.buy_delivery_method.clone()),
-            receiver_id,
-            receiver_fields: receiver.fields,
-        })
+        decide::order_for(p, out, quote, receiver.fields).map_err(StepError::Transient)
     }
 
     /// The committed quote of an entry, read again (for an entry that an

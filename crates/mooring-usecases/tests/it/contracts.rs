@@ -63,6 +63,7 @@ impl contract::ApUnderTest for FakeAp {
             stellar_transaction_ids: vec![],
             external_transaction_id: None,
             message: None,
+            unreadable: vec![],
         });
     }
 

@@ -288,7 +288,7 @@ async fn a_key_used_with_other_parameters_is_held_not_failed() {
         idempotency_key: "t1".into(),
         transaction_id: "t1".into(),
         amount: crate::quotes::d("5"),
-        asset: mooring_domain::AssetId::parse(USDC).expect("asset"),
+        asset: USDC.into(),
         delivery_method: None,
         receiver_id: receiver.clone(),
         receiver_fields: vec![],
@@ -416,6 +416,53 @@ async fn a_held_payout_the_provider_made_is_settled_as_paid_and_followed_by_its_
             PayoutState::Completed
         )))
     ));
+}
+
+#[tokio::test]
+async fn settling_by_hand_is_only_for_a_held_payout_the_rail_gave_no_id_and_a_paid_id_must_exist() {
+    let w = world_with(ReviewMode::Auto, |c| c.key_retention = Duration::hours(1));
+    held_past_retention(&w, &[RailFault::Down]).await;
+    // An id the rail does not know is refused, and nothing moves.
+    assert!(matches!(
+        w.engine
+            .settle(
+                &id("t1"),
+                Settlement::Paid {
+                    payout_id: "pay-404".into()
+                }
+            )
+            .await,
+        Err(EngineError::BadRequest(_))
+    ));
+    assert_eq!(w.state("t1"), Some(PayoutState::Held));
+    // A held payout the rail gave an id is followed by it, never settled:
+    // "not paid" would tell the AP error while that payout may be paid.
+    let p = w.engine.get(&id("t1")).await.expect("entry");
+    let at_rail = p.at_rail().cloned().expect("at the rail");
+    let held = Stage::Held {
+        at_rail: mooring_domain::payout::AtRail {
+            payout_id: Some("pay-7".into()),
+            ..at_rail
+        },
+        reason: "the provider refused the credentials (401)".into(),
+    };
+    w.ledger.put(p.restore(held));
+    for settlement in [
+        Settlement::NotPaid,
+        Settlement::Paid {
+            payout_id: "pay-8".into(),
+        },
+    ] {
+        assert!(matches!(
+            w.engine.settle(&id("t1"), settlement).await,
+            Err(EngineError::BadRequest(m)) if m.contains("pay-7")
+        ));
+    }
+    let p = w.engine.get(&id("t1")).await.expect("entry");
+    assert_eq!(
+        (p.state(), p.payout_id()),
+        (PayoutState::Held, Some("pay-7"))
+    );
 }
 
 #[tokio::test]

@@ -121,6 +121,7 @@ pub(crate) fn funded_tx(tx_id: &str, receiver: &str, at: DateTime<Utc>) -> Trans
         stellar_transaction_ids: vec![],
         external_transaction_id: None,
         message: None,
+        unreadable: vec![],
     }
 }
 
@@ -237,7 +238,7 @@ async fn a_funded_transaction_is_paid_once_and_completed() {
     assert_eq!(made.len(), 1);
     assert_eq!(made[0].idempotency_key, "t1");
     assert_eq!(made[0].amount, d("99"));
-    assert_eq!(made[0].asset.as_str(), USDC);
+    assert_eq!(made[0].asset, USDC);
     assert!(
         made[0]
             .receiver_fields
@@ -844,7 +845,7 @@ async fn a_quote_pays_its_buy_amount_and_serves_one_transaction() {
     let made = w.rail.made();
     assert_eq!(made.len(), 1);
     assert_eq!(made[0].amount, quote.priced.buy_amount);
-    assert_eq!(made[0].asset.as_str(), "iso4217:BRL");
+    assert_eq!(made[0].asset, "iso4217:BRL");
     assert_eq!(made[0].delivery_method.as_deref(), Some("PIX"));
 
     let second = w.engine.get(&id("second")).await.expect("payout");
