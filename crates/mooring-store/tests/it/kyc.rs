@@ -373,24 +373,8 @@ on_both_backends!(
 /// not on every call (planning it costs several times running it).
 #[tokio::test]
 async fn on_postgres_a_customer_is_read_through_a_statement_prepared_once() {
-    use diesel::prelude::*;
-    use diesel::sql_types::BigInt;
-    use mooring_store::{DatabaseUrl, Store, StoreConfig};
-
-    #[derive(QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = BigInt)]
-        n: i64,
-    }
     let db = TestDb::postgres();
-    let store = Store::connect(StoreConfig {
-        url: DatabaseUrl::parse(db.url()).expect("test URL"),
-        pool_size: 1,
-        connect_timeout: std::time::Duration::from_secs(5),
-    })
-    .await
-    .expect("connect");
-    store.migrate().await.expect("migrate");
+    let store = crate::postgres_on_one_connection(&db).await;
     let created = store
         .put(by_account(
             memo("42", "id"),
@@ -407,18 +391,9 @@ async fn on_postgres_a_customer_is_read_through_a_statement_prepared_once() {
         assert_eq!(found.id, created.id);
         assert_eq!(store.get(&created.id).await.expect("get"), Some(found));
     }
-    let prepared = store
-        .with_connection(|c| {
-            diesel::sql_query(
-                "SELECT count(*) AS n FROM pg_prepared_statements \
-                 WHERE statement LIKE '%JOIN customer_transactions t%'",
-            )
-            .get_result::<Count>(c)
-        })
-        .await
-        .expect("count");
+    let prepared = crate::prepared_like(&store, "%JOIN customer_transactions t%").await;
     assert_eq!(
-        prepared.n, 2,
+        prepared, 2,
         "one read by id and one by account and memo, each prepared once"
     );
 }

@@ -600,25 +600,8 @@ on_both_backends!(
 /// the save cost more than running it, three times per payout).
 #[tokio::test]
 async fn on_postgres_saves_and_renewals_are_prepared_once() {
-    use diesel::prelude::*;
-    use diesel::sql_types::BigInt;
-    use mooring_store::{DatabaseUrl, Store, StoreConfig};
-
-    #[derive(QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = BigInt)]
-        n: i64,
-    }
-
     let db = TestDb::postgres();
-    let store = Store::connect(StoreConfig {
-        url: DatabaseUrl::parse(db.url()).expect("test URL"),
-        pool_size: 1,
-        connect_timeout: std::time::Duration::from_secs(5),
-    })
-    .await
-    .expect("connect");
-    store.migrate().await.expect("migrate");
+    let store = crate::postgres_on_one_connection(&db).await;
     let now = Utc::now();
     for n in 0..3 {
         let t = id(&format!("p{n}"));
@@ -657,18 +640,9 @@ async fn on_postgres_saves_and_renewals_are_prepared_once() {
             (PayoutState::Rejecting, Some("no"))
         );
     }
-    let prepared = store
-        .with_connection(|c| {
-            diesel::sql_query(
-                "SELECT count(*) AS n FROM pg_prepared_statements \
-                 WHERE statement LIKE 'UPDATE payouts SET %'",
-            )
-            .get_result::<Count>(c)
-        })
-        .await
-        .expect("count");
+    let prepared = crate::prepared_like(&store, "UPDATE payouts SET %").await;
     assert_eq!(
-        prepared.n, 3,
+        prepared, 3,
         "the renewal and the two saves, each prepared once for three payouts"
     );
 }
