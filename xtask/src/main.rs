@@ -26,8 +26,8 @@
 //!   `mooring-bench` against it (SQLite and PostgreSQL, found or started as
 //!   for `test`), writing `docs/benchmarks.md` and `docs/benchmarks.json`.
 //!   `--quick` is a short smoke run (its figures are not the report's).
-//! - `cargo xtask sim-test [--seeds N] [--seed S]`: the payment engine's
-//!   deterministic simulation with N seeds (1,000 in the test suite), or
+//! - `cargo xtask sim-test [--seeds N] [--seed S] [--trace]`: the payment engine's
+//!   deterministic simulation with N seeds (5,000 in the test suite), or
 //!   one seed replayed.
 //! - `cargo xtask openapi`: writes `docs/openapi.json` from the code (a test
 //!   fails while the committed file differs).
@@ -67,7 +67,7 @@ fn main() -> ExitCode {
         Some("sim-test") => sim_test(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test [cargo test args…] | lint | ci | pg | sim [--port N] [--v3] | engine [--v3] | openapi | up | down | bench [--quick] | sim-test [--seeds N] [--seed S]>"
+                "usage: cargo xtask <test [cargo test args…] | lint | ci | pg | sim [--port N] [--v3] | engine [--v3] | openapi | up | down | bench [--quick] | sim-test [--seeds N] [--seed S] [--trace]>"
             );
             return ExitCode::from(2);
         }
@@ -82,7 +82,7 @@ fn main() -> ExitCode {
 }
 
 /// The engine's deterministic simulation: `--seeds N` runs seeds 1..=N,
-/// `--seed S` replays one.
+/// `--seed S` replays one, `--trace` prints each transaction's changes.
 fn sim_test(args: &[String]) -> Result<(), String> {
     let value = |flag: &str| {
         args.iter()
@@ -110,6 +110,9 @@ fn sim_test(args: &[String]) -> Result<(), String> {
                 .map_err(|_| format!("{flag} takes a number, not {v:?}"))?;
             command.env(var, v);
         }
+    }
+    if args.iter().any(|a| a == "--trace") {
+        command.env("MOORING_SIM_TRACE", "1");
     }
     run(command, "the engine's simulation")
 }

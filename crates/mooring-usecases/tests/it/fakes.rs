@@ -722,6 +722,14 @@ impl FakeLedger {
             .map(|e| e.payout.state())
     }
 
+    pub fn entry(&self, id: &str) -> Option<Payout> {
+        self.entries
+            .lock()
+            .expect("lock")
+            .get(id)
+            .map(|e| e.payout.clone())
+    }
+
     pub fn claimed_by(&self, id: &str) -> Option<String> {
         self.entries
             .lock()
