@@ -1,5 +1,5 @@
-//! The command line: `mooring [serve]`, `mooring migrate`, and the back
-//! office's `mooring customers|quotes|platform|payouts …`.
+//! The command line: `mooring [serve]`, `mooring migrate`, `mooring keys
+//! rotate`, and the back office's `mooring customers|quotes|platform|payouts …`.
 
 use clap::{Parser, Subcommand};
 use mooring_domain::customer::CustomerId;
@@ -46,6 +46,17 @@ pub enum Command {
     Payouts(PayoutsCommand),
     /// Print the OpenAPI 3.1 document of Mooring's API (as served at /openapi.json)
     Openapi,
+    /// The keys of the customer data
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Re-wrap every customer's data key under pii.key, opening them with
+    /// pii.previous_keys; in batches, resumable, safe while servers run.
+    /// Afterwards the previous keys can be dropped.
+    Rotate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -155,7 +166,51 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Quotes(c) => quotes(c, settings).await,
         Command::Platform(c) => platform(c, settings).await,
         Command::Payouts(c) => payouts(c, settings).await,
+        Command::Keys(KeysCommand::Rotate) => rotate(settings).await,
     }
+}
+
+/// `mooring keys rotate`: batches until no data key is left under another
+/// key, with a progress bar on a terminal (a line per batch otherwise).
+async fn rotate(settings: Settings) -> anyhow::Result<()> {
+    use std::io::{IsTerminal, Write};
+    let store = open_store(&settings, settings.database.auto_migrate).await?;
+    let terminal = std::io::stderr().is_terminal();
+    let mut done = 0u64;
+    loop {
+        let step = store.rotate_keys().await?;
+        done += step.rewrapped;
+        let total = done + step.left;
+        if terminal {
+            let width = 30usize;
+            let filled = (done * width as u64)
+                .checked_div(total)
+                .map_or(width, |n| usize::try_from(n).unwrap_or(width).min(width));
+            eprint!(
+                "\r[{}{}] {done}/{total} data keys",
+                "#".repeat(filled),
+                ".".repeat(width - filled)
+            );
+            std::io::stderr().flush().ok();
+        } else if step.rewrapped > 0 {
+            eprintln!("re-wrapped {done} of {total} data keys");
+        }
+        if step.left == 0 {
+            break;
+        }
+        anyhow::ensure!(
+            step.rewrapped > 0,
+            "{} data keys could not be re-wrapped (changed while this ran); run it again",
+            step.left
+        );
+    }
+    if terminal {
+        eprintln!();
+    }
+    println!(
+        "every data key is wrapped by pii.key ({done} re-wrapped); pii.previous_keys can be dropped"
+    );
+    Ok(())
 }
 
 async fn payouts(command: PayoutsCommand, settings: Settings) -> anyhow::Result<()> {

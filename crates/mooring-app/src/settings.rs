@@ -84,6 +84,8 @@ pub struct Settings {
     pub log: LogSettings,
     #[serde(default)]
     pub metrics: MetricsSettings,
+    #[serde(default)]
+    pub pii: PiiSettings,
     /// The AP's assets file, read once when the settings are loaded.
     #[serde(skip)]
     assets_file: Option<AssetsFile>,
@@ -317,6 +319,25 @@ pub struct ServerSettings {
     pub multipart_limit_bytes: usize,
 }
 
+/// The key-encryption key of the customer data (`docs/security.md`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PiiSettings {
+    /// The standard base64 of 32 random bytes (`MOORING__PII__KEY`).
+    pub key: Option<SecretString>,
+    /// Keys that may still open data during a rotation, comma-separated
+    /// (`MOORING__PII__PREVIOUS_KEYS`).
+    pub previous_keys: Option<SecretString>,
+}
+
+/// Where the customer data's key came from.
+#[derive(Debug)]
+pub struct PiiKey {
+    pub keyring: mooring_keys::Keyring,
+    /// The key file a SQLite install created for itself at this start.
+    pub created_file: Option<PathBuf>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
@@ -432,6 +453,7 @@ impl Settings {
     /// Checks what serde cannot: each of these builds the object it configures.
     fn check(&self) -> Result<(), SettingsError> {
         self.database_url()?;
+        self.check_pii()?;
         self.callback_auth()?;
         self.review_mode()?;
         self.customer_types()?;
@@ -450,6 +472,71 @@ impl Settings {
             return Err(SettingsError("database.pool_size must be positive".into()));
         }
         Ok(())
+    }
+
+    fn previous_keys(&self) -> Vec<String> {
+        self.pii
+            .previous_keys
+            .as_ref()
+            .map(|p| {
+                p.expose_secret()
+                    .split(',')
+                    .map(|k| k.trim().to_owned())
+                    .filter(|k| !k.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Checks `pii.key` and `pii.previous_keys` without touching a file.
+    fn check_pii(&self) -> Result<(), SettingsError> {
+        if let Some(key) = &self.pii.key {
+            mooring_keys::Keyring::parse(key.expose_secret(), &self.previous_keys()).map_err(
+                |e| {
+                    SettingsError(format!(
+                        "{e} (MOORING__PII__KEY, MOORING__PII__PREVIOUS_KEYS)"
+                    ))
+                },
+            )?;
+        } else if matches!(self.database_url()?, DatabaseUrl::Postgres(_)) {
+            return Err(SettingsError(
+                "pii.key (MOORING__PII__KEY) is required on PostgreSQL: the standard base64 of 32 \
+                 random bytes (`openssl rand -base64 32`), kept apart from the database's backups"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The key-encryption key: `pii.key`, or on SQLite without one the key
+    /// file `<data_dir>/pii.key`, created (mode 0600) when there is none.
+    pub fn pii_key(&self) -> Result<PiiKey, SettingsError> {
+        self.check_pii()?;
+        let previous = self.previous_keys();
+        if let Some(key) = &self.pii.key {
+            let keyring = mooring_keys::Keyring::parse(key.expose_secret(), &previous)
+                .map_err(|e| SettingsError(e.to_string()))?;
+            return Ok(PiiKey {
+                keyring,
+                created_file: None,
+            });
+        }
+        let path = self.database.data_dir.join("pii.key");
+        std::fs::create_dir_all(&self.database.data_dir).map_err(|e| {
+            SettingsError(format!(
+                "cannot create the data directory {}: {e}",
+                self.database.data_dir.display()
+            ))
+        })?;
+        let (keyring, created) = mooring_keys::Keyring::load_or_create(&path)
+            .map_err(|e| SettingsError(e.to_string()))?;
+        let keyring = keyring
+            .with_previous(&previous)
+            .map_err(|e| SettingsError(e.to_string()))?;
+        Ok(PiiKey {
+            keyring,
+            created_file: created.then_some(path),
+        })
     }
 
     pub fn database_url(&self) -> Result<DatabaseUrl, SettingsError> {

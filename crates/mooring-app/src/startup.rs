@@ -43,6 +43,23 @@ pub async fn open_store(settings: &Settings, migrate: bool) -> anyhow::Result<St
             pending.len()
         );
     }
+    let key = settings.pii_key()?;
+    if let Some(path) = &key.created_file {
+        tracing::warn!(
+            path = %path.display(),
+            "no pii.key is set: created a key file for the customer data; back it up apart from the database, or set pii.key (MOORING__PII__KEY)"
+        );
+    }
+    let (store, unlocked) = store.unlock(Arc::new(key.keyring)).await?;
+    let sealed = unlocked.sealed_fields + unlocked.sealed_files + unlocked.sealed_orders;
+    if sealed > 0 {
+        tracing::info!(
+            fields = unlocked.sealed_fields,
+            files = unlocked.sealed_files,
+            orders = unlocked.sealed_orders,
+            "customer data an earlier version stored in plaintext is now encrypted"
+        );
+    }
     Ok(store)
 }
 

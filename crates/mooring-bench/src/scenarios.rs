@@ -161,6 +161,11 @@ fn base_env(db: &TestDb) -> Vec<(String, String)> {
         ("MOORING__PLATFORM__ENABLED".into(), "false".into()),
         ("MOORING__DATABASE__POOL_SIZE".into(), POOL_SIZE.to_string()),
         ("CALLBACK_API_AUTH_TYPE".into(), "none".into()),
+        // Encryption at rest on, as it ships (on SQLite too: a key set).
+        (
+            "MOORING__PII__KEY".into(),
+            mooring_testsupport::TEST_PII_KEY.into(),
+        ),
     ]
 }
 

@@ -1,8 +1,9 @@
 //! The ports of Mooring: the traits through which the use cases reach the
 //! world: the KYC store, the quote store, the rate source, the custodian and
 //! the deposit addresses it gave, the Anchor Platform's Platform API, the
-//! clock, the payout ledger with its event inbox, the payout rail, and the
-//! readiness check of each dependency.
+//! clock, the payout ledger with its event inbox, the payout rail, the
+//! key-encryption key that guards customer data at rest, and the readiness
+//! check of each dependency.
 //!
 //! A port speaks only in domain types. It must not know HTTP, SQL, JSON or
 //! any runtime: implementations live in adapter crates, and each port's
@@ -11,6 +12,7 @@
 mod clock;
 mod deposit;
 mod health;
+mod keys;
 mod kyc;
 mod payout;
 mod platform;
@@ -20,6 +22,7 @@ mod rates;
 pub use clock::{Clock, SystemClock};
 pub use deposit::{Custodian, CustodianError, DepositAddressStore};
 pub use health::ReadinessCheck;
+pub use keys::{DataKey, KEY_LEN, KeyEncryptionKey, KeyError, WrappedKey};
 pub use kyc::{CustomerTarget, FileUpload, KycStore, KycStoreError, PutCustomer};
 pub use payout::{
     Claim, Claimed, EventStore, InboxEvent, LedgerError, OperatorEdit, PayoutLedger, PayoutOrder,

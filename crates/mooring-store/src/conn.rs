@@ -185,6 +185,7 @@ pub(crate) enum Bind<'a> {
     BigInt(i64),
     Time(chrono::NaiveDateTime),
     OptTime(Option<chrono::NaiveDateTime>),
+    OptBytes(Option<&'a [u8]>),
 }
 
 impl<'a> CachedSql<'a> {
@@ -204,8 +205,10 @@ where
         + diesel::sql_types::HasSqlType<diesel::sql_types::Text>
         + diesel::sql_types::HasSqlType<diesel::sql_types::Integer>
         + diesel::sql_types::HasSqlType<diesel::sql_types::BigInt>
-        + diesel::sql_types::HasSqlType<diesel::sql_types::Timestamp>,
+        + diesel::sql_types::HasSqlType<diesel::sql_types::Timestamp>
+        + diesel::sql_types::HasSqlType<diesel::sql_types::Binary>,
     str: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
+    [u8]: diesel::serialize::ToSql<diesel::sql_types::Binary, DB>,
     i32: diesel::serialize::ToSql<diesel::sql_types::Integer, DB>,
     i64: diesel::serialize::ToSql<diesel::sql_types::BigInt, DB>,
     chrono::NaiveDateTime: diesel::serialize::ToSql<diesel::sql_types::Timestamp, DB>,
@@ -214,7 +217,7 @@ where
         &'b self,
         mut out: diesel::query_builder::AstPass<'_, 'b, DB>,
     ) -> QueryResult<()> {
-        use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamp};
+        use diesel::sql_types::{BigInt, Binary, Integer, Nullable, Text, Timestamp};
         let mut parts = self.sql.split('?');
         if let Some(first) = parts.next() {
             out.push_sql(first);
@@ -231,6 +234,7 @@ where
                 Bind::BigInt(v) => out.push_bind_param::<BigInt, i64>(v)?,
                 Bind::Time(v) => out.push_bind_param::<Timestamp, chrono::NaiveDateTime>(v)?,
                 Bind::OptTime(v) => out.push_bind_param::<Nullable<Timestamp>, _>(v)?,
+                Bind::OptBytes(v) => out.push_bind_param::<Nullable<Binary>, _>(v)?,
             }
             out.push_sql(part);
         }

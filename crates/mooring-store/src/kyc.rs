@@ -12,8 +12,10 @@ use mooring_domain::{Memo, StellarAccount};
 use mooring_ports::{CustomerTarget, FileUpload, KycStore, KycStoreError, PutCustomer};
 
 use crate::conn::{CachedSql, checkpoint, lock_row, write_tx};
-use crate::schema::{customer_fields, customer_files, customer_transactions, customers};
+use crate::pii::{Pii, field_context, file_context};
+use crate::schema::{customer_fields, customer_files, customer_transactions, customers, data_keys};
 use crate::{AnyConnection, Store, StoreError};
+use mooring_ports::DataKey;
 
 /// What can go wrong inside one store call.
 #[derive(Debug, thiserror::Error)]
@@ -109,25 +111,32 @@ struct LoadRow {
     size_bytes: Option<i64>,
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamp>)]
     linked_at: Option<NaiveDateTime>,
+    /// A text value, sealed; or the wrapped data key (kind `key`).
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Binary>)]
+    sealed: Option<Vec<u8>>,
 }
 
 /// A customer with everything they provided, in one statement (one round
-/// trip, one snapshot): the customer row once per value, file or link,
-/// each branch a join on the child table's key so that both databases
-/// read only this customer's rows. `{C}` selects the customer, in each
-/// branch.
+/// trip, one snapshot): the customer row once per value, file, link or
+/// data key, each branch a join on the child table's key so that both
+/// databases read only this customer's rows. `{C}` selects the customer,
+/// in each branch. (SQLite takes `CAST(NULL AS BYTEA)` as a plain NULL.)
 const LOAD_SQL: &str = "SELECT c.id, c.account, c.memo, c.memo_type, c.customer_type, c.review, \
        c.review_message, c.created_at, c.updated_at, 'text' AS kind, f.name AS name, f.value AS value, \
-       CAST(NULL AS BIGINT) AS size_bytes, CAST(NULL AS TIMESTAMP) AS linked_at \
+       CAST(NULL AS BIGINT) AS size_bytes, CAST(NULL AS TIMESTAMP) AS linked_at, f.sealed AS sealed \
      FROM customers c LEFT JOIN customer_fields f ON f.customer_id = c.id WHERE {C} \
      UNION ALL SELECT c.id, c.account, c.memo, c.memo_type, c.customer_type, c.review, \
        c.review_message, c.created_at, c.updated_at, 'file', fi.name, fi.content_type, fi.size_bytes, \
-       CAST(NULL AS TIMESTAMP) \
+       CAST(NULL AS TIMESTAMP), CAST(NULL AS BYTEA) \
      FROM customers c JOIN customer_files fi ON fi.customer_id = c.id WHERE {C} \
      UNION ALL SELECT c.id, c.account, c.memo, c.memo_type, c.customer_type, c.review, \
        c.review_message, c.created_at, c.updated_at, 'transaction', t.transaction_id, \
-       CAST(NULL AS TEXT), CAST(NULL AS BIGINT), t.created_at \
-     FROM customers c JOIN customer_transactions t ON t.customer_id = c.id WHERE {C}";
+       CAST(NULL AS TEXT), CAST(NULL AS BIGINT), t.created_at, CAST(NULL AS BYTEA) \
+     FROM customers c JOIN customer_transactions t ON t.customer_id = c.id WHERE {C} \
+     UNION ALL SELECT c.id, c.account, c.memo, c.memo_type, c.customer_type, c.review, \
+       c.review_message, c.created_at, c.updated_at, 'key', k.kek_id, \
+       CAST(NULL AS TEXT), CAST(NULL AS BIGINT), CAST(NULL AS TIMESTAMP), k.wrapped \
+     FROM customers c JOIN data_keys k ON k.customer_id = c.id WHERE {C}";
 
 /// [`LOAD_SQL`] for one customer by id, and by account and memo.
 static LOAD_BY_ID: LazyLock<String> = LazyLock::new(|| LOAD_SQL.replace("{C}", "c.id = ?"));
@@ -138,8 +147,8 @@ fn load_rows(conn: &mut AnyConnection, which: &Which<'_>) -> QueryResult<Vec<Loa
     // Prepared once per connection: planning this union costs PostgreSQL
     // several times what running it does.
     let query = match which {
-        Which::Id(id) => CachedSql::new(&LOAD_BY_ID, vec![id; 3]),
-        Which::Owner(account, memo) => CachedSql::new(&LOAD_BY_OWNER, [*account, *memo].repeat(3)),
+        Which::Id(id) => CachedSql::new(&LOAD_BY_ID, vec![id; 4]),
+        Which::Owner(account, memo) => CachedSql::new(&LOAD_BY_OWNER, [*account, *memo].repeat(4)),
     };
     match conn {
         AnyConnection::Postgresql(c) => query.load(c),
@@ -147,11 +156,15 @@ fn load_rows(conn: &mut AnyConnection, which: &Which<'_>) -> QueryResult<Vec<Loa
     }
 }
 
-fn load(conn: &mut AnyConnection, id: &str) -> Result<Option<Customer>, Failure> {
-    load_which(conn, &Which::Id(id))
+fn load(conn: &mut AnyConnection, pii: &Pii, id: &str) -> Result<Option<Customer>, Failure> {
+    load_which(conn, pii, &Which::Id(id))
 }
 
-fn load_which(conn: &mut AnyConnection, which: &Which<'_>) -> Result<Option<Customer>, Failure> {
+fn load_which(
+    conn: &mut AnyConnection,
+    pii: &Pii,
+    which: &Which<'_>,
+) -> Result<Option<Customer>, Failure> {
     let rows = load_rows(conn, which)?;
     let Some(row) = rows.first() else {
         return Ok(None);
@@ -175,15 +188,25 @@ fn load_which(conn: &mut AnyConnection, which: &Which<'_>) -> Result<Option<Cust
         },
         (other, _) => return Err(corrupt(format!("unknown review state {other:?}"))),
     };
+    let key = rows
+        .iter()
+        .find(|r| r.kind.as_deref() == Some("key"))
+        .and_then(|r| Some((r.name.clone()?, r.sealed.clone()?)))
+        .map(|(kek_id, wrapped)| pii.unwrap_key(&row.id, kek_id, wrapped))
+        .transpose()?;
     let mut fields = BTreeMap::new();
     let mut links = Vec::new();
     for r in &rows {
         match (r.kind.as_deref(), &r.name) {
             (Some("text"), Some(name)) => {
-                fields.insert(
-                    name.clone(),
-                    ProvidedValue::Text(r.value.clone().unwrap_or_default()),
-                );
+                let value = match &r.sealed {
+                    Some(sealed) => {
+                        open_text(key.as_ref(), &row.id, name, sealed).map_err(&corrupt)?
+                    }
+                    // Written by an earlier version, not sealed yet.
+                    None => r.value.clone().unwrap_or_default(),
+                };
+                fields.insert(name.clone(), ProvidedValue::Text(value));
             }
             (Some("file"), Some(name)) => {
                 let size = r
@@ -290,22 +313,53 @@ fn resolve(
     }
 }
 
-/// Sets or clears one text field; returns whether the stored value changed.
+fn open_text(
+    key: Option<&DataKey>,
+    customer: &str,
+    name: &str,
+    sealed: &[u8],
+) -> Result<String, String> {
+    let key =
+        key.ok_or_else(|| format!("field {name} is sealed but the customer has no data key"))?;
+    let bytes = key
+        .open(&field_context(customer, name), sealed)
+        .map_err(|e| format!("field {name}: {e}"))?;
+    String::from_utf8(bytes).map_err(|_| format!("field {name} is not UTF-8"))
+}
+
+/// Sets or clears one text field, sealed under `key`; returns whether the
+/// stored value changed.
 fn put_text(
     conn: &mut AnyConnection,
+    key: &DataKey,
     id: &str,
     name: &str,
     value: Option<&str>,
     now: NaiveDateTime,
-) -> QueryResult<bool> {
+) -> Result<bool, Failure> {
     let row = customer_fields::table.find((id, name));
-    let old: Option<String> = row.select(customer_fields::value).first(conn).optional()?;
+    let old: Option<(String, Option<Vec<u8>>)> = row
+        .select((customer_fields::value, customer_fields::sealed))
+        .first(conn)
+        .optional()?;
+    let old = match old {
+        Some((_, Some(sealed))) => Some(open_text(Some(key), id, name, &sealed).map_err(
+            |reason| Failure::Corrupt {
+                id: id.to_owned(),
+                reason,
+            },
+        )?),
+        Some((legacy, None)) => Some(legacy),
+        None => None,
+    };
+    let sealed = |v: &str| key.seal(&field_context(id, name), v.as_bytes());
     match (old, value) {
         (Some(old), Some(new)) if old == new => Ok(false),
         (Some(_), Some(new)) => {
             diesel::update(row)
                 .set((
-                    customer_fields::value.eq(new),
+                    customer_fields::value.eq(""),
+                    customer_fields::sealed.eq(Some(sealed(new))),
                     customer_fields::updated_at.eq(now),
                 ))
                 .execute(conn)?;
@@ -316,7 +370,8 @@ fn put_text(
                 .values((
                     customer_fields::customer_id.eq(id),
                     customer_fields::name.eq(name),
-                    customer_fields::value.eq(new),
+                    customer_fields::value.eq(""),
+                    customer_fields::sealed.eq(Some(sealed(new))),
                     customer_fields::updated_at.eq(now),
                 ))
                 .execute(conn)?;
@@ -327,25 +382,47 @@ fn put_text(
     }
 }
 
-/// Sets or clears one file field; returns whether the stored file changed.
+/// A stored file: its legacy plaintext, its seal, its content type.
+type StoredFile = (Vec<u8>, Option<Vec<u8>>, Option<String>);
+
+/// Sets or clears one file field, sealed under `key`; returns whether the
+/// stored file changed.
 fn put_file(
     conn: &mut AnyConnection,
+    key: &DataKey,
     id: &str,
     name: &str,
     file: Option<&FileUpload>,
     now: NaiveDateTime,
-) -> QueryResult<bool> {
+) -> Result<bool, Failure> {
     let row = customer_files::table.find((id, name));
-    let old: Option<(Vec<u8>, Option<String>)> = row
-        .select((customer_files::content, customer_files::content_type))
+    let old: Option<StoredFile> = row
+        .select((
+            customer_files::content,
+            customer_files::sealed,
+            customer_files::content_type,
+        ))
         .first(conn)
         .optional()?;
+    let context = file_context(id, name);
+    let old = match old {
+        Some((_, Some(sealed), content_type)) => {
+            let content = key.open(&context, &sealed).map_err(|e| Failure::Corrupt {
+                id: id.to_owned(),
+                reason: format!("file {name}: {e}"),
+            })?;
+            Some((content, content_type))
+        }
+        Some((legacy, None, content_type)) => Some((legacy, content_type)),
+        None => None,
+    };
     match (old, file) {
         (Some(old), Some(new)) if old.0 == new.content && old.1 == new.content_type => Ok(false),
         (Some(_), Some(new)) => {
             diesel::update(row)
                 .set((
-                    customer_files::content.eq(&new.content),
+                    customer_files::content.eq(Vec::<u8>::new()),
+                    customer_files::sealed.eq(Some(key.seal(&context, &new.content))),
                     customer_files::content_type.eq(new.content_type.as_deref()),
                     customer_files::size_bytes.eq(size_of(new)),
                     customer_files::updated_at.eq(now),
@@ -358,7 +435,8 @@ fn put_file(
                 .values((
                     customer_files::customer_id.eq(id),
                     customer_files::name.eq(name),
-                    customer_files::content.eq(&new.content),
+                    customer_files::content.eq(Vec::<u8>::new()),
+                    customer_files::sealed.eq(Some(key.seal(&context, &new.content))),
                     customer_files::content_type.eq(new.content_type.as_deref()),
                     customer_files::size_bytes.eq(size_of(new)),
                     customer_files::updated_at.eq(now),
@@ -397,7 +475,7 @@ fn link_transaction(
     Ok(())
 }
 
-fn put(conn: &mut AnyConnection, change: PutCustomer) -> Result<Customer, Failure> {
+fn put(conn: &mut AnyConnection, pii: &Pii, change: PutCustomer) -> Result<Customer, Failure> {
     let PutCustomer {
         target,
         customer_type,
@@ -416,14 +494,15 @@ fn put(conn: &mut AnyConnection, change: PutCustomer) -> Result<Customer, Failur
         Resolved::Created { id, account, memo } => {
             // Nothing stored yet: no old values to compare, nothing to
             // re-read. The customer is what was written.
-            insert_text(conn, id.as_str(), &text, now)?;
+            let key = pii.key_for_writing(conn, id.as_str(), now)?;
+            insert_text(conn, &key, id.as_str(), &text, now)?;
             let mut fields: BTreeMap<String, ProvidedValue> = text
                 .into_iter()
                 .filter_map(|(name, value)| value.map(|v| (name, ProvidedValue::Text(v))))
                 .collect();
             for (name, file) in files {
                 if let Some(file) = file {
-                    put_file(conn, id.as_str(), &name, Some(&file), now)?;
+                    put_file(conn, &key, id.as_str(), &name, Some(&file), now)?;
                     fields.insert(
                         name,
                         ProvidedValue::File {
@@ -450,16 +529,19 @@ fn put(conn: &mut AnyConnection, change: PutCustomer) -> Result<Customer, Failur
         }
     };
     let mut changed = false;
-    for (name, value) in &text {
-        changed |= put_text(conn, &id, name, value.as_deref(), now)?;
-    }
-    for (name, file) in &files {
-        changed |= put_file(conn, &id, name, file.as_ref(), now)?;
+    if !text.is_empty() || !files.is_empty() {
+        let key = pii.key_for_writing(conn, &id, now)?;
+        for (name, value) in &text {
+            changed |= put_text(conn, &key, &id, name, value.as_deref(), now)?;
+        }
+        for (name, file) in &files {
+            changed |= put_file(conn, &key, &id, name, file.as_ref(), now)?;
+        }
     }
     if let Some(t) = &transaction_id {
         link_transaction(conn, &id, t, now)?;
     }
-    let mut customer = load(conn, &id)?.ok_or(Failure::NotFound)?;
+    let mut customer = load(conn, pii, &id)?.ok_or(Failure::NotFound)?;
     if changed {
         customer.review = customer.review.after_change();
     }
@@ -479,9 +561,10 @@ fn put(conn: &mut AnyConnection, change: PutCustomer) -> Result<Customer, Failur
     Ok(customer)
 }
 
-/// A new customer's text fields, in one statement.
+/// A new customer's text fields, sealed, in one statement.
 fn insert_text(
     conn: &mut AnyConnection,
+    key: &DataKey,
     id: &str,
     text: &[(String, Option<String>)],
     now: NaiveDateTime,
@@ -493,7 +576,9 @@ fn insert_text(
                 (
                     customer_fields::customer_id.eq(id),
                     customer_fields::name.eq(name.as_str()),
-                    customer_fields::value.eq(value),
+                    customer_fields::value.eq(""),
+                    customer_fields::sealed
+                        .eq(Some(key.seal(&field_context(id, name), value.as_bytes()))),
                     customer_fields::updated_at.eq(now),
                 )
             })
@@ -522,11 +607,14 @@ fn delete(conn: &mut AnyConnection, id: &str) -> Result<(), Failure> {
     diesel::delete(customer_transactions::table.filter(customer_transactions::customer_id.eq(id)))
         .execute(conn)?;
     diesel::delete(customers::table.find(id)).execute(conn)?;
+    // The data key last: what it sealed, in any copy, cannot be opened.
+    diesel::delete(data_keys::table.find(id)).execute(conn)?;
     Ok(())
 }
 
 fn set_review(
     conn: &mut AnyConnection,
+    pii: &Pii,
     id: &str,
     review: &Review,
     now: DateTime<Utc>,
@@ -542,7 +630,7 @@ fn set_review(
     if updated == 0 {
         return Err(Failure::NotFound);
     }
-    load(conn, id)?.ok_or(Failure::NotFound)
+    load(conn, pii, id)?.ok_or(Failure::NotFound)
 }
 
 #[async_trait]
@@ -550,8 +638,9 @@ impl KycStore for Store {
     #[tracing::instrument(skip_all, fields(customer.id = %id))]
     async fn get(&self, id: &CustomerId) -> Result<Option<Customer>, KycStoreError> {
         let id = id.to_string();
+        let pii = self.pii().map_err(Failure::from)?;
         // One statement: one snapshot, no transaction needed.
-        Ok(self.run(move |conn| load(conn, &id)).await?)
+        Ok(self.run(move |conn| load(conn, &pii, &id)).await?)
     }
 
     #[tracing::instrument(skip_all)]
@@ -561,10 +650,12 @@ impl KycStore for Store {
         memo: Option<&Memo>,
     ) -> Result<Option<Customer>, KycStoreError> {
         let (account, memo) = (account.clone(), memo.cloned());
+        let pii = self.pii().map_err(Failure::from)?;
         let found = self
             .run(move |conn| {
                 load_which(
                     conn,
+                    &pii,
                     &Which::Owner(account.as_str(), memo_column(memo.as_ref())),
                 )
             })
@@ -574,16 +665,19 @@ impl KycStore for Store {
 
     #[tracing::instrument(skip_all)]
     async fn put(&self, change: PutCustomer) -> Result<Customer, KycStoreError> {
+        let pii = self.pii().map_err(Failure::from)?;
         Ok(self
-            .run(move |conn| write_tx(conn, |c| put(c, change)))
+            .run(move |conn| write_tx(conn, |c| put(c, &pii, change)))
             .await?)
     }
 
     #[tracing::instrument(skip_all, fields(customer.id = %id))]
     async fn delete(&self, id: &CustomerId) -> Result<(), KycStoreError> {
         let id = id.to_string();
+        let pii = self.pii().map_err(Failure::from)?;
         let deleted = self.run(move |conn| {
             write_tx(conn, |c| delete(c, &id))?;
+            pii.forget(&id);
             if !checkpoint(conn)? {
                 tracing::warn!("SQLite checkpoint after a deletion was blocked by readers; the next one completes it");
             }
@@ -600,8 +694,9 @@ impl KycStore for Store {
         now: DateTime<Utc>,
     ) -> Result<Customer, KycStoreError> {
         let id = id.to_string();
+        let pii = self.pii().map_err(Failure::from)?;
         Ok(self
-            .run(move |conn| write_tx(conn, |c| set_review(c, &id, &review, now)))
+            .run(move |conn| write_tx(conn, |c| set_review(c, &pii, &id, &review, now)))
             .await?)
     }
 }

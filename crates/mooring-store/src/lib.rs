@@ -8,6 +8,9 @@
 //! never waits on the database. This crate implements the store ports (the
 //! KYC store, the quote store, the deposit addresses, the payout ledger and
 //! its event inbox) and the anchor's own custodian; it must not know HTTP or any other adapter.
+//! Customer data is sealed at rest under each customer's data key (`pii`):
+//! a store reads and writes it only once [`Store::unlock`]ed with the
+//! key-encryption key.
 
 mod conn;
 mod deposit;
@@ -15,6 +18,7 @@ mod health;
 mod kyc;
 mod migrate;
 mod payout;
+mod pii;
 mod quotes;
 pub mod schema;
 mod url;
@@ -28,9 +32,11 @@ use tokio::sync::Semaphore;
 pub use conn::{AnyConnection, Backend};
 pub use deposit::SelfCustodian;
 pub use health::{MigrationsCurrent, StoreReachable};
+pub use pii::{Rotation, Unlocked};
 pub use url::DatabaseUrl;
 
 use conn::Manager;
+use pii::Pii;
 
 /// How to reach the database.
 #[derive(Debug, Clone)]
@@ -62,6 +68,15 @@ pub enum StoreError {
     Pool(#[from] diesel::r2d2::PoolError),
     #[error("database task failed: {0}")]
     Task(String),
+    /// The key given cannot open the customer data already stored.
+    #[error("{0}")]
+    WrongKey(String),
+    /// A data key could not be wrapped or unwrapped, or a value opened.
+    #[error("customer data: {0}")]
+    Keys(#[from] mooring_ports::KeyError),
+    /// Customer data was read or written on a store never unlocked.
+    #[error("customer data is locked: the store was opened without a PII key")]
+    Locked,
 }
 
 /// A pool of connections to one database, SQLite or PostgreSQL.
@@ -70,6 +85,8 @@ pub struct Store {
     pool: Pool<Manager>,
     permits: Arc<Semaphore>,
     backend: Backend,
+    /// Set by [`Store::unlock`]: the keys of the customer data.
+    pii: Option<Arc<Pii>>,
 }
 
 impl Store {
@@ -109,6 +126,7 @@ impl Store {
             pool,
             permits: Arc::new(Semaphore::new(pool_size as usize)),
             backend,
+            pii: None,
         })
     }
 

@@ -21,6 +21,7 @@ diesel::table! {
         name -> Text,
         value -> Text,
         updated_at -> Timestamp,
+        sealed -> Nullable<Binary>,
     }
 }
 
@@ -32,6 +33,7 @@ diesel::table! {
         content_type -> Nullable<Text>,
         size_bytes -> BigInt,
         updated_at -> Timestamp,
+        sealed -> Nullable<Binary>,
     }
 }
 
@@ -117,6 +119,25 @@ diesel::table! {
         sender_id -> Nullable<Text>,
         payout_order -> Nullable<Text>,
         submitted_at -> Nullable<Timestamp>,
+        sealed_order -> Nullable<Binary>,
+    }
+}
+
+diesel::table! {
+    data_keys (customer_id) {
+        customer_id -> Text,
+        kek_id -> Text,
+        wrapped -> Binary,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    key_checks (name) {
+        name -> Text,
+        kek_id -> Text,
+        wrapped -> Binary,
+        updated_at -> Timestamp,
     }
 }
 
@@ -158,5 +179,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     counters,
     payouts,
     events,
-    poll_marks
+    poll_marks,
+    data_keys,
+    key_checks
 );

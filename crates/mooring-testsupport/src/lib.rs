@@ -21,6 +21,10 @@ pub mod contract;
 /// whose database is used only to create and drop test databases).
 pub const POSTGRES_URL_ENV: &str = "MOORING_TEST_POSTGRES_URL";
 
+/// A key-encryption key for tests (`MOORING__PII__KEY`): bytes 0 to 31, in
+/// standard base64. Never a key for real data.
+pub const TEST_PII_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
 /// Which engine a test database runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
@@ -53,6 +57,13 @@ impl TestDb {
             engine: Engine::Sqlite,
             cleanup: Cleanup::Sqlite(dir),
         }
+    }
+
+    /// What a server on this database needs for its customer data's key:
+    /// `MOORING__PII__KEY`, the test key, on both backends (the key file a
+    /// SQLite install makes without one has a test of its own).
+    pub fn pii_env(&self) -> Vec<(String, String)> {
+        vec![("MOORING__PII__KEY".into(), TEST_PII_KEY.into())]
     }
 
     /// A new, empty PostgreSQL database.

@@ -10,7 +10,11 @@ use crate::helpers::{sender, spawn_app_with};
 
 fn mooring(db: &TestDb, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_mooring"));
-    command.env_clear().env("DATABASE_URL", db.url()).args(args);
+    command
+        .env_clear()
+        .env("DATABASE_URL", db.url())
+        .envs(db.pii_env())
+        .args(args);
     for (k, v) in extra_env {
         command.env(k, v);
     }
@@ -257,4 +261,77 @@ async fn operators_read_the_platforms_transactions() {
     });
     assert!(!down.status.success());
     assert!(text(&down).contains("unavailable"), "{}", text(&down));
+}
+
+/// Zero set-up on SQLite: the first start makes `<data_dir>/pii.key` (0600)
+/// and says so once; a start with another key is refused, naming
+/// `pii.key`; `mooring keys rotate` moves the data to a new key, after
+/// which the new key alone opens it and the old one is refused.
+#[test]
+fn a_sqlite_install_makes_its_own_key_and_rotation_moves_it_to_a_new_one() {
+    let db = TestDb::sqlite();
+    let dir = db
+        .sqlite_path()
+        .and_then(|p| p.parent().map(std::path::Path::to_path_buf))
+        .expect("a directory");
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mooring"));
+        command
+            .env_clear()
+            .env("DATABASE_URL", db.url())
+            .env("MOORING__DATABASE__DATA_DIR", &dir)
+            .args(args);
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        command.output().expect("mooring runs")
+    };
+    let first = run(&["migrate"], &[]);
+    assert!(first.status.success(), "{}", text(&first));
+    assert!(
+        text(&first).contains("created a key file"),
+        "{}",
+        text(&first)
+    );
+    let key_file = dir.join("pii.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file)
+            .expect("key file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let file_key = std::fs::read_to_string(&key_file)
+        .expect("key")
+        .trim()
+        .to_owned();
+    let again = run(&["migrate"], &[]);
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(!text(&again).contains("created a key file"));
+
+    let new_key = mooring_testsupport::TEST_PII_KEY;
+    let wrong = run(&["migrate"], &[("MOORING__PII__KEY", new_key)]);
+    assert!(!wrong.status.success());
+    assert!(
+        text(&wrong).contains("pii.key cannot open"),
+        "{}",
+        text(&wrong)
+    );
+    assert!(!text(&wrong).contains(new_key) && !text(&wrong).contains(&file_key));
+
+    let rotated = run(
+        &["keys", "rotate"],
+        &[
+            ("MOORING__PII__KEY", new_key),
+            ("MOORING__PII__PREVIOUS_KEYS", &file_key),
+        ],
+    );
+    assert!(rotated.status.success(), "{}", text(&rotated));
+    assert!(text(&rotated).contains("pii.previous_keys can be dropped"));
+    let alone = run(&["migrate"], &[("MOORING__PII__KEY", new_key)]);
+    assert!(alone.status.success(), "{}", text(&alone));
+    let old = run(&["migrate"], &[("MOORING__PII__KEY", &file_key)]);
+    assert!(!old.status.success(), "the old key alone is refused now");
 }

@@ -77,6 +77,7 @@ fn layers_apply_in_order() {
         ("MOORING__DATABASE__URL", "sqlite://from-env.db"),
         ("MOORING__CALLBACK_API__AUTH_TYPE", "jwt"),
         ("DATABASE_URL", "postgres://mooring:pw@db:5432/mooring"),
+        ("MOORING__PII__KEY", mooring_testsupport::TEST_PII_KEY),
         ("CALLBACK_API_AUTH_TYPE", "none"),
     ]))
     .expect("all layers");
@@ -329,6 +330,7 @@ fn the_example_configuration_loads() {
             "an-example-secret-of-32-bytes-or-more",
         ),
         ("DATABASE_URL", "postgres://mooring@db:5432/mooring"),
+        ("MOORING__PII__KEY", mooring_testsupport::TEST_PII_KEY),
     ]))
     .expect("deploy/mooring.example.toml is a valid configuration");
     assert_eq!(s.callback_auth().expect("auth").kind(), "jwt");
@@ -347,4 +349,28 @@ fn the_documented_defaults_are_the_real_ones() {
         doc.contains(mooring_app::settings::DEFAULTS),
         "docs/configuration.md must quote default.toml verbatim"
     );
+}
+
+#[test]
+fn the_pii_key_is_required_on_postgres_and_refused_when_malformed() {
+    let e = load_err(&[("DATABASE_URL", "postgres://mooring@db:5432/mooring")]);
+    assert!(
+        e.contains("pii.key (MOORING__PII__KEY) is required on PostgreSQL"),
+        "{e}"
+    );
+    for bad in ["short", "c2VjcmV0LWJ1dC1ub3QtMzItYnl0ZXM="] {
+        let e = load_err(&[("MOORING__PII__KEY", bad)]);
+        assert!(
+            e.contains("pii.key is not the standard base64 of 32 bytes"),
+            "{e}"
+        );
+        assert!(!e.contains(bad), "the value is not echoed: {e}");
+    }
+    let e = load_err(&[
+        ("MOORING__PII__KEY", mooring_testsupport::TEST_PII_KEY),
+        ("MOORING__PII__PREVIOUS_KEYS", "x"),
+    ]);
+    assert!(e.contains("pii.previous_keys"), "{e}");
+    // SQLite without a key: accepted (a key file is made at start).
+    Settings::load(&env(&[])).expect("zero set-up");
 }

@@ -844,6 +844,10 @@ fn kubernetes_shared_settings_agree() {
             );
             *value = format!("{name}-a-test-secret-of-32-bytes-or-more");
         }
+        if name == "MOORING__PII__KEY" {
+            assert_eq!(value, "REPLACE-ME", "no real key in the repository");
+            *value = mooring_testsupport::TEST_PII_KEY.into();
+        }
     }
     let toml =
         k8s_data(k8s_object(&all, "ConfigMap", "mooring-config"), "data")["mooring.toml"].clone();

@@ -85,6 +85,12 @@ async fn events_are_kept_once_and_bad_ones_refused(db: TestDb) {
     })
     .await
     .expect("store");
+    let keyring =
+        mooring_keys::Keyring::parse(mooring_testsupport::TEST_PII_KEY, &[]).expect("key");
+    let (store, _) = store
+        .unlock(std::sync::Arc::new(keyring))
+        .await
+        .expect("unlock");
     assert_eq!(store.inbox_depth().await.expect("depth"), 3);
     assert_eq!(
         store

@@ -93,7 +93,7 @@ impl Drop for TestApp {
 
 /// The environment a test server starts with, before the test's own.
 pub fn base_env(db: &TestDb) -> HashMap<String, String> {
-    HashMap::from([
+    let mut env = HashMap::from([
         ("DATABASE_URL".to_owned(), db.url().to_owned()),
         ("MOORING__SERVER__HOST".to_owned(), "127.0.0.1".to_owned()),
         ("MOORING__SERVER__PORT".to_owned(), "0".to_owned()),
@@ -101,7 +101,9 @@ pub fn base_env(db: &TestDb) -> HashMap<String, String> {
         ("MOORING__DATABASE__POOL_SIZE".to_owned(), "4".to_owned()),
         // The engine is on only in the tests that give it an AP.
         ("MOORING__PLATFORM__ENABLED".to_owned(), "false".to_owned()),
-    ])
+    ]);
+    env.extend(db.pii_env());
+    env
 }
 
 pub async fn spawn_app(db: TestDb) -> TestApp {

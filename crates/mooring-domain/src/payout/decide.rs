@@ -166,6 +166,8 @@ pub fn past_key_retention(p: &Payout, now: DateTime<Utc>, retention: Duration) -
 
 const FORGOTTEN_KEY: &str =
     "the payout's outcome stayed unknown for longer than the provider keeps idempotency keys";
+const ERASED_ORDER: &str = "the receiver was erased while the payout's outcome was unknown: \
+     its frozen order cannot be sent again";
 
 /// The call a `submitted` entry's step makes at the rail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,6 +187,10 @@ pub enum RailCall {
 pub fn decide_submitted(p: &Payout, now: DateTime<Utc>, retention: Duration) -> RailCall {
     match (p.payout_id(), p.order()) {
         (Some(id), _) => RailCall::Status(id.to_owned()),
+        // Never rebuilt from live KYC: a person settles it.
+        (None, None) if p.at_rail().is_some_and(|r| r.order_erased) => {
+            RailCall::Hold(ERASED_ORDER.into())
+        }
         (None, None) => RailCall::FreezeLegacyOrder,
         // A status read by id is always safe; a request under the key is
         // not once the provider may have forgotten it.
@@ -519,6 +525,7 @@ mod tests {
             submitted_at: t0(),
             payout_id: payout_id.map(str::to_owned),
             told_pending,
+            order_erased: false,
         }))
     }
 
@@ -777,6 +784,7 @@ mod tests {
             submitted_at: t0(),
             payout_id: None,
             told_pending: false,
+            order_erased: false,
         }));
         assert_eq!(
             decide_submitted(&p, t0(), Duration::hours(1)),
@@ -883,6 +891,37 @@ mod tests {
         assert_eq!(
             decide_recovering(&tx(TransactionStatus::PendingReceiver, true)),
             None
+        );
+    }
+
+    #[test]
+    fn an_erased_order_is_never_rebuilt_only_read_by_id_or_held() {
+        let erased = |payout_id: Option<&str>| {
+            entry(Stage::Submitted(AtRail {
+                order: None,
+                submitted_at: t0(),
+                payout_id: payout_id.map(str::to_owned),
+                told_pending: false,
+                order_erased: true,
+            }))
+        };
+        let day = Duration::days(1);
+        assert_eq!(
+            decide_submitted(&erased(None), t0(), day),
+            RailCall::Hold(ERASED_ORDER.into())
+        );
+        assert_eq!(
+            decide_submitted(&erased(Some("PAY-1")), t0(), day),
+            RailCall::Status("PAY-1".into())
+        );
+        let mut legacy = erased(None);
+        legacy = legacy.clone().restore(Stage::Submitted(AtRail {
+            order_erased: false,
+            ..legacy.at_rail().cloned().expect("at rail")
+        }));
+        assert_eq!(
+            decide_submitted(&legacy, t0(), day),
+            RailCall::FreezeLegacyOrder
         );
     }
 }

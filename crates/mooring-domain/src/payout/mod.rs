@@ -337,6 +337,10 @@ pub struct AtRail {
     pub payout_id: Option<String>,
     /// Whether the AP was told the payout is pending (`pending_external`).
     pub told_pending: bool,
+    /// The order was frozen, but can no longer be opened: the receiver was
+    /// erased (`DELETE /customer`) and their data key with it. Only a
+    /// status read by the rail's id, or a person, can settle the payout.
+    pub order_erased: bool,
 }
 
 /// Where an entry stands, with the data of that state and no other: an
@@ -661,6 +665,7 @@ impl Payout {
             submitted_at: now,
             payout_id: None,
             told_pending: false,
+            order_erased: false,
         };
         self.step_to(&[PayoutState::Received], Stage::Submitted(at_rail), now)
     }
@@ -1319,6 +1324,7 @@ mod tests {
             submitted_at: now,
             payout_id: None,
             told_pending: false,
+            order_erased: false,
         };
         let stages = [
             Stage::New,

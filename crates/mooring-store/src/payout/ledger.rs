@@ -17,6 +17,7 @@ use crate::{AnyConnection, Store};
 
 use super::Failure;
 use super::row::{PayoutRow, SAVE_COLUMNS};
+use crate::pii::Pii;
 
 #[derive(QueryableByName)]
 struct IdState {
@@ -246,22 +247,22 @@ fn claimable(
     Ok(rows.into_iter().map(|r| r.transaction_id).collect())
 }
 
-fn load(conn: &mut AnyConnection, ids: &[String]) -> Result<Vec<Payout>, Failure> {
+fn load(conn: &mut AnyConnection, pii: &Pii, ids: &[String]) -> Result<Vec<Payout>, Failure> {
     let rows: Vec<PayoutRow> = payouts::table
         .filter(payouts::transaction_id.eq_any(ids))
         .order(payouts::due_at.asc())
         .select(PayoutRow::as_select())
         .load(conn)?;
-    Ok(readable(rows))
+    Ok(readable(conn, pii, rows))
 }
 
 /// The entries of `rows` that can be read. One that cannot (a row
 /// corrupted, or written in a shape this version does not know) is left
 /// out with an error in the log, so that it never stops the claims and
 /// lists of every other entry; `get` still reports it.
-fn readable(rows: Vec<PayoutRow>) -> Vec<Payout> {
+fn readable(conn: &mut AnyConnection, pii: &Pii, rows: Vec<PayoutRow>) -> Vec<Payout> {
     rows.into_iter()
-        .filter_map(|row| match row.into_payout() {
+        .filter_map(|row| match row.into_payout(conn, pii) {
             Ok(p) => Some(p),
             Err(e) => {
                 tracing::error!(error = %e, "a payout entry cannot be read; it is left out");
@@ -352,6 +353,7 @@ impl PayoutLedger for Store {
         lease: Duration,
     ) -> Result<Vec<Claimed>, LedgerError> {
         let owner = owner.to_owned();
+        let pii = self.pii().map_err(Failure::from)?;
         self.ledger(move |conn| {
             write_tx(conn, |c| {
                 let ids = claimable(c, limit, now.naive_utc())?;
@@ -369,7 +371,7 @@ impl PayoutLedger for Store {
                         .get_results::<(String, i64)>(c)?
                         .into_iter()
                         .collect();
-                load(c, &ids)?
+                load(c, &pii, &ids)?
                     .into_iter()
                     .map(|payout| {
                         let token = *tokens
@@ -425,7 +427,9 @@ impl PayoutLedger for Store {
     ) -> Result<(), LedgerError> {
         let claim = claim.clone();
         let row = PayoutRow::from_payout(payout);
+        let pii = self.pii().map_err(Failure::from)?;
         self.ledger(move |conn| {
+            let row = row.sealed(conn, &pii)?;
             let mut binds = row.save_binds();
             let sql = match lease {
                 Some(lease) => {
@@ -473,6 +477,7 @@ impl PayoutLedger for Store {
 
     async fn get(&self, id: &TransactionId) -> Result<Option<Payout>, LedgerError> {
         let id = id.as_str().to_owned();
+        let pii = self.pii().map_err(Failure::from)?;
         self.ledger(move |conn| {
             let row: Option<PayoutRow> = payouts::table
                 .find(&id)
@@ -480,13 +485,14 @@ impl PayoutLedger for Store {
                 .first(conn)
                 .optional()
                 .map_err(Failure::from)?;
-            row.map(PayoutRow::into_payout).transpose()
+            row.map(|r| r.into_payout(conn, &pii)).transpose()
         })
         .await
     }
 
     async fn list(&self, states: &[PayoutState], limit: u32) -> Result<Vec<Payout>, LedgerError> {
         let states: Vec<&'static str> = states.iter().map(|s| s.as_str()).collect();
+        let pii = self.pii().map_err(Failure::from)?;
         self.ledger(move |conn| {
             let mut query = payouts::table
                 .order((payouts::created_at.desc(), payouts::transaction_id.asc()))
@@ -497,7 +503,7 @@ impl PayoutLedger for Store {
                 query = query.filter(payouts::state.eq_any(states));
             }
             let rows: Vec<PayoutRow> = query.load(conn).map_err(Failure::from)?;
-            Ok(readable(rows))
+            Ok(readable(conn, &pii, rows))
         })
         .await
     }
@@ -525,6 +531,7 @@ impl PayoutLedger for Store {
     ) -> Result<Payout, LedgerError> {
         let from: Vec<&'static str> = from.iter().map(|s| s.as_str()).collect();
         let id = id.as_str().to_owned();
+        let pii = self.pii().map_err(Failure::from)?;
         self.ledger(move |conn| {
             write_tx(conn, |c| {
                 let current = locked_state(c, &id)?.ok_or(Failure::NotFound)?;
@@ -535,10 +542,10 @@ impl PayoutLedger for Store {
                 let mut payout = payouts::table
                     .find(&id)
                     .select(PayoutRow::as_select())
-                    .first(c)?
-                    .into_payout()?;
+                    .first::<PayoutRow>(c)?
+                    .into_payout(c, &pii)?;
                 edit(&mut payout).map_err(|e| Failure::WrongState(e.from))?;
-                let row = PayoutRow::from_payout(&payout);
+                let row = PayoutRow::from_payout(&payout).sealed(c, &pii)?;
                 let lapsed = diesel::dsl::sql::<diesel::sql_types::Bool>(&format!(
                     "(claimed_by IS NULL OR lease_until < {})",
                     db_now(c)

@@ -10,7 +10,9 @@ use mooring_domain::transaction::{Amount, TransactionId};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use crate::AnyConnection;
 use crate::conn::Bind;
+use crate::pii::{Pii, order_context};
 use crate::schema::payouts;
 
 use super::Failure;
@@ -37,8 +39,14 @@ pub(super) struct PayoutRow {
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
     due_at: NaiveDateTime,
+    /// The frozen order in plaintext: only in rows an earlier version
+    /// wrote (until the first start with a key seals them), and between
+    /// [`PayoutRow::from_payout`] and [`PayoutRow::sealed`].
     payout_order: Option<String>,
     submitted_at: Option<NaiveDateTime>,
+    /// The frozen order, sealed under the receiver's data key; empty once
+    /// the order was found erased (its key deleted with the receiver).
+    sealed_order: Option<Vec<u8>>,
 }
 
 /// The frozen order as stored (JSON): the fields in the order they were
@@ -89,7 +97,8 @@ impl OrderDto {
 pub(super) const SAVE_COLUMNS: &str = "state = ?, attempt = ?, quote_id = ?, sender_id = ?, \
      receiver_id = ?, amount_in = ?, amount_in_asset = ?, amount_out = ?, amount_out_asset = ?, \
      payout_id = ?, told_pending = ?, reason = ?, last_error = ?, failures = ?, refund_reference = ?, \
-     created_at = ?, updated_at = ?, due_at = ?, payout_order = ?, submitted_at = ?";
+     created_at = ?, updated_at = ?, due_at = ?, payout_order = ?, submitted_at = ?, \
+     sealed_order = ?";
 
 impl PayoutRow {
     /// The values of [`SAVE_COLUMNS`], in order.
@@ -118,8 +127,14 @@ impl PayoutRow {
             Bind::Time(self.due_at),
             text(&self.payout_order),
             Bind::OptTime(self.submitted_at),
+            Bind::OptBytes(self.sealed_order.as_deref()),
         ]
     }
+}
+
+/// Whether an entry in this state keeps its frozen order.
+fn state_has_order(state: &str) -> bool {
+    state == PayoutState::Submitted.as_str() || state == PayoutState::Held.as_str()
 }
 
 fn clamp(n: u32) -> i32 {
@@ -156,10 +171,71 @@ impl PayoutRow {
             due_at: p.due_at.naive_utc(),
             payout_order: p.order().map(OrderDto::encode),
             submitted_at: p.at_rail().map(|r| r.submitted_at.naive_utc()),
+            // An erased order stays erased: an empty seal, no data.
+            sealed_order: p.at_rail().filter(|r| r.order_erased).map(|_| Vec::new()),
         }
     }
 
-    pub(super) fn into_payout(self) -> Result<Payout, Failure> {
+    /// The row with its frozen order sealed under the receiver's data key.
+    /// A receiver with no key (erased between the step's read and this
+    /// write, or never a customer here) gets one of their own, so that the
+    /// payout in flight can finish (`docs/security.md`, "Erasure").
+    pub(super) fn sealed(mut self, conn: &mut AnyConnection, pii: &Pii) -> Result<Self, Failure> {
+        let Some(order) = self.payout_order.take() else {
+            return Ok(self);
+        };
+        let receiver = self.receiver_id.clone().unwrap_or_default();
+        let key = pii.key_for_writing(conn, &receiver, chrono::Utc::now().naive_utc())?;
+        self.sealed_order = Some(key.seal(
+            &order_context(&self.transaction_id, &receiver),
+            order.as_bytes(),
+        ));
+        Ok(self)
+    }
+
+    /// The frozen order opened (`Some`), erased with its receiver's key
+    /// (`None`), or never sealed (a row of an earlier version: its
+    /// plaintext, or no order).
+    fn opened_order(
+        &self,
+        conn: &mut AnyConnection,
+        pii: &Pii,
+    ) -> Result<Option<Option<String>>, Failure> {
+        let Some(sealed) = &self.sealed_order else {
+            return Ok(Some(self.payout_order.clone()));
+        };
+        if sealed.is_empty() {
+            return Ok(None);
+        }
+        let corrupt = |reason: String| Failure::Corrupt {
+            id: self.transaction_id.clone(),
+            reason,
+        };
+        let receiver = self.receiver_id.clone().unwrap_or_default();
+        let Some(key) = pii.key_of(conn, &receiver)? else {
+            return Ok(None);
+        };
+        let bytes = key
+            .open(&order_context(&self.transaction_id, &receiver), sealed)
+            .map_err(|e| corrupt(format!("frozen order: {e}")))?;
+        let text =
+            String::from_utf8(bytes).map_err(|_| corrupt("frozen order: not UTF-8".into()))?;
+        Ok(Some(Some(text)))
+    }
+
+    pub(super) fn into_payout(
+        self,
+        conn: &mut AnyConnection,
+        pii: &Pii,
+    ) -> Result<Payout, Failure> {
+        let order = match state_has_order(&self.state) {
+            true => self.opened_order(conn, pii)?,
+            false => Some(None),
+        };
+        self.into_payout_with(order)
+    }
+
+    fn into_payout_with(self, order: Option<Option<String>>) -> Result<Payout, Failure> {
         let corrupt = |reason: String| Failure::Corrupt {
             id: self.transaction_id.clone(),
             reason,
@@ -203,8 +279,9 @@ impl PayoutRow {
         let stage = match state {
             PayoutState::Submitted | PayoutState::Held => {
                 let at_rail = AtRail {
-                    order: self
-                        .payout_order
+                    order: order
+                        .clone()
+                        .flatten()
                         .as_deref()
                         .map(OrderDto::decode)
                         .transpose()
@@ -212,6 +289,7 @@ impl PayoutRow {
                     submitted_at: self.submitted_at.map_or(created_at, |t| t.and_utc()),
                     payout_id,
                     told_pending: self.told_pending != 0,
+                    order_erased: order.is_none(),
                 };
                 if state == PayoutState::Held {
                     Stage::Held {

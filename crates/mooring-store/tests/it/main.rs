@@ -6,6 +6,7 @@ mod deposit;
 mod health;
 mod kyc;
 mod payout;
+mod pii;
 mod quotes;
 mod schema;
 
@@ -27,7 +28,18 @@ async fn store_with_pool(db: &TestDb, pool_size: u32) -> Store {
     .await
     .expect("connect");
     store.migrate().await.expect("migrate");
+    unlocked(store).await
+}
+
+/// The store unlocked with the test key.
+pub async fn unlocked(store: Store) -> Store {
+    let keyring =
+        mooring_keys::Keyring::parse(mooring_testsupport::TEST_PII_KEY, &[]).expect("test key");
     store
+        .unlock(std::sync::Arc::new(keyring))
+        .await
+        .expect("unlock")
+        .0
 }
 
 /// A migrated store on one PostgreSQL connection, for counting what that

@@ -298,6 +298,7 @@ async fn an_entry_an_earlier_version_submitted_without_an_order_is_frozen_then_p
             submitted_at: w.now(),
             payout_id: None,
             told_pending: false,
+            order_erased: false,
         }),
         w.now(),
     );

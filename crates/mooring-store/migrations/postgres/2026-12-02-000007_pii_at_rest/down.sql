@@ -1,0 +1,8 @@
+-- Sealed values cannot go back to plaintext in SQL: run down only on a
+-- database that holds none.
+ALTER TABLE payouts DROP COLUMN sealed_order;
+ALTER TABLE customer_files DROP COLUMN sealed;
+ALTER TABLE customer_fields DROP COLUMN sealed;
+DROP TABLE key_checks;
+DROP INDEX data_keys_kek_idx;
+DROP TABLE data_keys;

@@ -1,0 +1,25 @@
+-- Customer data at rest (docs/security.md). Each customer's data key, wrapped
+-- by the key-encryption key named kek_id, in a table of its own: deleting a
+-- customer deletes the key, which shreds every copy of what it sealed (WAL,
+-- dead tuples, replicas, backups of the data). Back it up apart, with a short
+-- retention.
+CREATE TABLE data_keys (
+    customer_id TEXT PRIMARY KEY,
+    kek_id TEXT NOT NULL,
+    wrapped BLOB NOT NULL,
+    created_at TIMESTAMP NOT NULL
+);
+CREATE INDEX data_keys_kek_idx ON data_keys (kek_id);
+-- The key check: a data key wrapped by the key-encryption key. A start whose
+-- key cannot unwrap it is refused before anything is written.
+CREATE TABLE key_checks (
+    name TEXT PRIMARY KEY,
+    kek_id TEXT NOT NULL,
+    wrapped BLOB NOT NULL,
+    updated_at TIMESTAMP NOT NULL
+);
+-- The sealed values. The plaintext columns stay for rows an earlier version
+-- wrote, until the first start with a key seals them (and empties them).
+ALTER TABLE customer_fields ADD COLUMN sealed BLOB;
+ALTER TABLE customer_files ADD COLUMN sealed BLOB;
+ALTER TABLE payouts ADD COLUMN sealed_order BLOB;

@@ -1,0 +1,436 @@
+//! Customer data at rest: every KYC value and file, and every frozen payout
+//! order, is sealed by its customer's data key (`mooring_ports::DataKey`);
+//! each data key is kept in `data_keys`, wrapped by the key-encryption key
+//! the store was unlocked with. Deleting a customer deletes the key, which
+//! shreds every copy of what it sealed.
+//!
+//! Each seal binds its place as associated data (the customer and the
+//! field, or the payout and its receiver), so a ciphertext moved to another
+//! row or field fails to open. A store opened without a key
+//! ([`Store::unlock`] not called) refuses every read and write of customer
+//! data.
+//!
+//! Unwrapped data keys are kept in memory for a minute, so that the payout
+//! engine's saves and reads do not unwrap on every call; a deletion forgets
+//! its key at once on this replica (the others within that minute).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{NaiveDateTime, Utc};
+use diesel::prelude::*;
+use mooring_ports::{DataKey, KeyEncryptionKey, KeyError, WrappedKey};
+
+use crate::conn::write_tx;
+use crate::schema::{customer_fields, customer_files, data_keys, key_checks, payouts};
+use crate::{AnyConnection, Store, StoreError};
+
+const CACHE_TTL: Duration = Duration::from_secs(60);
+const CACHE_MAX: usize = 4096;
+const CHECK_NAME: &str = "kek";
+const CHECK_CONTEXT: &[u8] = b"mooring key check";
+/// Rows sealed or re-wrapped per transaction by the data migration and the
+/// rotation.
+const BATCH: i64 = 200;
+
+/// Where a sealed value lives: its associated data.
+pub(crate) fn field_context(customer: &str, name: &str) -> Vec<u8> {
+    [b"field\0", customer.as_bytes(), b"\0", name.as_bytes()].concat()
+}
+
+pub(crate) fn file_context(customer: &str, name: &str) -> Vec<u8> {
+    [b"file\0", customer.as_bytes(), b"\0", name.as_bytes()].concat()
+}
+
+pub(crate) fn order_context(transaction: &str, receiver: &str) -> Vec<u8> {
+    [
+        b"order\0",
+        transaction.as_bytes(),
+        b"\0",
+        receiver.as_bytes(),
+    ]
+    .concat()
+}
+
+fn key_context(customer: &str) -> Vec<u8> {
+    [b"data-key\0", customer.as_bytes()].concat()
+}
+
+/// The key-encryption key and the data keys it recently unwrapped.
+pub(crate) struct Pii {
+    kek: Arc<dyn KeyEncryptionKey>,
+    cache: Mutex<HashMap<String, (DataKey, Instant)>>,
+}
+
+impl Pii {
+    fn cached(&self, customer: &str) -> Option<DataKey> {
+        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .get(customer)
+            .filter(|(_, at)| at.elapsed() < CACHE_TTL)
+            .map(|(k, _)| k.clone())
+    }
+
+    fn remember(&self, customer: &str, key: &DataKey) {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= CACHE_MAX {
+            cache.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
+            if cache.len() >= CACHE_MAX {
+                cache.clear();
+            }
+        }
+        cache.insert(customer.to_owned(), (key.clone(), Instant::now()));
+    }
+
+    /// Forgets a deleted customer's key.
+    pub(crate) fn forget(&self, customer: &str) {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache.remove(customer);
+    }
+
+    /// The data key in a `data_keys` row of `customer`.
+    pub(crate) fn unwrap_key(
+        &self,
+        customer: &str,
+        kek_id: String,
+        wrapped: Vec<u8>,
+    ) -> Result<DataKey, StoreError> {
+        if let Some(key) = self.cached(customer) {
+            return Ok(key);
+        }
+        let key = self.kek.unwrap(
+            &WrappedKey {
+                kek_id,
+                bytes: wrapped,
+            },
+            &key_context(customer),
+        )?;
+        self.remember(customer, &key);
+        Ok(key)
+    }
+
+    /// `customer`'s data key, if they have one.
+    pub(crate) fn key_of(
+        &self,
+        conn: &mut AnyConnection,
+        customer: &str,
+    ) -> Result<Option<DataKey>, StoreError> {
+        if let Some(key) = self.cached(customer) {
+            return Ok(Some(key));
+        }
+        let row: Option<(String, Vec<u8>)> = data_keys::table
+            .find(customer)
+            .select((data_keys::kek_id, data_keys::wrapped))
+            .first(conn)
+            .optional()?;
+        row.map(|(kek_id, wrapped)| self.unwrap_key(customer, kek_id, wrapped))
+            .transpose()
+    }
+
+    /// `customer`'s data key, created and stored when they have none. Call
+    /// inside the write transaction that uses it.
+    pub(crate) fn key_for_writing(
+        &self,
+        conn: &mut AnyConnection,
+        customer: &str,
+        now: NaiveDateTime,
+    ) -> Result<DataKey, StoreError> {
+        if let Some(key) = self.key_of(conn, customer)? {
+            return Ok(key);
+        }
+        let key = DataKey::generate();
+        let wrapped = self.kek.wrap(&key, &key_context(customer))?;
+        diesel::insert_into(data_keys::table)
+            .values((
+                data_keys::customer_id.eq(customer),
+                data_keys::kek_id.eq(&wrapped.kek_id),
+                data_keys::wrapped.eq(&wrapped.bytes),
+                data_keys::created_at.eq(now),
+            ))
+            .execute(conn)?;
+        self.remember(customer, &key);
+        Ok(key)
+    }
+}
+
+/// What [`Store::unlock`] found and did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Unlocked {
+    /// The key check was written by this start (a database without one).
+    pub check_created: bool,
+    /// Values, files and orders an earlier version wrote in plaintext,
+    /// sealed now.
+    pub sealed_fields: u64,
+    pub sealed_files: u64,
+    pub sealed_orders: u64,
+}
+
+/// Where a rotation stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rotation {
+    /// Data keys re-wrapped by this call.
+    pub rewrapped: u64,
+    /// Data keys still wrapped by another key.
+    pub left: u64,
+}
+
+fn wrong_key(e: &KeyError) -> StoreError {
+    StoreError::WrongKey(format!(
+        "pii.key cannot open this database's customer data ({e}); start with the key it was \
+         written with, or name that key in pii.previous_keys and run `mooring keys rotate`"
+    ))
+}
+
+/// Checks that `kek` opens this database's key check, writing one when
+/// there is none.
+fn check_key(conn: &mut AnyConnection, kek: &dyn KeyEncryptionKey) -> Result<bool, StoreError> {
+    let read = |conn: &mut AnyConnection| -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        Ok(key_checks::table
+            .find(CHECK_NAME)
+            .select((key_checks::kek_id, key_checks::wrapped))
+            .first(conn)
+            .optional()?)
+    };
+    let opens = |(kek_id, bytes): (String, Vec<u8>)| {
+        kek.unwrap(&WrappedKey { kek_id, bytes }, CHECK_CONTEXT)
+            .map(drop)
+            .map_err(|e| wrong_key(&e))
+    };
+    if let Some(check) = read(conn)? {
+        opens(check)?;
+        return Ok(false);
+    }
+    // No check yet: any data key there must open too (a check lost, or
+    // data keys copied in).
+    let any: Option<(String, String, Vec<u8>)> = data_keys::table
+        .select((
+            data_keys::customer_id,
+            data_keys::kek_id,
+            data_keys::wrapped,
+        ))
+        .first(conn)
+        .optional()?;
+    if let Some((customer, kek_id, bytes)) = any {
+        kek.unwrap(&WrappedKey { kek_id, bytes }, &key_context(&customer))
+            .map_err(|e| wrong_key(&e))?;
+    }
+    let wrapped = kek.wrap(&DataKey::generate(), CHECK_CONTEXT)?;
+    // Two replicas starting at once: one check is written, and both must
+    // open it.
+    let insert = diesel::insert_into(key_checks::table)
+        .values((
+            key_checks::name.eq(CHECK_NAME),
+            key_checks::kek_id.eq(&wrapped.kek_id),
+            key_checks::wrapped.eq(&wrapped.bytes),
+            key_checks::updated_at.eq(Utc::now().naive_utc()),
+        ))
+        .on_conflict_do_nothing();
+    match conn {
+        AnyConnection::Postgresql(pg) => insert.execute(pg)?,
+        AnyConnection::Sqlite(sqlite) => insert.execute(sqlite)?,
+    };
+    let check = read(conn)?.ok_or_else(|| StoreError::Task("the key check vanished".into()))?;
+    let created = check.0 == wrapped.kek_id && check.1 == wrapped.bytes;
+    opens(check)?;
+    Ok(created)
+}
+
+/// Seals one batch of the plaintext an earlier version left; returns how
+/// many of each kind it sealed.
+fn seal_legacy_batch(conn: &mut AnyConnection, pii: &Pii) -> Result<(u64, u64, u64), StoreError> {
+    let now = Utc::now().naive_utc();
+    let fields: Vec<(String, String, String)> = customer_fields::table
+        .filter(customer_fields::sealed.is_null())
+        .select((
+            customer_fields::customer_id,
+            customer_fields::name,
+            customer_fields::value,
+        ))
+        .limit(BATCH)
+        .load(conn)?;
+    for (customer, name, value) in &fields {
+        let key = pii.key_for_writing(conn, customer, now)?;
+        let sealed = key.seal(&field_context(customer, name), value.as_bytes());
+        diesel::update(customer_fields::table.find((customer, name)))
+            .set((
+                customer_fields::sealed.eq(Some(sealed)),
+                customer_fields::value.eq(""),
+            ))
+            .execute(conn)?;
+    }
+    let files: Vec<(String, String, Vec<u8>)> = customer_files::table
+        .filter(customer_files::sealed.is_null())
+        .select((
+            customer_files::customer_id,
+            customer_files::name,
+            customer_files::content,
+        ))
+        .limit(BATCH)
+        .load(conn)?;
+    for (customer, name, content) in &files {
+        let key = pii.key_for_writing(conn, customer, now)?;
+        let sealed = key.seal(&file_context(customer, name), content);
+        diesel::update(customer_files::table.find((customer, name)))
+            .set((
+                customer_files::sealed.eq(Some(sealed)),
+                customer_files::content.eq(Vec::<u8>::new()),
+            ))
+            .execute(conn)?;
+    }
+    let orders: Vec<(String, Option<String>, Option<String>)> = payouts::table
+        .filter(payouts::payout_order.is_not_null())
+        .filter(payouts::sealed_order.is_null())
+        .select((
+            payouts::transaction_id,
+            payouts::receiver_id,
+            payouts::payout_order,
+        ))
+        .limit(BATCH)
+        .load(conn)?;
+    for (transaction, receiver, order) in &orders {
+        // A frozen order always has its receiver; one deleted before this
+        // version gets a key of its own, so that the payout can finish.
+        let receiver = receiver.as_deref().unwrap_or_default();
+        let key = pii.key_for_writing(conn, receiver, now)?;
+        let sealed = key.seal(
+            &order_context(transaction, receiver),
+            order.as_deref().unwrap_or_default().as_bytes(),
+        );
+        diesel::update(payouts::table.find(transaction))
+            .set((
+                payouts::sealed_order.eq(Some(sealed)),
+                payouts::payout_order.eq(None::<String>),
+            ))
+            .execute(conn)?;
+    }
+    Ok((fields.len() as u64, files.len() as u64, orders.len() as u64))
+}
+
+/// Re-wraps one batch of data keys not under the current key.
+fn rotate_batch(conn: &mut AnyConnection, kek: &dyn KeyEncryptionKey) -> Result<u64, StoreError> {
+    let current = kek.current_id().to_owned();
+    let rows: Vec<(String, String, Vec<u8>)> = data_keys::table
+        .filter(data_keys::kek_id.ne(&current))
+        .select((
+            data_keys::customer_id,
+            data_keys::kek_id,
+            data_keys::wrapped,
+        ))
+        .order(data_keys::customer_id)
+        .limit(BATCH)
+        .load(conn)?;
+    let mut n = 0;
+    for (customer, kek_id, bytes) in rows {
+        let context = key_context(&customer);
+        let key = kek.unwrap(
+            &WrappedKey {
+                kek_id: kek_id.clone(),
+                bytes: bytes.clone(),
+            },
+            &context,
+        )?;
+        let wrapped = kek.wrap(&key, &context)?;
+        // Compare-and-set: a row deleted or re-wrapped meanwhile is left.
+        n += diesel::update(
+            data_keys::table
+                .find(&customer)
+                .filter(data_keys::kek_id.eq(&kek_id))
+                .filter(data_keys::wrapped.eq(&bytes)),
+        )
+        .set((
+            data_keys::kek_id.eq(&wrapped.kek_id),
+            data_keys::wrapped.eq(&wrapped.bytes),
+        ))
+        .execute(conn)? as u64;
+    }
+    Ok(n)
+}
+
+fn left_to_rotate(conn: &mut AnyConnection, current: &str) -> Result<u64, StoreError> {
+    let n: i64 = data_keys::table
+        .filter(data_keys::kek_id.ne(current))
+        .count()
+        .get_result(conn)?;
+    Ok(u64::try_from(n).unwrap_or_default())
+}
+
+impl Store {
+    /// Opens the customer data with `kek`: checks that it is the key the
+    /// data was written with (refusing, with nothing written, when it is
+    /// not), then seals what an earlier version left in plaintext. Returns
+    /// the store that reads and writes customer data.
+    pub async fn unlock(
+        mut self,
+        kek: Arc<dyn KeyEncryptionKey>,
+    ) -> Result<(Self, Unlocked), StoreError> {
+        let pii = Arc::new(Pii {
+            kek,
+            cache: Mutex::default(),
+        });
+        let check_kek = pii.kek.clone();
+        let check_created = self
+            .run(move |conn| write_tx(conn, |c| check_key(c, check_kek.as_ref())))
+            .await?;
+        let mut report = Unlocked {
+            check_created,
+            ..Unlocked::default()
+        };
+        loop {
+            let batch = pii.clone();
+            let (fields, files, orders) = self
+                .run(move |conn| write_tx(conn, |c| seal_legacy_batch(c, &batch)))
+                .await?;
+            report.sealed_fields += fields;
+            report.sealed_files += files;
+            report.sealed_orders += orders;
+            if fields + files + orders == 0 {
+                break;
+            }
+        }
+        self.pii = Some(pii);
+        Ok((self, report))
+    }
+
+    /// One batch of a key rotation: re-wraps up to 200 data keys (and the
+    /// key check) under the current key, opening them with the previous
+    /// ones. Safe beside running servers and resumable: call it until
+    /// `left` is 0.
+    pub async fn rotate_keys(&self) -> Result<Rotation, StoreError> {
+        let kek = self.pii()?.kek.clone();
+        self.run(move |conn| {
+            write_tx(conn, |c| {
+                let current = kek.current_id().to_owned();
+                // The check first: from now on a start with only the old key
+                // is refused, as it could not open re-wrapped keys.
+                let check: Option<(String, Vec<u8>)> = key_checks::table
+                    .find(CHECK_NAME)
+                    .select((key_checks::kek_id, key_checks::wrapped))
+                    .first(c)
+                    .optional()?;
+                if let Some((kek_id, bytes)) = check.filter(|(id, _)| *id != current) {
+                    let key = kek
+                        .unwrap(&WrappedKey { kek_id, bytes }, CHECK_CONTEXT)
+                        .map_err(|e| wrong_key(&e))?;
+                    let wrapped = kek.wrap(&key, CHECK_CONTEXT)?;
+                    diesel::update(key_checks::table.find(CHECK_NAME))
+                        .set((
+                            key_checks::kek_id.eq(&wrapped.kek_id),
+                            key_checks::wrapped.eq(&wrapped.bytes),
+                            key_checks::updated_at.eq(Utc::now().naive_utc()),
+                        ))
+                        .execute(c)?;
+                }
+                let rewrapped = rotate_batch(c, kek.as_ref())?;
+                let left = left_to_rotate(c, &current)?;
+                Ok(Rotation { rewrapped, left })
+            })
+        })
+        .await
+    }
+
+    /// The customer data's keys; an error when the store was not unlocked.
+    pub(crate) fn pii(&self) -> Result<Arc<Pii>, StoreError> {
+        self.pii.clone().ok_or(StoreError::Locked)
+    }
+}
