@@ -80,24 +80,36 @@ impl Keyring {
 
     /// The key in the file at `path`, created (32 random bytes in base64,
     /// mode 0600, never overwritten) when there is none. Returns whether it
-    /// was created.
+    /// was created. The key is written to a file of its own first and then
+    /// linked into place, so a crash never leaves a partial key file, and
+    /// two processes starting at once agree on one key.
     pub fn load_or_create(path: &Path) -> Result<(Self, bool), KeyringError> {
         let failed = |e: std::io::Error| KeyringError::File {
             path: path.display().to_string(),
             message: e.to_string(),
         };
-        let created = match new_file(path) {
-            Ok(mut file) => {
-                let key = DataKey::generate();
-                let text = Zeroizing::new(STANDARD.encode(key.expose()));
-                file.write_all(text.as_bytes())
-                    .and_then(|()| file.write_all(b"\n"))
-                    .and_then(|()| file.sync_all())
-                    .map_err(failed)?;
-                true
+        let created = if path.exists() {
+            false
+        } else {
+            let mut name = path.as_os_str().to_owned();
+            name.push(format!(".new-{}", std::process::id()));
+            let staged = std::path::PathBuf::from(name);
+            let _ = std::fs::remove_file(&staged);
+            let mut file = new_file(&staged).map_err(failed)?;
+            let key = DataKey::generate();
+            let text = Zeroizing::new(STANDARD.encode(key.expose()));
+            file.write_all(text.as_bytes())
+                .and_then(|()| file.write_all(b"\n"))
+                .and_then(|()| file.sync_all())
+                .map_err(failed)?;
+            drop(file);
+            let linked = std::fs::hard_link(&staged, path);
+            let _ = std::fs::remove_file(&staged);
+            match linked {
+                Ok(()) => true,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+                Err(e) => return Err(failed(e)),
             }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
-            Err(e) => return Err(failed(e)),
         };
         let text = Zeroizing::new(std::fs::read_to_string(path).map_err(failed)?);
         let key = decode(&text, "the key file").map_err(|_| KeyringError::File {

@@ -122,7 +122,7 @@ struct LoadRow {
 /// databases read only this customer's rows. `{C}` selects the customer,
 /// in each branch. (SQLite takes `CAST(NULL AS BYTEA)` as a plain NULL.)
 const LOAD_SQL: &str = "SELECT c.id, c.account, c.memo, c.memo_type, c.customer_type, c.review, \
-       c.review_message, c.created_at, c.updated_at, 'text' AS kind, f.name AS name, f.value AS value, \
+       c.review_message, c.created_at, c.updated_at, 'text' AS kind, f.name AS name, f.legacy_value AS value, \
        CAST(NULL AS BIGINT) AS size_bytes, CAST(NULL AS TIMESTAMP) AS linked_at, f.sealed AS sealed \
      FROM customers c LEFT JOIN customer_fields f ON f.customer_id = c.id WHERE {C} \
      UNION ALL SELECT c.id, c.account, c.memo, c.memo_type, c.customer_type, c.review, \
@@ -339,7 +339,7 @@ fn put_text(
 ) -> Result<bool, Failure> {
     let row = customer_fields::table.find((id, name));
     let old: Option<(String, Option<Vec<u8>>)> = row
-        .select((customer_fields::value, customer_fields::sealed))
+        .select((customer_fields::legacy_value, customer_fields::sealed))
         .first(conn)
         .optional()?;
     let old = match old {
@@ -358,7 +358,7 @@ fn put_text(
         (Some(_), Some(new)) => {
             diesel::update(row)
                 .set((
-                    customer_fields::value.eq(""),
+                    customer_fields::legacy_value.eq(""),
                     customer_fields::sealed.eq(Some(sealed(new))),
                     customer_fields::updated_at.eq(now),
                 ))
@@ -370,7 +370,7 @@ fn put_text(
                 .values((
                     customer_fields::customer_id.eq(id),
                     customer_fields::name.eq(name),
-                    customer_fields::value.eq(""),
+                    customer_fields::legacy_value.eq(""),
                     customer_fields::sealed.eq(Some(sealed(new))),
                     customer_fields::updated_at.eq(now),
                 ))
@@ -398,7 +398,7 @@ fn put_file(
     let row = customer_files::table.find((id, name));
     let old: Option<StoredFile> = row
         .select((
-            customer_files::content,
+            customer_files::legacy_content,
             customer_files::sealed,
             customer_files::content_type,
         ))
@@ -421,7 +421,7 @@ fn put_file(
         (Some(_), Some(new)) => {
             diesel::update(row)
                 .set((
-                    customer_files::content.eq(Vec::<u8>::new()),
+                    customer_files::legacy_content.eq(Vec::<u8>::new()),
                     customer_files::sealed.eq(Some(key.seal(&context, &new.content))),
                     customer_files::content_type.eq(new.content_type.as_deref()),
                     customer_files::size_bytes.eq(size_of(new)),
@@ -435,7 +435,7 @@ fn put_file(
                 .values((
                     customer_files::customer_id.eq(id),
                     customer_files::name.eq(name),
-                    customer_files::content.eq(Vec::<u8>::new()),
+                    customer_files::legacy_content.eq(Vec::<u8>::new()),
                     customer_files::sealed.eq(Some(key.seal(&context, &new.content))),
                     customer_files::content_type.eq(new.content_type.as_deref()),
                     customer_files::size_bytes.eq(size_of(new)),
@@ -576,7 +576,7 @@ fn insert_text(
                 (
                     customer_fields::customer_id.eq(id),
                     customer_fields::name.eq(name.as_str()),
-                    customer_fields::value.eq(""),
+                    customer_fields::legacy_value.eq(""),
                     customer_fields::sealed
                         .eq(Some(key.seal(&field_context(id, name), value.as_bytes()))),
                     customer_fields::updated_at.eq(now),

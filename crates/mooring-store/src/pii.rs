@@ -10,9 +10,10 @@
 //! ([`Store::unlock`] not called) refuses every read and write of customer
 //! data.
 //!
-//! Unwrapped data keys are kept in memory for a minute, so that the payout
-//! engine's saves and reads do not unwrap on every call; a deletion forgets
-//! its key at once on this replica (the others within that minute).
+//! Unwrapped data keys are kept in memory for a minute, by customer *and*
+//! wrapped bytes: the cache only spares an unwrap of the row just read, so
+//! a key whose row was rolled back, deleted or re-wrapped is never used
+//! from it. A deletion also forgets its key at once.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,7 +23,7 @@ use chrono::{NaiveDateTime, Utc};
 use diesel::prelude::*;
 use mooring_ports::{DataKey, KeyEncryptionKey, KeyError, WrappedKey};
 
-use crate::conn::write_tx;
+use crate::conn::{lock_key, write_tx};
 use crate::schema::{customer_fields, customer_files, data_keys, key_checks, payouts};
 use crate::{AnyConnection, Store, StoreError};
 
@@ -33,6 +34,9 @@ const CHECK_CONTEXT: &[u8] = b"mooring key check";
 /// Rows sealed or re-wrapped per transaction by the data migration and the
 /// rotation.
 const BATCH: i64 = 200;
+/// Files sealed per transaction by the data migration, each read alone (a
+/// file may be as large as the multipart limit).
+const FILE_BATCH: i64 = 16;
 
 /// Where a sealed value lives: its associated data.
 pub(crate) fn field_context(customer: &str, name: &str) -> Vec<u8> {
@@ -57,30 +61,37 @@ fn key_context(customer: &str) -> Vec<u8> {
     [b"data-key\0", customer.as_bytes()].concat()
 }
 
+/// A customer's data key as unwrapped: the wrapped bytes it came from, the
+/// key, and when.
+type Remembered = (Vec<u8>, DataKey, Instant);
+
 /// The key-encryption key and the data keys it recently unwrapped.
 pub(crate) struct Pii {
     kek: Arc<dyn KeyEncryptionKey>,
-    cache: Mutex<HashMap<String, (DataKey, Instant)>>,
+    cache: Mutex<HashMap<String, Remembered>>,
 }
 
 impl Pii {
-    fn cached(&self, customer: &str) -> Option<DataKey> {
+    fn cached(&self, customer: &str, wrapped: &[u8]) -> Option<DataKey> {
         let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         cache
             .get(customer)
-            .filter(|(_, at)| at.elapsed() < CACHE_TTL)
-            .map(|(k, _)| k.clone())
+            .filter(|(w, _, at)| w == wrapped && at.elapsed() < CACHE_TTL)
+            .map(|(_, k, _)| k.clone())
     }
 
-    fn remember(&self, customer: &str, key: &DataKey) {
+    fn remember(&self, customer: &str, wrapped: &[u8], key: &DataKey) {
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() >= CACHE_MAX {
-            cache.retain(|_, (_, at)| at.elapsed() < CACHE_TTL);
+            cache.retain(|_, (_, _, at)| at.elapsed() < CACHE_TTL);
             if cache.len() >= CACHE_MAX {
                 cache.clear();
             }
         }
-        cache.insert(customer.to_owned(), (key.clone(), Instant::now()));
+        cache.insert(
+            customer.to_owned(),
+            (wrapped.to_vec(), key.clone(), Instant::now()),
+        );
     }
 
     /// Forgets a deleted customer's key.
@@ -96,17 +107,15 @@ impl Pii {
         kek_id: String,
         wrapped: Vec<u8>,
     ) -> Result<DataKey, StoreError> {
-        if let Some(key) = self.cached(customer) {
+        if let Some(key) = self.cached(customer, &wrapped) {
             return Ok(key);
         }
-        let key = self.kek.unwrap(
-            &WrappedKey {
-                kek_id,
-                bytes: wrapped,
-            },
-            &key_context(customer),
-        )?;
-        self.remember(customer, &key);
+        let wrapped = WrappedKey {
+            kek_id,
+            bytes: wrapped,
+        };
+        let key = self.kek.unwrap(&wrapped, &key_context(customer))?;
+        self.remember(customer, &wrapped.bytes, &key);
         Ok(key)
     }
 
@@ -116,9 +125,6 @@ impl Pii {
         conn: &mut AnyConnection,
         customer: &str,
     ) -> Result<Option<DataKey>, StoreError> {
-        if let Some(key) = self.cached(customer) {
-            return Ok(Some(key));
-        }
         let row: Option<(String, Vec<u8>)> = data_keys::table
             .find(customer)
             .select((data_keys::kek_id, data_keys::wrapped))
@@ -141,16 +147,24 @@ impl Pii {
         }
         let key = DataKey::generate();
         let wrapped = self.kek.wrap(&key, &key_context(customer))?;
-        diesel::insert_into(data_keys::table)
+        // Two writers making a key at once: one row is kept, and both use it.
+        let insert = diesel::insert_into(data_keys::table)
             .values((
                 data_keys::customer_id.eq(customer),
                 data_keys::kek_id.eq(&wrapped.kek_id),
                 data_keys::wrapped.eq(&wrapped.bytes),
                 data_keys::created_at.eq(now),
             ))
-            .execute(conn)?;
-        self.remember(customer, &key);
-        Ok(key)
+            .on_conflict_do_nothing();
+        let inserted = match conn {
+            AnyConnection::Postgresql(pg) => insert.execute(pg)?,
+            AnyConnection::Sqlite(sqlite) => insert.execute(sqlite)?,
+        };
+        if inserted == 1 {
+            return Ok(key);
+        }
+        self.key_of(conn, customer)?
+            .ok_or_else(|| StoreError::Task("a data key vanished as it was made".into()))
     }
 }
 
@@ -237,74 +251,112 @@ fn check_key(conn: &mut AnyConnection, kek: &dyn KeyEncryptionKey) -> Result<boo
 }
 
 /// Seals one batch of the plaintext an earlier version left; returns how
-/// many of each kind it sealed.
+/// many of each kind it sealed. One sealer at a time (a lock for the
+/// transaction), and each row is written only if its plaintext is still the
+/// one read: a value a server sealed meanwhile is never put back.
 fn seal_legacy_batch(conn: &mut AnyConnection, pii: &Pii) -> Result<(u64, u64, u64), StoreError> {
+    lock_key(conn, "mooring:pii-seal")?;
     let now = Utc::now().naive_utc();
     let fields: Vec<(String, String, String)> = customer_fields::table
-        .filter(customer_fields::sealed.is_null())
+        .filter(
+            customer_fields::sealed
+                .is_null()
+                .or(customer_fields::legacy_value.ne("")),
+        )
         .select((
             customer_fields::customer_id,
             customer_fields::name,
-            customer_fields::value,
+            customer_fields::legacy_value,
         ))
         .limit(BATCH)
         .load(conn)?;
+    let mut sealed_fields = 0;
     for (customer, name, value) in &fields {
         let key = pii.key_for_writing(conn, customer, now)?;
         let sealed = key.seal(&field_context(customer, name), value.as_bytes());
-        diesel::update(customer_fields::table.find((customer, name)))
-            .set((
-                customer_fields::sealed.eq(Some(sealed)),
-                customer_fields::value.eq(""),
-            ))
-            .execute(conn)?;
-    }
-    let files: Vec<(String, String, Vec<u8>)> = customer_files::table
-        .filter(customer_files::sealed.is_null())
-        .select((
-            customer_files::customer_id,
-            customer_files::name,
-            customer_files::content,
+        sealed_fields += diesel::update(
+            customer_fields::table
+                .find((customer, name))
+                .filter(customer_fields::legacy_value.eq(value)),
+        )
+        .set((
+            customer_fields::sealed.eq(Some(sealed)),
+            customer_fields::legacy_value.eq(""),
         ))
-        .limit(BATCH)
-        .load(conn)?;
-    for (customer, name, content) in &files {
-        let key = pii.key_for_writing(conn, customer, now)?;
-        let sealed = key.seal(&file_context(customer, name), content);
-        diesel::update(customer_files::table.find((customer, name)))
-            .set((
-                customer_files::sealed.eq(Some(sealed)),
-                customer_files::content.eq(Vec::<u8>::new()),
-            ))
-            .execute(conn)?;
+        .execute(conn)? as u64;
     }
-    let orders: Vec<(String, Option<String>, Option<String>)> = payouts::table
-        .filter(payouts::payout_order.is_not_null())
-        .filter(payouts::sealed_order.is_null())
+    let files: Vec<(String, String)> = customer_files::table
+        .filter(
+            customer_files::sealed
+                .is_null()
+                .or(customer_files::legacy_content.ne(Vec::<u8>::new())),
+        )
+        .select((customer_files::customer_id, customer_files::name))
+        .limit(FILE_BATCH)
+        .load(conn)?;
+    let mut sealed_files = 0;
+    for (customer, name) in &files {
+        let content: Vec<u8> = customer_files::table
+            .find((customer, name))
+            .select(customer_files::legacy_content)
+            .first(conn)?;
+        let key = pii.key_for_writing(conn, customer, now)?;
+        let sealed = key.seal(&file_context(customer, name), &content);
+        sealed_files += diesel::update(
+            customer_files::table
+                .find((customer, name))
+                .filter(customer_files::legacy_content.eq(&content)),
+        )
+        .set((
+            customer_files::sealed.eq(Some(sealed)),
+            customer_files::legacy_content.eq(Vec::<u8>::new()),
+        ))
+        .execute(conn)? as u64;
+    }
+    let orders: Vec<(String, Option<String>, String)> = payouts::table
+        .filter(payouts::legacy_order.is_not_null())
         .select((
             payouts::transaction_id,
             payouts::receiver_id,
-            payouts::payout_order,
+            payouts::legacy_order.assume_not_null(),
         ))
         .limit(BATCH)
         .load(conn)?;
+    let mut sealed_orders = 0;
     for (transaction, receiver, order) in &orders {
-        // A frozen order always has its receiver; one deleted before this
-        // version gets a key of its own, so that the payout can finish.
         let receiver = receiver.as_deref().unwrap_or_default();
-        let key = pii.key_for_writing(conn, receiver, now)?;
-        let sealed = key.seal(
-            &order_context(transaction, receiver),
-            order.as_deref().unwrap_or_default().as_bytes(),
-        );
-        diesel::update(payouts::table.find(transaction))
-            .set((
-                payouts::sealed_order.eq(Some(sealed)),
-                payouts::payout_order.eq(None::<String>),
-            ))
-            .execute(conn)?;
+        let known: bool = diesel::select(diesel::dsl::exists(
+            crate::schema::customers::table.find(receiver),
+        ))
+        .get_result(conn)?;
+        // A receiver deleted before this version: their order is erased now
+        // (an empty seal), as a deletion would erase it today; the entry is
+        // held for a person, or followed by the rail's id.
+        let sealed = if known {
+            let key = pii.key_for_writing(conn, receiver, now)?;
+            key.seal(&order_context(transaction, receiver), order.as_bytes())
+        } else {
+            Vec::new()
+        };
+        sealed_orders += diesel::update(
+            payouts::table
+                .find(transaction)
+                .filter(payouts::legacy_order.eq(order)),
+        )
+        .set((
+            payouts::sealed_order.eq(Some(sealed)),
+            payouts::legacy_order.eq(None::<String>),
+        ))
+        .execute(conn)? as u64;
     }
-    Ok((fields.len() as u64, files.len() as u64, orders.len() as u64))
+    // Rows changed meanwhile were skipped, and are read again next batch.
+    let read = (fields.len() + files.len() + orders.len()) as u64;
+    if read > 0 && sealed_fields + sealed_files + sealed_orders == 0 {
+        return Err(StoreError::Task(
+            "sealing the plaintext of an earlier version made no progress".into(),
+        ));
+    }
+    Ok((sealed_fields, sealed_files, sealed_orders))
 }
 
 /// Re-wraps one batch of data keys not under the current key.

@@ -19,7 +19,7 @@ diesel::table! {
     customer_fields (customer_id, name) {
         customer_id -> Text,
         name -> Text,
-        value -> Text,
+        legacy_value -> Text,
         updated_at -> Timestamp,
         sealed -> Nullable<Binary>,
     }
@@ -29,7 +29,7 @@ diesel::table! {
     customer_files (customer_id, name) {
         customer_id -> Text,
         name -> Text,
-        content -> Binary,
+        legacy_content -> Binary,
         content_type -> Nullable<Text>,
         size_bytes -> BigInt,
         updated_at -> Timestamp,
@@ -117,7 +117,7 @@ diesel::table! {
         lease_until -> Nullable<Timestamp>,
         claim_token -> BigInt,
         sender_id -> Nullable<Text>,
-        payout_order -> Nullable<Text>,
+        legacy_order -> Nullable<Text>,
         submitted_at -> Nullable<Timestamp>,
         sealed_order -> Nullable<Binary>,
     }

@@ -42,7 +42,7 @@ pub(super) struct PayoutRow {
     /// The frozen order in plaintext: only in rows an earlier version
     /// wrote (until the first start with a key seals them), and between
     /// [`PayoutRow::from_payout`] and [`PayoutRow::sealed`].
-    payout_order: Option<String>,
+    legacy_order: Option<String>,
     submitted_at: Option<NaiveDateTime>,
     /// The frozen order, sealed under the receiver's data key; empty once
     /// the order was found erased (its key deleted with the receiver).
@@ -97,7 +97,7 @@ impl OrderDto {
 pub(super) const SAVE_COLUMNS: &str = "state = ?, attempt = ?, quote_id = ?, sender_id = ?, \
      receiver_id = ?, amount_in = ?, amount_in_asset = ?, amount_out = ?, amount_out_asset = ?, \
      payout_id = ?, told_pending = ?, reason = ?, last_error = ?, failures = ?, refund_reference = ?, \
-     created_at = ?, updated_at = ?, due_at = ?, payout_order = ?, submitted_at = ?, \
+     created_at = ?, updated_at = ?, due_at = ?, legacy_order = ?, submitted_at = ?, \
      sealed_order = ?";
 
 impl PayoutRow {
@@ -125,7 +125,7 @@ impl PayoutRow {
             Bind::Time(self.created_at),
             Bind::Time(self.updated_at),
             Bind::Time(self.due_at),
-            text(&self.payout_order),
+            text(&self.legacy_order),
             Bind::OptTime(self.submitted_at),
             Bind::OptBytes(self.sealed_order.as_deref()),
         ]
@@ -169,7 +169,7 @@ impl PayoutRow {
             created_at: p.created_at.naive_utc(),
             updated_at: p.updated_at.naive_utc(),
             due_at: p.due_at.naive_utc(),
-            payout_order: p.order().map(OrderDto::encode),
+            legacy_order: p.order().map(OrderDto::encode),
             submitted_at: p.at_rail().map(|r| r.submitted_at.naive_utc()),
             // An erased order stays erased: an empty seal, no data.
             sealed_order: p.at_rail().filter(|r| r.order_erased).map(|_| Vec::new()),
@@ -181,7 +181,7 @@ impl PayoutRow {
     /// write, or never a customer here) gets one of their own, so that the
     /// payout in flight can finish (`docs/security.md`, "Erasure").
     pub(super) fn sealed(mut self, conn: &mut AnyConnection, pii: &Pii) -> Result<Self, Failure> {
-        let Some(order) = self.payout_order.take() else {
+        let Some(order) = self.legacy_order.take() else {
             return Ok(self);
         };
         let receiver = self.receiver_id.clone().unwrap_or_default();
@@ -202,7 +202,7 @@ impl PayoutRow {
         pii: &Pii,
     ) -> Result<Option<Option<String>>, Failure> {
         let Some(sealed) = &self.sealed_order else {
-            return Ok(Some(self.payout_order.clone()));
+            return Ok(Some(self.legacy_order.clone()));
         };
         if sealed.is_empty() {
             return Ok(None);

@@ -669,7 +669,7 @@ async fn rows_of_earlier_versions_read_and_an_unreadable_one_stops_nothing(db: T
     let sql = [
         format!(
             "UPDATE payouts SET state = 'submitted', amount_out = '99', amount_out_asset = 'USDC:{issuer}', \
-             payout_order = '{order}', submitted_at = created_at WHERE transaction_id = 'old'"
+             legacy_order = '{order}', submitted_at = created_at WHERE transaction_id = 'old'"
         ),
         "UPDATE payouts SET amount_in = '5', amount_in_asset = '' WHERE transaction_id = 'empty'"
             .to_owned(),

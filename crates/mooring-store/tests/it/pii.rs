@@ -80,10 +80,10 @@ async fn raw_cells(store: &Store) -> Vec<u8> {
     let cells = store
         .with_connection(|c| {
             diesel::sql_query(
-                "SELECT value AS text, sealed AS bytes FROM customer_fields \
-                 UNION ALL SELECT content_type, content FROM customer_files \
+                "SELECT legacy_value AS text, sealed AS bytes FROM customer_fields \
+                 UNION ALL SELECT content_type, legacy_content FROM customer_files \
                  UNION ALL SELECT NULL, sealed FROM customer_files \
-                 UNION ALL SELECT payout_order, sealed_order FROM payouts \
+                 UNION ALL SELECT legacy_order, sealed_order FROM payouts \
                  UNION ALL SELECT reason, NULL FROM payouts \
                  UNION ALL SELECT last_error, NULL FROM payouts",
             )
@@ -273,7 +273,7 @@ async fn plaintext_of_an_earlier_version_is_sealed_at_the_first_unlock(db: TestD
                 .values((
                     customer_fields::customer_id.eq("5e4de000-0000-4000-8000-000000000001"),
                     customer_fields::name.eq("bank_account_number"),
-                    customer_fields::value.eq(BANK),
+                    customer_fields::legacy_value.eq(BANK),
                     customer_fields::updated_at.eq(now),
                 ))
                 .execute(c)?;
@@ -281,7 +281,7 @@ async fn plaintext_of_an_earlier_version_is_sealed_at_the_first_unlock(db: TestD
                 .values((
                     customer_files::customer_id.eq("5e4de000-0000-4000-8000-000000000001"),
                     customer_files::name.eq("photo_id_front"),
-                    customer_files::content.eq(PHOTO),
+                    customer_files::legacy_content.eq(PHOTO),
                     customer_files::size_bytes.eq(PHOTO.len() as i64),
                     customer_files::updated_at.eq(now),
                 ))
@@ -375,7 +375,94 @@ async fn a_store_never_unlocked_refuses_customer_data() {
     assert!(e.to_string().contains("locked"), "{e}");
 }
 
+/// A replica never seals with a key it remembers but whose row is gone
+/// (deleted on another replica, or rolled back): the key in the table wins.
+async fn a_remembered_key_whose_row_is_gone_is_never_used(db: TestDb) {
+    let key = DataKey::generate();
+    let (a, _) = connected(&db)
+        .await
+        .unlock(ring(&key, &[]))
+        .await
+        .expect("a");
+    let (b, _) = connected(&db)
+        .await
+        .unlock(ring(&key, &[]))
+        .await
+        .expect("b");
+    let c = a.put(put_receiver()).await.expect("put");
+    assert!(
+        KycStore::get(&a, &c.id).await.expect("get").is_some(),
+        "a remembers the key"
+    );
+    b.delete(&c.id).await.expect("deleted on b");
+    // a freezes an order for the receiver (its step read them before the
+    // deletion): sealed under a key that is in the table, so b reads it.
+    let t = freeze_order_for(&a, c.id.as_str()).await;
+    let read = PayoutLedger::get(&b, &t)
+        .await
+        .expect("get")
+        .expect("entry");
+    assert_eq!(
+        read.order().map(|o| o.receiver_fields.len()),
+        Some(2),
+        "{read:?}"
+    );
+}
+
+/// A frozen order an earlier version kept for a receiver since deleted is
+/// erased at the first unlock, not sealed under a key made for it.
+async fn an_earlier_versions_order_for_a_deleted_receiver_is_erased(db: TestDb) {
+    let store = connected(&db).await;
+    let now = Utc::now();
+    store
+        .with_connection(move |c| {
+            use mooring_store::schema::payouts;
+            diesel::insert_into(payouts::table)
+                .values((
+                    payouts::transaction_id.eq("old-1"),
+                    payouts::state.eq("submitted"),
+                    payouts::attempt.eq(1),
+                    payouts::receiver_id.eq("5e4de000-0000-4000-8000-0000000000aa"),
+                    payouts::told_pending.eq(0),
+                    payouts::failures.eq(0),
+                    payouts::claim_token.eq(0_i64),
+                    payouts::created_at.eq(now.naive_utc()),
+                    payouts::updated_at.eq(now.naive_utc()),
+                    payouts::due_at.eq(now.naive_utc()),
+                    payouts::submitted_at.eq(Some(now.naive_utc())),
+                    payouts::legacy_order.eq(Some(format!(
+                        r#"{{"idempotency_key":"old-1","transaction_id":"old-1","amount":"1","asset":"iso4217:BRL","delivery_method":null,"receiver_id":"x","receiver_fields":[["bank_account_number","{BANK}"]]}}"#
+                    ))),
+                ))
+                .execute(c)
+        })
+        .await
+        .expect("legacy row");
+    let (store, unlocked) = store
+        .unlock(ring(&DataKey::generate(), &[]))
+        .await
+        .expect("unlock");
+    assert_eq!(unlocked.sealed_orders, 1);
+    assert_no_plaintext(&raw_cells(&store).await, "a column");
+    let entry = PayoutLedger::get(&store, &TransactionId::parse("old-1").expect("id"))
+        .await
+        .expect("get")
+        .expect("entry");
+    assert!(entry.at_rail().is_some_and(|r| r.order_erased), "{entry:?}");
+    let keys: i64 = store
+        .with_connection(|c| {
+            mooring_store::schema::data_keys::table
+                .count()
+                .get_result(c)
+        })
+        .await
+        .expect("count");
+    assert_eq!(keys, 0, "no key made for a customer who is gone");
+}
+
 on_both_backends!(
+    a_remembered_key_whose_row_is_gone_is_never_used,
+    an_earlier_versions_order_for_a_deleted_receiver_is_erased,
     nothing_of_a_customer_is_stored_in_plaintext_and_erasure_destroys_the_key,
     the_wrong_key_is_refused_and_changes_nothing,
     plaintext_of_an_earlier_version_is_sealed_at_the_first_unlock,

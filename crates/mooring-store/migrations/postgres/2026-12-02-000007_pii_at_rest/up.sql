@@ -18,8 +18,15 @@ CREATE TABLE key_checks (
     wrapped BYTEA NOT NULL,
     updated_at TIMESTAMP NOT NULL
 );
--- The sealed values. The plaintext columns stay for rows an earlier version
--- wrote, until the first start with a key seals them (and empties them).
+-- The sealed values. The plaintext columns are renamed legacy_*: they hold
+-- what an earlier version wrote until the first start with a key seals it
+-- (and empties them). The rename makes a replica of an earlier version still
+-- running beside this one fail loudly (its queries name the old columns)
+-- instead of reading emptied values as the truth: it could otherwise rebuild a
+-- frozen order from blanks and send it under the same key.
+ALTER TABLE customer_fields RENAME COLUMN value TO legacy_value;
+ALTER TABLE customer_files RENAME COLUMN content TO legacy_content;
+ALTER TABLE payouts RENAME COLUMN payout_order TO legacy_order;
 ALTER TABLE customer_fields ADD COLUMN sealed BYTEA;
 ALTER TABLE customer_files ADD COLUMN sealed BYTEA;
 ALTER TABLE payouts ADD COLUMN sealed_order BYTEA;
