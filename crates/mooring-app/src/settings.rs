@@ -313,7 +313,9 @@ fn zero() -> String {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSettings {
-    pub host: String,
+    /// Unset: `0.0.0.0`, or `127.0.0.1` while callback authentication is off
+    /// ([`Settings::server_host`]).
+    pub host: Option<String>,
     pub port: u16,
     pub workers: Option<usize>,
     pub multipart_limit_bytes: usize,
@@ -356,6 +358,7 @@ pub struct CallbackApiSettings {
     pub api_key_header: String,
     pub jwt_header: String,
     pub jwt_leeway_seconds: u64,
+    pub jwt_max_lifetime_seconds: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -539,6 +542,18 @@ impl Settings {
         })
     }
 
+    /// Where to listen: `server.host` when set; else `0.0.0.0`, or loopback
+    /// only while callback authentication is off (and whether that applied).
+    pub fn server_host(&self) -> (String, bool) {
+        match &self.server.host {
+            Some(host) => (host.clone(), false),
+            None if self.callback_api.auth_type.eq_ignore_ascii_case("none") => {
+                ("127.0.0.1".into(), true)
+            }
+            None => ("0.0.0.0".into(), false),
+        }
+    }
+
     pub fn database_url(&self) -> Result<DatabaseUrl, SettingsError> {
         match &self.database.url {
             Some(url) => DatabaseUrl::parse(url)
@@ -562,7 +577,12 @@ impl Settings {
         let built = match c.auth_type.to_ascii_lowercase().as_str() {
             "none" => Ok(CallbackAuth::None),
             "api_key" => CallbackAuth::api_key(&c.api_key_header, c.auth_secret.clone()),
-            "jwt" => CallbackAuth::jwt(&c.jwt_header, c.auth_secret.clone(), c.jwt_leeway_seconds),
+            "jwt" => CallbackAuth::jwt(
+                &c.jwt_header,
+                c.auth_secret.clone(),
+                c.jwt_leeway_seconds,
+                c.jwt_max_lifetime_seconds,
+            ),
             other => {
                 return Err(SettingsError(format!(
                     "callback_api.auth_type (CALLBACK_API_AUTH_TYPE): {other:?} is not one of none, api_key, jwt"

@@ -26,6 +26,9 @@ use crate::settings::{CustodianSetting, RailSetting, RateSourceSetting, Settings
 /// within Kubernetes' default 30 s grace period.
 const ENGINE_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
 
+/// Connections of the operators' routes (`/ready`, `/metrics`).
+const OPS_POOL_SIZE: u32 = 2;
+
 /// Opens the store, migrating it when `database.auto_migrate` is on.
 pub async fn open_store(settings: &Settings, migrate: bool) -> anyhow::Result<Store> {
     let config = settings.store_config()?;
@@ -184,13 +187,26 @@ impl Application {
                 "callback authentication is off (callback_api.auth_type = none): anyone who reaches this port can read and change KYC data; set CALLBACK_API_AUTH_TYPE=jwt or api_key"
             );
         }
-        let address = format!("{}:{}", settings.server.host, settings.server.port);
+        let (host, loopback_only) = settings.server_host();
+        if loopback_only {
+            tracing::warn!(
+                "listening on 127.0.0.1 only, as callback authentication is off; set server.host (MOORING__SERVER__HOST) to listen elsewhere"
+            );
+        }
+        let address = format!("{host}:{}", settings.server.port);
         let listener = TcpListener::bind(&address)
             .with_context(|| format!("cannot listen on {address} (server.host, server.port)"))?;
         let port = listener.local_addr()?.port();
+        // The operators' routes (`/ready`, `/metrics`) read through two
+        // connections of their own, never the callbacks' permits.
+        let ops_store = Store::connect(mooring_store::StoreConfig {
+            pool_size: OPS_POOL_SIZE,
+            ..settings.store_config()?
+        })
+        .await?;
         let mut checks: Vec<Arc<dyn ReadinessCheck>> = vec![
-            Arc::new(StoreReachable(store.clone())),
-            Arc::new(MigrationsCurrent(store.clone())),
+            Arc::new(StoreReachable(ops_store.clone())),
+            Arc::new(MigrationsCurrent(ops_store.clone())),
         ];
         let engine_setting = settings.engine()?;
         let mut payouts = None;
@@ -227,9 +243,9 @@ impl Application {
         };
         let ops = Operations::new(
             checks,
-            Arc::new(store.clone()),
-            inbox.clone(),
-            quotes.clone(),
+            Arc::new(ops_store.clone()),
+            EventInbox::new(Arc::new(ops_store.clone())),
+            quotes.over_store(Arc::new(ops_store)),
             payouts,
             Arc::new(SystemClock),
         );

@@ -57,6 +57,9 @@ const LATENCY_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// How often the recorder's histograms are folded, scraped or not.
+const METRICS_UPKEEP: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The process's Prometheus recorder, installed on first use (metrics are
 /// process-wide: every server in one process renders the same registry).
 pub fn metrics_handle() -> PrometheusHandle {
@@ -81,6 +84,20 @@ pub fn metrics_handle() -> PrometheusHandle {
                 );
             }
             mooring_http::describe_metrics();
+            // Histograms keep their samples until upkeep folds them in; with
+            // nobody scraping, that is memory growing with every request.
+            let upkeep = handle.clone();
+            let spawned = std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(METRICS_UPKEEP);
+                        upkeep.run_upkeep();
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "cannot start the metrics upkeep");
+            }
             handle
         })
         .clone()

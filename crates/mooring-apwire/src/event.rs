@@ -80,7 +80,7 @@ impl EventDto {
         if id.len() > MAX_EVENT_ID_LEN || id.chars().any(char::is_control) {
             return Err(EventError::BadId);
         }
-        let kind = dto.kind.ok_or(EventError::NoType)?;
+        let kind = plain_type(&dto.kind.ok_or(EventError::NoType)?);
         let occurred_at = dto
             .timestamp
             .as_deref()
@@ -105,9 +105,39 @@ impl EventDto {
     }
 }
 
+/// Longest event type kept; the AP's are short snake_case names.
+pub const MAX_EVENT_TYPE_LEN: usize = 64;
+
+/// An event's type as it may be logged and stored: at most
+/// [`MAX_EVENT_TYPE_LEN`] characters, each a letter, digit or one of `_ . -
+/// :`; any other becomes `?` (an unknown type is acknowledged, not refused,
+/// so that the AP moves on).
+pub fn plain_type(kind: &str) -> String {
+    kind.chars()
+        .take(MAX_EVENT_TYPE_LEN)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | ':') {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_event_type_is_bounded_and_plain_before_it_is_logged() {
+        assert_eq!(
+            plain_type("transaction_status_changed"),
+            "transaction_status_changed"
+        );
+        assert_eq!(plain_type("a\nb\u{1b}[31m c\"d"), "a?b??31m?c?d");
+        assert_eq!(plain_type(&"x".repeat(500)).len(), MAX_EVENT_TYPE_LEN);
+    }
 
     #[test]
     fn reads_a_transaction_event() {

@@ -40,6 +40,7 @@ pub struct JwtCheck {
     key: DecodingKey,
     validation: Validation,
     leeway_seconds: u64,
+    max_lifetime_seconds: u64,
 }
 
 /// A callback auth setting that cannot be used.
@@ -64,10 +65,13 @@ impl CallbackAuth {
         })
     }
 
+    /// HS256 tokens with `iat` and `exp` (and `nbf` when present), living
+    /// at most `max_lifetime_seconds`.
     pub fn jwt(
         header: &str,
         secret: Option<SecretString>,
         leeway_seconds: u64,
+        max_lifetime_seconds: u64,
     ) -> Result<Self, AuthConfigError> {
         let secret = secret
             .filter(|s| !s.expose_secret().is_empty())
@@ -79,12 +83,14 @@ impl CallbackAuth {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = leeway_seconds;
         validation.validate_exp = true;
+        validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "iat"]);
         Ok(Self::Jwt(Arc::new(JwtCheck {
             header: header_name(header)?,
             key: DecodingKey::from_secret(secret.expose_secret().as_bytes()),
             validation,
             leeway_seconds,
+            max_lifetime_seconds,
         })))
     }
 
@@ -134,6 +140,15 @@ impl CallbackAuth {
                 if claims.iat > now.saturating_add(check.leeway_seconds) {
                     return Err("token is invalid or expired");
                 }
+                // A token that lives too long is a stolen token's best friend.
+                let cap = check
+                    .max_lifetime_seconds
+                    .saturating_add(check.leeway_seconds);
+                if claims.exp.saturating_sub(claims.iat) > cap
+                    || claims.exp > now.saturating_add(cap)
+                {
+                    return Err("token lives longer than callback_api.jwt_max_lifetime_seconds");
+                }
                 Ok(())
             }
         }
@@ -143,18 +158,18 @@ impl CallbackAuth {
 #[derive(serde::Deserialize)]
 struct Claims {
     iat: u64,
+    exp: u64,
 }
 
 fn header_name(name: &str) -> Result<HeaderName, AuthConfigError> {
     HeaderName::try_from(name).map_err(|_| AuthConfigError::Header(name.to_owned()))
 }
 
-/// Compares without stopping at the first difference.
+/// Compares without stopping at the first difference (`subtle`; only the
+/// length can tell).
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use subtle::ConstantTimeEq;
+    a.ct_eq(b).into()
 }
 
 /// Middleware: a request without valid credentials gets 401 and never
@@ -185,11 +200,11 @@ mod tests {
     fn short_jwt_secrets_and_missing_secrets_are_refused() {
         let short = SecretString::from("x".repeat(31));
         assert_eq!(
-            CallbackAuth::jwt("Authorization", Some(short), 5).err(),
+            CallbackAuth::jwt("Authorization", Some(short), 5, 3600).err(),
             Some(AuthConfigError::WeakSecret(31))
         );
         assert_eq!(
-            CallbackAuth::jwt("Authorization", None, 5).err(),
+            CallbackAuth::jwt("Authorization", None, 5, 3600).err(),
             Some(AuthConfigError::MissingSecret("jwt"))
         );
         assert_eq!(
@@ -197,7 +212,13 @@ mod tests {
             Some(AuthConfigError::MissingSecret("api_key"))
         );
         assert!(
-            CallbackAuth::jwt("Authorization", Some(SecretString::from("y".repeat(32))), 5).is_ok()
+            CallbackAuth::jwt(
+                "Authorization",
+                Some(SecretString::from("y".repeat(32))),
+                5,
+                3600
+            )
+            .is_ok()
         );
         assert!(matches!(
             CallbackAuth::api_key("bad header\n", Some(SecretString::from("k"))),

@@ -47,26 +47,68 @@ pub(crate) struct Part {
     pub bytes: Vec<u8>,
 }
 
-/// Every named part of a multipart/form-data body, or 413 once all parts
-/// together pass `limit` bytes.
+/// Most parts in one multipart body, and the longest part name.
+pub(crate) const MAX_PARTS: usize = 64;
+pub(crate) const MAX_PART_NAME: usize = 128;
+/// What the raw body may hold beyond the parts' content: boundaries, part
+/// headers, preamble.
+const MULTIPART_OVERHEAD: usize = 64 * 1024;
+
+/// Every named part of a multipart/form-data body. 413 once the parts'
+/// content passes `limit` bytes, or the raw body (headers, boundaries and
+/// preamble included, chunked or not) passes `limit` and a small overhead;
+/// 400 past [`MAX_PARTS`] parts or a name longer than [`MAX_PART_NAME`].
 pub(crate) async fn read_multipart(
     req: &HttpRequest,
     payload: web::Payload,
     limit: usize,
 ) -> Result<Vec<Part>, ApiError> {
-    check_declared_length(req, limit)?;
-    let mut multipart = Multipart::new(req.headers(), payload);
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    check_declared_length(req, limit.saturating_add(MULTIPART_OVERHEAD))?;
+    let raw_cap = limit.saturating_add(MULTIPART_OVERHEAD);
+    let overflowed = Arc::new(AtomicBool::new(false));
+    let flag = overflowed.clone();
+    let mut raw = 0usize;
+    // Counts every byte the client sends, before the parser sees it.
+    let counted = payload.map(move |chunk| {
+        let chunk = chunk?;
+        raw = raw.saturating_add(chunk.len());
+        if raw > raw_cap {
+            flag.store(true, Ordering::Relaxed);
+            return Err(actix_web::error::PayloadError::Overflow);
+        }
+        Ok(chunk)
+    });
+    let too_large = |e: &dyn std::fmt::Display| {
+        if overflowed.load(Ordering::Relaxed) {
+            ApiError::too_large(limit)
+        } else {
+            ApiError::bad_request(format!("malformed multipart body: {e}"))
+        }
+    };
+    let mut multipart = Multipart::new(req.headers(), counted);
     let mut parts = Vec::new();
     let mut total = 0usize;
+    let mut seen = 0usize;
     while let Some(field) = multipart.next().await {
-        let mut field =
-            field.map_err(|e| ApiError::bad_request(format!("malformed multipart body: {e}")))?;
+        let mut field = field.map_err(|e| too_large(&e))?;
+        seen += 1;
+        if seen > MAX_PARTS {
+            return Err(ApiError::bad_request(format!(
+                "a multipart body may have at most {MAX_PARTS} parts"
+            )));
+        }
         let name = field.name().map(str::to_owned);
+        if name.as_ref().is_some_and(|n| n.len() > MAX_PART_NAME) {
+            return Err(ApiError::bad_request(format!(
+                "a part name may be at most {MAX_PART_NAME} bytes"
+            )));
+        }
         let content_type = field.content_type().map(ToString::to_string);
         let mut bytes = Vec::new();
         while let Some(chunk) = field.next().await {
-            let chunk = chunk
-                .map_err(|e| ApiError::bad_request(format!("malformed multipart body: {e}")))?;
+            let chunk = chunk.map_err(|e| too_large(&e))?;
             total += chunk.len();
             if total > limit {
                 return Err(ApiError::too_large(limit));

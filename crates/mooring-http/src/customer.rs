@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use actix_web::http::StatusCode;
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpRequest, HttpResponse, web};
 use mooring_domain::customer::sep9::{self, FieldKind};
@@ -297,15 +298,61 @@ impl PutKeys {
     }
 }
 
-fn is_multipart(req: &HttpRequest) -> bool {
-    req.headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("multipart/form-data")
-        })
+/// How a `PUT /customer` body is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyKind {
+    Json,
+    Multipart,
+    Form,
+}
+
+/// The body's kind by its `Content-Type`: JSON (or none given), multipart
+/// or urlencoded form data, as SEP-12 allows; anything else is 415.
+fn body_kind(req: &HttpRequest) -> Result<BodyKind, ApiError> {
+    let Some(value) = req.headers().get(CONTENT_TYPE) else {
+        return Ok(BodyKind::Json);
+    };
+    let essence = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    match essence.as_str() {
+        "application/json" => Ok(BodyKind::Json),
+        e if e.starts_with("application/") && e.ends_with("+json") => Ok(BodyKind::Json),
+        "multipart/form-data" => Ok(BodyKind::Multipart),
+        "application/x-www-form-urlencoded" => Ok(BodyKind::Form),
+        _ => Err(ApiError::unsupported_media_type(
+            "PUT /customer takes application/json, multipart/form-data or \
+             application/x-www-form-urlencoded",
+        )),
+    }
+}
+
+/// Text fields and keys from named string values (multipart text parts and
+/// form fields alike); a binary field sent as text is refused.
+fn named_text(
+    keys: &mut PutKeys,
+    text: &mut Vec<(String, String)>,
+    name: String,
+    value: String,
+) -> Result<(), ApiError> {
+    let is_key = PutKeys::is_key(&name);
+    match sep9::lookup(&name) {
+        Some(f) if f.kind == FieldKind::Binary => Err(ApiError::bad_request(format!(
+            "{name} is a file: send it as multipart/form-data"
+        ))),
+        Some(_) => {
+            text.push((name, value));
+            Ok(())
+        }
+        None if is_key => {
+            keys.set(&name, value);
+            Ok(())
+        }
+        None => Ok(()),
+    }
 }
 
 /// A JSON body: an object of strings (numbers are taken as their text;
@@ -347,6 +394,7 @@ fn parse_json(body: &[u8]) -> Result<(PutKeys, Vec<(String, String)>), ApiError>
     request_body(content(
         (PutCustomerRequest = "application/json"),
         (PutCustomerRequest = "multipart/form-data"),
+        (PutCustomerRequest = "application/x-www-form-urlencoded"),
     )),
     responses(
         (status = 200, description = "The customer after the change", body = CustomerResponse),
@@ -354,6 +402,7 @@ fn parse_json(body: &[u8]) -> Result<(PutKeys, Vec<(String, String)>), ApiError>
         (status = 401, description = "Missing or bad callback credentials", body = ErrorBody),
         (status = 404, description = "No such customer id", body = ErrorBody),
         (status = 413, description = "The body is over its limit", body = ErrorBody),
+        (status = 415, description = "A body that is not JSON, multipart or form data", body = ErrorBody),
     ),
     security((), ("jwt" = []), ("api_key" = [])))]
 #[tracing::instrument(skip_all)]
@@ -363,35 +412,51 @@ pub(crate) async fn put_customer(
     kyc: web::Data<KycService>,
     limits: web::Data<Limits>,
 ) -> Result<HttpResponse, ApiError> {
-    let (keys, text, files) = if is_multipart(&req) {
-        let mut keys = PutKeys::default();
-        let (mut text, mut files) = (Vec::new(), Vec::new());
-        for part in read_multipart(&req, payload, limits.multipart_bytes).await? {
-            if sep9::is_binary(&part.name) {
-                let upload = FileUpload {
-                    content: part.bytes,
-                    content_type: part.content_type,
-                };
-                files.push((part.name, upload));
-                continue;
+    let kind = body_kind(&req)?;
+    let (keys, text, files) = match kind {
+        BodyKind::Multipart => {
+            // At most a few of these bodies in memory at once.
+            let _slot = limits
+                .uploads
+                .acquire()
+                .await
+                .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting down"))?;
+            let mut keys = PutKeys::default();
+            let (mut text, mut files) = (Vec::new(), Vec::new());
+            for part in read_multipart(&req, payload, limits.multipart_bytes).await? {
+                if sep9::is_binary(&part.name) {
+                    let upload = FileUpload {
+                        content: part.bytes,
+                        content_type: part.content_type,
+                    };
+                    files.push((part.name, upload));
+                    continue;
+                }
+                if !PutKeys::is_key(&part.name) && sep9::lookup(&part.name).is_none() {
+                    continue;
+                }
+                let value = String::from_utf8(part.bytes).map_err(|_| {
+                    ApiError::bad_request(format!("{} must be UTF-8 text", part.name))
+                })?;
+                named_text(&mut keys, &mut text, part.name, value)?;
             }
-            let is_key = PutKeys::is_key(&part.name);
-            if !is_key && sep9::lookup(&part.name).is_none() {
-                continue;
-            }
-            let value = String::from_utf8(part.bytes)
-                .map_err(|_| ApiError::bad_request(format!("{} must be UTF-8 text", part.name)))?;
-            if is_key {
-                keys.set(&part.name, value);
-            } else {
-                text.push((part.name, value));
-            }
+            (keys, text, files)
         }
-        (keys, text, files)
-    } else {
-        let body = read_limited(&req, payload, JSON_LIMIT_BYTES).await?;
-        let (keys, text) = parse_json(&body)?;
-        (keys, text, Vec::new())
+        BodyKind::Form => {
+            let body = read_limited(&req, payload, JSON_LIMIT_BYTES).await?;
+            let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
+                .map_err(|_| ApiError::bad_request("malformed form body"))?;
+            let (mut keys, mut text) = (PutKeys::default(), Vec::new());
+            for (name, value) in pairs {
+                named_text(&mut keys, &mut text, name, value)?;
+            }
+            (keys, text, Vec::new())
+        }
+        BodyKind::Json => {
+            let body = read_limited(&req, payload, JSON_LIMIT_BYTES).await?;
+            let (keys, text) = parse_json(&body)?;
+            (keys, text, Vec::new())
+        }
     };
     let update = CustomerUpdate {
         account: parse_account(keys.account.as_deref())?,

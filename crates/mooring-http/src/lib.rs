@@ -67,7 +67,13 @@ pub struct Services {
 
 pub(crate) struct Limits {
     pub multipart_bytes: usize,
+    /// Multipart bodies read at once: each may hold `multipart_bytes` in
+    /// memory, so the process holds at most this many of them.
+    pub uploads: std::sync::Arc<tokio::sync::Semaphore>,
 }
+
+/// Multipart bodies read at once, per process (`Limits::uploads`).
+pub(crate) const CONCURRENT_UPLOADS: usize = 4;
 
 /// Registers every route on an actix app.
 pub fn configure(
@@ -84,6 +90,7 @@ pub fn configure(
     let metrics = config.metrics.clone().map(web::Data::new);
     let limits = web::Data::new(Limits {
         multipart_bytes: config.multipart_limit_bytes,
+        uploads: std::sync::Arc::new(tokio::sync::Semaphore::new(CONCURRENT_UPLOADS)),
     });
     move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(auth)

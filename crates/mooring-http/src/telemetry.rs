@@ -27,6 +27,25 @@ fn request_id(req: &ServiceRequest) -> String {
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
+/// The method as a label: one of the methods HTTP defines, else `OTHER`,
+/// so that a client sending made-up methods cannot add series (or log
+/// fields) without end.
+pub(crate) fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "OTHER",
+    }
+}
+
 pub(crate) async fn trace_request(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -35,19 +54,19 @@ pub(crate) async fn trace_request(
     let route = req
         .match_pattern()
         .unwrap_or_else(|| "<unmatched>".to_owned());
-    let req_method = req.method().clone();
-    let span = tracing::info_span!("request", request_id = %id, http.method = %req_method, http.route = %route);
+    let method = method_label(req.method());
+    let span =
+        tracing::info_span!("request", request_id = %id, http.method = method, http.route = %route);
     let started = Instant::now();
     let result = next.call(req).instrument(span.clone()).await;
     let _entered = span.enter();
     let elapsed = started.elapsed().as_secs_f64();
     let duration_ms = elapsed * 1000.0;
-    let method = req_method.to_string();
     let status = match &result {
         Ok(res) => res.status().as_u16(),
         Err(e) => e.as_response_error().status_code().as_u16(),
     };
-    metrics::counter!("mooring_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status.to_string()).increment(1);
+    metrics::counter!("mooring_http_requests_total", "method" => method, "route" => route.clone(), "status" => status.to_string()).increment(1);
     metrics::histogram!("mooring_http_request_duration_seconds", "method" => method, "route" => route).record(elapsed);
     match result {
         Ok(mut res) => {

@@ -333,8 +333,8 @@ impl PlatformClient for HttpPlatform {
     async fn transaction(&self, id: &TransactionId) -> Result<Transaction, PlatformError> {
         let value = match self.config.api {
             ApiStyle::Rest => {
-                self.call(Method::GET, &format!("/transactions/{id}"), &[], None)
-                    .await?
+                let path = format!("/transactions/{}", path_segment(id.as_str()));
+                self.call(Method::GET, &path, &[], None).await?
             }
             ApiStyle::Rpc => {
                 self.rpc("get_transaction", json!({"transaction_id": id.as_str()}))
@@ -429,5 +429,32 @@ impl ReadinessCheck for HttpPlatform {
                 READY_TIMEOUT.as_millis()
             )),
         }
+    }
+}
+
+/// `text` as one URL path segment: every byte but the unreserved ones
+/// (RFC 3986: letters, digits, `-._~`) percent-encoded, so that an id with a
+/// `/`, `?` or `#` names one transaction and nothing else.
+fn path_segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_id_is_one_path_segment() {
+        assert_eq!(super::path_segment("t-1_a.b~"), "t-1_a.b~");
+        assert_eq!(
+            super::path_segment("../a/b?c=1#d e%ü"),
+            "..%2Fa%2Fb%3Fc%3D1%23d%20e%25%C3%BC"
+        );
     }
 }

@@ -183,6 +183,19 @@ async fn rest_get_and_patch() {
         platform.transaction(&id).await.expect("found").status,
         TransactionStatus::PendingExternal
     );
+    // An id with a slash and a query is one segment, percent-encoded.
+    Mock::given(method("GET"))
+        .and(path("/transactions/a%2Fb%3Fc"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(ap_transaction("a/b?c", "pending_external")),
+        )
+        .mount(&server)
+        .await;
+    let odd = TransactionId::parse("a/b?c").expect("id");
+    assert_eq!(
+        platform.transaction(&odd).await.expect("found").id.as_str(),
+        "a/b?c"
+    );
     let missing = platform
         .transaction(&TransactionId::parse("t-404").expect("id"))
         .await;

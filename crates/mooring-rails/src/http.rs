@@ -28,8 +28,29 @@ pub struct HttpRail {
 struct Answer {
     id: String,
     status: String,
+    /// A provider's code for the outcome (`code`, or `failure_code`): kept
+    /// only when it is a short token, never a provider's free text.
     #[serde(default)]
-    message: Option<String>,
+    code: Option<Value>,
+    #[serde(default)]
+    failure_code: Option<Value>,
+}
+
+/// A provider's code, if it is a plain token (letters, digits, `_ . -`, at
+/// most 64): free text (which may name the receiver) is never kept.
+fn safe_code(v: Option<&Value>) -> Option<String> {
+    let code = v?.as_str()?;
+    (!code.is_empty()
+        && code.len() <= 64
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')))
+    .then(|| code.to_owned())
+}
+
+/// `" (code X)"`, or nothing.
+fn with_code(code: Option<String>) -> String {
+    code.map(|c| format!(" (code {c})")).unwrap_or_default()
 }
 
 /// Which call an answer is to: a 404 means something else for each.
@@ -128,16 +149,17 @@ impl HttpRail {
             )));
         }
         if status == StatusCode::BAD_REQUEST {
-            let message = serde_json::from_str::<Value>(&text)
-                .ok()
-                .and_then(|v| {
-                    v.get("error")
-                        .or_else(|| v.get("message"))
-                        .and_then(Value::as_str)
-                        .map(|m| m.chars().take(200).collect::<String>())
-                })
-                .unwrap_or_else(|| "no message".into());
-            return Err(RailError::Refused(format!("{status}: {message}")));
+            // The provider's text is not kept (it may name the receiver or
+            // their account); a short code is.
+            let code = serde_json::from_str::<Value>(&text).ok().and_then(|v| {
+                safe_code(v.get("code"))
+                    .or_else(|| safe_code(v.get("error_code")))
+                    .or_else(|| safe_code(v.get("error")))
+            });
+            return Err(RailError::Refused(format!(
+                "the provider answered {status}{}",
+                with_code(code)
+            )));
         }
         if status == StatusCode::UNPROCESSABLE_ENTITY {
             return Err(RailError::Held(format!(
@@ -154,24 +176,27 @@ impl HttpRail {
                 "the provider answered {status}, which Mooring cannot read as an outcome"
             )));
         }
+        // serde's message may quote the answer: only where it broke is kept.
         let answer: Answer = serde_json::from_str(&text).map_err(|e| {
             RailError::Unknown(format!(
-                "the provider's answer is not the expected JSON: {e}"
+                "the provider's answer is not the expected JSON (line {}, column {})",
+                e.line(),
+                e.column()
             ))
         })?;
         let status = match answer.status.as_str() {
             "pending" => RailStatus::Pending,
             "completed" => RailStatus::Completed,
-            "failed" => RailStatus::Failed(
-                answer
-                    .message
-                    .map(|m| m.chars().take(200).collect())
-                    .unwrap_or_else(|| "no reason given".into()),
-            ),
-            other => {
-                return Err(RailError::Unknown(format!(
-                    "the provider answered an unknown status {other:?}"
-                )));
+            "failed" => RailStatus::Failed(format!(
+                "the provider reports the payout failed{}",
+                with_code(
+                    safe_code(answer.failure_code.as_ref()).or(safe_code(answer.code.as_ref()))
+                )
+            )),
+            _ => {
+                return Err(RailError::Unknown(
+                    "the provider answered an unknown status".into(),
+                ));
             }
         };
         Ok(RailReceipt {
@@ -367,8 +392,28 @@ mod tests {
             at("/new").status("P8").await,
             Err(RailError::Unknown(_))
         ));
+        // A refusal keeps no provider text, only a short code.
         match at("/bad").submit(&order()).await {
-            Err(RailError::Refused(m)) => assert!(m.contains("invalid account"), "{m}"),
+            Err(RailError::Refused(m)) => {
+                assert!(!m.contains("invalid account"), "{m}");
+                assert!(m.contains("400"), "{m}");
+            }
+            other => panic!("400 is a refusal: {other:?}"),
+        }
+        Mock::given(method("POST"))
+            .and(path("/coded"))
+            .respond_with(ResponseTemplate::new(400).set_body_json(
+                json!({"code": "account_closed", "message": "Maria Silva's account 123 is closed"}),
+            ))
+            .mount(&server)
+            .await;
+        match at("/coded").submit(&order()).await {
+            Err(RailError::Refused(m)) => {
+                assert_eq!(
+                    m,
+                    "the provider answered 400 Bad Request (code account_closed)"
+                );
+            }
             other => panic!("400 is a refusal: {other:?}"),
         }
         for p in ["/reused", "/unauthorised", "/forbidden", "/gone", "/teapot"] {
@@ -379,7 +424,8 @@ mod tests {
         }
         assert_eq!(
             at("/failed").submit(&order()).await.expect("answer").status,
-            RailStatus::Failed("account closed".into())
+            RailStatus::Failed("the provider reports the payout failed".into()),
+            "the provider's text is not kept"
         );
     }
 

@@ -57,7 +57,19 @@ pub struct Operations {
     quotes: QuoteService,
     engine: Option<PayoutEngine>,
     clock: Arc<dyn Clock>,
+    /// The last readiness and gauges, with when they were read: probes and
+    /// scrapers, however many, cost one read per [`READINESS_TTL_MS`] and
+    /// [`GAUGES_TTL_MS`] (one at a time: the lock makes callers share it).
+    readiness_cache: Cached<Readiness>,
+    gauges_cache: Cached<Gauges>,
 }
+
+/// A value read at a time, shared by the clones of [`Operations`].
+type Cached<T> = Arc<tokio::sync::Mutex<Option<(chrono::DateTime<chrono::Utc>, T)>>>;
+
+/// How long a readiness answer and the gauges are reused (by the clock).
+pub const READINESS_TTL_MS: i64 = 2000;
+pub const GAUGES_TTL_MS: i64 = 5000;
 
 impl Operations {
     pub fn new(
@@ -75,11 +87,43 @@ impl Operations {
             quotes,
             engine,
             clock,
+            readiness_cache: Arc::default(),
+            gauges_cache: Arc::default(),
         }
     }
 
-    /// Runs every check (each bounded by its adapter's own timeout).
+    /// Every check's result, read at most once per [`READINESS_TTL_MS`].
     pub async fn readiness(&self) -> Readiness {
+        let mut cache = self.readiness_cache.lock().await;
+        let now = self.clock.now();
+        if let Some((at, r)) = cache.as_ref()
+            && (now - *at) < Duration::milliseconds(READINESS_TTL_MS)
+            && now >= *at
+        {
+            return r.clone();
+        }
+        let fresh = self.check_now().await;
+        *cache = Some((now, fresh.clone()));
+        fresh
+    }
+
+    /// The gauges, read at most once per [`GAUGES_TTL_MS`].
+    pub async fn gauges(&self) -> Result<Gauges, OpsError> {
+        let mut cache = self.gauges_cache.lock().await;
+        let now = self.clock.now();
+        if let Some((at, g)) = cache.as_ref()
+            && (now - *at) < Duration::milliseconds(GAUGES_TTL_MS)
+            && now >= *at
+        {
+            return Ok(g.clone());
+        }
+        let fresh = self.gauges_now().await?;
+        *cache = Some((now, fresh.clone()));
+        Ok(fresh)
+    }
+
+    /// Runs every check (each bounded by its adapter's own timeout).
+    async fn check_now(&self) -> Readiness {
         let mut checks = Vec::with_capacity(self.checks.len());
         for check in &self.checks {
             let result = check.check().await;
@@ -91,7 +135,7 @@ impl Operations {
         Readiness { checks }
     }
 
-    pub async fn gauges(&self) -> Result<Gauges, OpsError> {
+    async fn gauges_now(&self) -> Result<Gauges, OpsError> {
         let counted = self.ledger.counts().await?;
         let payouts = PayoutState::ALL
             .into_iter()

@@ -286,6 +286,15 @@ impl QuoteService {
 
     /// For every asset a configured pair buys: the buy amount reserving
     /// quotes hold now, and the asset's limit if it has one.
+    /// The same service over another store: the operators' routes read
+    /// through connections of their own, never the callbacks'.
+    pub fn over_store(&self, store: Arc<dyn QuoteStore>) -> Self {
+        Self {
+            store,
+            ..self.clone()
+        }
+    }
+
     pub async fn reserved_by_asset(
         &self,
     ) -> Result<Vec<(AssetId, Decimal, Option<Decimal>)>, QuoteError> {

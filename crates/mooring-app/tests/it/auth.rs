@@ -76,6 +76,28 @@ async fn jwt_callbacks(db: TestDb) {
     )
     .expect("signed");
     assert_error(&put_with(&app, bearer(no_iat), "1").await, 401);
+    // Not valid before a time to come (nbf), and a token living two hours:
+    // refused, though signed right and current.
+    let now = Utc::now().timestamp();
+    let signed = |claims: serde_json::Value| {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+        )
+        .expect("signed")
+    };
+    let not_yet = signed(json!({"iat": now, "exp": now + 600, "nbf": now + 300}));
+    assert_error(&put_with(&app, bearer(not_yet), "1").await, 401);
+    let long = signed(json!({"iat": now, "exp": now + 7200}));
+    let message = assert_error(&put_with(&app, bearer(long), "1").await, 401);
+    assert!(message.contains("jwt_max_lifetime_seconds"), "{message}");
+    let nbf_past = signed(json!({"iat": now, "exp": now + 30, "nbf": now - 5}));
+    assert_eq!(
+        put_with(&app, bearer(nbf_past), "9").await.0,
+        200,
+        "a past nbf is fine"
+    );
 
     // None of the refused PUTs reached the handler: the customer does not exist.
     let good = || format!("Bearer {}", token(JWT_SECRET, 0, 30, Algorithm::HS256));

@@ -374,3 +374,18 @@ fn the_pii_key_is_required_on_postgres_and_refused_when_malformed() {
     // SQLite without a key: accepted (a key file is made at start).
     Settings::load(&env(&[])).expect("zero set-up");
 }
+
+#[test]
+fn with_callback_auth_off_the_default_bind_is_loopback() {
+    let s = Settings::load(&env(&[])).expect("defaults");
+    assert_eq!(s.server_host(), ("127.0.0.1".to_owned(), true));
+    let secret = "a-callback-secret-of-32-bytes-or-more";
+    let s = Settings::load(&env(&[
+        ("CALLBACK_API_AUTH_TYPE", "jwt"),
+        ("SECRET_CALLBACK_API_AUTH_SECRET", secret),
+    ]))
+    .expect("jwt");
+    assert_eq!(s.server_host(), ("0.0.0.0".to_owned(), false));
+    let s = Settings::load(&env(&[("MOORING__SERVER__HOST", "0.0.0.0")])).expect("explicit");
+    assert_eq!(s.server_host(), ("0.0.0.0".to_owned(), false));
+}

@@ -1,5 +1,7 @@
 //! Body limits: JSON over 1 MiB and multipart over its configured limit are
-//! 413 with `{"error"}`, whether or not the length was declared.
+//! 413 with `{"error"}`, whether or not the length was declared; a
+//! multipart body is capped in raw bytes, parts and part names; a body that
+//! is neither JSON, multipart nor form data is 415.
 
 use mooring_testsupport::{TestDb, on_both_backends};
 use serde_json::json;
@@ -76,7 +78,107 @@ async fn multipart_over_its_limit_is_413(db: TestDb) {
     assert_eq!(status_and_json(response).await.0, 200);
 }
 
+/// A chunked multipart body is cut at its raw size, even when it holds no
+/// part content at all (a preamble of padding).
+async fn a_chunked_multipart_body_is_cut_at_its_raw_size(db: TestDb) {
+    let app = spawn_app_with(db, &[("MOORING__SERVER__MULTIPART_LIMIT_BYTES", "65536")]).await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    let head = format!(
+        "PUT /customer HTTP/1.1\r\nHost: {address}\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    let chunk = vec![b'p'; 32 * 1024];
+    for _ in 0..40 {
+        let framed = [format!("{:x}\r\n", chunk.len()).as_bytes(), &chunk, b"\r\n"].concat();
+        if stream.write_all(&framed).await.is_err() {
+            break;
+        }
+    }
+    let _ = stream.write_all(b"0\r\n\r\n").await;
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response).await;
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+    assert!(response.contains("\"error\""), "{response}");
+}
+
+async fn multipart_parts_and_names_are_bounded(db: TestDb) {
+    let app = spawn_app(db).await;
+    let mut many = reqwest::multipart::Form::new().text("account", ACCOUNT);
+    for i in 0..70 {
+        many = many.text(format!("x{i}"), "v");
+    }
+    let response = app
+        .client
+        .put(app.url("/customer"))
+        .multipart(many)
+        .send()
+        .await
+        .expect("sent");
+    let message = assert_error(&status_and_json(response).await, 400);
+    assert!(message.contains("64 parts"), "{message}");
+    let long = reqwest::multipart::Form::new()
+        .text("account", ACCOUNT)
+        .text("n".repeat(200), "v");
+    let response = app
+        .client
+        .put(app.url("/customer"))
+        .multipart(long)
+        .send()
+        .await
+        .expect("sent");
+    assert_error(&status_and_json(response).await, 400);
+}
+
+async fn bodies_are_parsed_by_their_content_type(db: TestDb) {
+    let app = spawn_app(db).await;
+    let body = serde_json::to_string(&sender("5")).expect("json");
+    // JSON sent as text/plain: refused, not guessed at.
+    let response = app
+        .client
+        .put(app.url("/customer"))
+        .header("content-type", "text/plain")
+        .body(body.clone())
+        .send()
+        .await
+        .expect("sent");
+    let message = assert_error(&status_and_json(response).await, 415);
+    assert!(message.contains("application/json"), "{message}");
+    // No content type: JSON.
+    let response = app
+        .client
+        .put(app.url("/customer"))
+        .body(body)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(status_and_json(response).await.0, 200);
+    // Form data, as SEP-12 allows.
+    let response = app
+        .client
+        .put(app.url("/customer"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "account={ACCOUNT}&memo=6&memo_type=id&type=sep31-sender&first_name=Ana&last_name=Lima&email_address=ana%40example.com"
+        ))
+        .send()
+        .await
+        .expect("sent");
+    let (status, json) = status_and_json(response).await;
+    assert_eq!(status, 200, "{json}");
+    assert_eq!(
+        json["provided_fields"]["first_name"]["status"], "ACCEPTED",
+        "{json}"
+    );
+}
+
 on_both_backends!(
+    a_chunked_multipart_body_is_cut_at_its_raw_size,
+    multipart_parts_and_names_are_bounded,
+    bodies_are_parsed_by_their_content_type,
     json_over_one_mebibyte_is_413,
     a_chunked_body_without_length_is_cut_at_the_limit,
     multipart_over_its_limit_is_413

@@ -172,6 +172,14 @@ async fn metrics_count_requests_and_report_the_gauges(db: TestDb) {
         .await
         .expect("sent");
     assert_eq!(nowhere.status().as_u16(), 404);
+    let made_up = reqwest::Method::from_bytes(b"R4ND0M").expect("a method");
+    let odd = app
+        .client
+        .request(made_up, app.url("/customer"))
+        .send()
+        .await
+        .expect("sent");
+    assert!(odd.status().is_client_error(), "{}", odd.status());
 
     let response = app
         .client
@@ -221,6 +229,12 @@ async fn metrics_count_requests_and_report_the_gauges(db: TestDb) {
     );
     assert!(text.contains("# HELP mooring_payouts "));
     assert!(has("mooring_build_info", &["version="]));
+    // A made-up method is OTHER: a client cannot add series without end.
+    assert!(
+        has("mooring_http_requests_total", &[r#"method="OTHER""#]),
+        "{text}"
+    );
+    assert!(!text.contains("R4ND0M"));
     // Route patterns, never the query string (accounts are PII).
     assert!(!text.contains(ACCOUNT));
     assert!(!text.contains("/nowhere/42"));

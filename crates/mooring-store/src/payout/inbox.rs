@@ -1,4 +1,5 @@
-//! The event inbox: each event once, applied in order with its effect.
+//! The event inbox: each event once, applied in order with its effect;
+//! an event's body is kept only until it is applied.
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -92,8 +93,14 @@ fn apply_in(conn: &mut AnyConnection, limit: u32, now: DateTime<Utc>) -> Result<
         if let Some(customer) = &event.customer_id {
             wake_in(conn, customer, now)?;
         }
+        // Applied: what processing needed is kept (the id, against
+        // duplicates; the facts); the AP's body, which names accounts and
+        // amounts, is dropped.
         diesel::update(events::table.find(&event.id))
-            .set(events::processed_at.eq(now.naive_utc()))
+            .set((
+                events::processed_at.eq(now.naive_utc()),
+                events::body.eq(""),
+            ))
             .execute(conn)?;
     }
     Ok(waiting.len() as u32)

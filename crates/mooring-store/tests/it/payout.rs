@@ -407,7 +407,7 @@ fn event(id_: &str, tx: &str, sighting: Sighting, seconds: i64) -> InboxEvent {
         transaction_id: Some(id(tx)),
         sighting: Some(sighting),
         customer_id: None,
-        body: "{}".into(),
+        body: r#"{"transaction":{"source_account":"GABC"}}"#.into(),
     }
 }
 
@@ -446,6 +446,17 @@ async fn events_are_kept_once_and_applied_in_order(db: TestDb) {
     );
     assert_eq!(store.inbox_depth().await.expect("depth"), 0);
     assert_eq!(store.apply_events(10, Utc::now()).await.expect("apply"), 0);
+    // Applied events keep no body.
+    let bodies: Vec<String> = store
+        .with_connection(|c| {
+            use diesel::prelude::*;
+            mooring_store::schema::events::table
+                .select(mooring_store::schema::events::body)
+                .load(c)
+        })
+        .await
+        .expect("bodies");
+    assert_eq!(bodies, ["", ""]);
 }
 
 async fn a_customer_event_wakes_the_payouts_awaiting_that_sender_or_receiver(db: TestDb) {
