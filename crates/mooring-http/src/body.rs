@@ -65,8 +65,8 @@ pub(crate) async fn read_multipart(
 ) -> Result<Vec<Part>, ApiError> {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
-    check_declared_length(req, limit.saturating_add(MULTIPART_OVERHEAD))?;
     let raw_cap = limit.saturating_add(MULTIPART_OVERHEAD);
+    check_declared_length(req, raw_cap)?;
     let overflowed = Arc::new(AtomicBool::new(false));
     let flag = overflowed.clone();
     let mut raw = 0usize;
