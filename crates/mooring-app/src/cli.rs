@@ -1,18 +1,25 @@
 //! The command line: `mooring [serve]`, `mooring migrate`, `mooring keys
-//! rotate`, and the back office's `mooring customers|quotes|platform|payouts …`.
+//! rotate`, and the back office's `mooring customers|quotes|platform|payouts
+//! |audit …`. Every action on a customer or a payout, and every rotation,
+//! is written to the audit trail under the person running the command
+//! ([`operator`]).
+
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use mooring_domain::audit::{Actor, AuditAction};
 use mooring_domain::customer::CustomerId;
 use mooring_domain::payout::{Payout, PayoutState};
 use mooring_domain::quote::QuoteId;
 use mooring_domain::transaction::{Amount, TransactionId, TransactionStatus};
 use mooring_platform::HttpPlatform;
-use mooring_ports::{Order, OrderBy, PlatformClient, TransactionQuery};
-use mooring_usecases::{CustomerView, RetryMode, Settlement};
+use mooring_ports::{AuditQuery, Order, OrderBy, PlatformClient, SystemClock, TransactionQuery};
+use mooring_usecases::{CustomerView, Pruner, RetryMode, Settlement};
 
 use crate::Settings;
 use crate::startup::{
-    Application, deposit_service, kyc_service, open_store, payout_engine, quote_service,
+    Application, audit_trail, deposit_service, kyc_service, open_store, payout_engine,
+    quote_service,
 };
 
 #[derive(Debug, Parser)]
@@ -49,6 +56,31 @@ pub enum Command {
     /// The keys of the customer data
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The audit trail: who did what to which customer or payout
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Run one retention pass now (a running server does it every
+    /// retention.interval_seconds) and print what it removed
+    Prune,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// The newest entries first
+    List {
+        /// Only entries about this customer
+        #[arg(long)]
+        customer: Option<String>,
+        /// Only entries about this payout (the AP transaction id)
+        #[arg(long)]
+        transaction: Option<String>,
+        /// Only entries since then: an RFC 3339 time
+        /// (2026-12-01T00:00:00Z) or an age (90m, 24h, 7d)
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -167,7 +199,107 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Platform(c) => platform(c, settings).await,
         Command::Payouts(c) => payouts(c, settings).await,
         Command::Keys(KeysCommand::Rotate) => rotate(settings).await,
+        Command::Audit(c) => audit(c, settings).await,
+        Command::Prune => {
+            let store = open_store(&settings, settings.database.auto_migrate).await?;
+            let policy = settings.retention()?.policy;
+            let pruner = Pruner::new(Arc::new(store), Arc::new(SystemClock), policy);
+            let pruned = pruner.prune().await?;
+            for (kind, n) in pruned.kinds() {
+                println!("{kind}: {n} removed");
+            }
+            Ok(())
+        }
     }
+}
+
+/// Who runs this command, for the audit trail: `MOORING_OPERATOR`, else
+/// the login name (`USER`, `LOGNAME`); and the host. The CLI's identity is
+/// only as strong as access to the shell that runs it (docs/security.md).
+pub fn operator() -> Actor {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let name = var("MOORING_OPERATOR")
+        .or_else(|| var("USER"))
+        .or_else(|| var("LOGNAME"))
+        .unwrap_or_else(|| "unknown".into());
+    let host = var("HOSTNAME")
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    Actor::operator(&name, &format!("cli@{host}"))
+}
+
+/// `--since`: an RFC 3339 time, or an age before now (`90m`, `24h`, `7d`).
+fn since(
+    text: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    let bad = || {
+        anyhow::anyhow!("--since {text:?}: give an RFC 3339 time or an age such as 90m, 24h or 7d")
+    };
+    let (n, unit) = text.split_at(text.len().saturating_sub(1));
+    let n: i64 = n.parse().map_err(|_| bad())?;
+    let age = match unit {
+        "m" => chrono::Duration::try_minutes(n),
+        "h" => chrono::Duration::try_hours(n),
+        "d" => chrono::Duration::try_days(n),
+        _ => None,
+    }
+    .filter(|_| n >= 0)
+    .ok_or_else(bad)?;
+    now.checked_sub_signed(age).ok_or_else(bad)
+}
+
+/// `mooring audit list`.
+async fn audit(command: AuditCommand, settings: Settings) -> anyhow::Result<()> {
+    let AuditCommand::List {
+        customer,
+        transaction,
+        since: from,
+        limit,
+    } = command;
+    let store = open_store(&settings, settings.database.auto_migrate).await?;
+    let trail = audit_trail(store);
+    let query = AuditQuery {
+        customer: customer
+            .map(|c| CustomerId::parse(&c).map_err(|e| anyhow::anyhow!("{e}: {c:?}")))
+            .transpose()?,
+        transaction: transaction
+            .map(|t| TransactionId::parse(&t).map_err(|e| anyhow::anyhow!("{e}: {t:?}")))
+            .transpose()?,
+        since: from.map(|s| since(&s, trail.now())).transpose()?,
+        before: None,
+        limit,
+    };
+    let records = trail.list(query).await?;
+    println!(
+        "{:<20}  {:<18}  {:<40}  {:<36}  {:<36}  detail",
+        "at", "action", "who", "customer", "transaction"
+    );
+    for r in &records {
+        let e = &r.entry;
+        println!(
+            "{:<20}  {:<18}  {:<40}  {:<36}  {:<36}  {}",
+            e.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            e.action.as_str(),
+            e.actor.to_string(),
+            e.customer.as_ref().map_or("-", |c| c.as_str()),
+            e.transaction.as_ref().map_or("-", |t| t.as_str()),
+            e.detail
+        );
+    }
+    eprintln!(
+        "{} entr{}",
+        records.len(),
+        if records.len() == 1 { "y" } else { "ies" }
+    );
+    Ok(())
 }
 
 /// `mooring keys rotate`: batches until no data key is left under another
@@ -210,6 +342,11 @@ async fn rotate(settings: Settings) -> anyhow::Result<()> {
     println!(
         "every data key is wrapped by pii.key ({done} re-wrapped); pii.previous_keys can be dropped"
     );
+    let trail = audit_trail(store);
+    let entry = trail
+        .entry(&operator(), AuditAction::KeysRotated)
+        .detail(&format!("rewrapped={done}"));
+    trail.record(entry).await?;
     Ok(())
 }
 
@@ -312,7 +449,7 @@ async fn payouts(command: PayoutsCommand, settings: Settings) -> anyhow::Result<
             } else {
                 RetryMode::SameKey
             };
-            let p = engine.retry(&parse(&id)?, mode).await?;
+            let p = engine.retry(&parse(&id)?, mode, &operator()).await?;
             println!("retry scheduled; a running server takes it up now");
             show(&p);
         }
@@ -321,12 +458,12 @@ async fn payouts(command: PayoutsCommand, settings: Settings) -> anyhow::Result<
                 Some(payout_id) if !not_paid => Settlement::Paid { payout_id },
                 _ => Settlement::NotPaid,
             };
-            let p = engine.settle(&parse(&id)?, settlement).await?;
+            let p = engine.settle(&parse(&id)?, settlement, &operator()).await?;
             println!("settlement recorded; a running server takes it up now");
             show(&p);
         }
         PayoutsCommand::Refund { id, reference } => {
-            let p = engine.refund(&parse(&id)?, &reference).await?;
+            let p = engine.refund(&parse(&id)?, &reference, &operator()).await?;
             println!("refund recorded; a running server tells the AP");
             show(&p);
         }
@@ -528,10 +665,11 @@ async fn customers(command: CustomersCommand, settings: Settings) -> anyhow::Res
     let store = open_store(&settings, settings.database.auto_migrate).await?;
     let kyc = kyc_service(&settings, store)?;
     let parse = |id: &str| CustomerId::parse(id).map_err(|e| anyhow::anyhow!("{e}: {id:?}"));
+    let who = operator();
     let view = match command {
-        CustomersCommand::Show { id } => kyc.show(&parse(&id)?).await,
-        CustomersCommand::Approve { id } => kyc.approve(&parse(&id)?).await,
-        CustomersCommand::Reject { id, reason } => kyc.reject(&parse(&id)?, &reason).await,
+        CustomersCommand::Show { id } => kyc.show(&parse(&id)?, &who).await,
+        CustomersCommand::Approve { id } => kyc.approve(&parse(&id)?, &who).await,
+        CustomersCommand::Reject { id, reason } => kyc.reject(&parse(&id)?, &reason, &who).await,
     }
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     print_view(&view);

@@ -5,6 +5,7 @@
 pub mod assets;
 pub mod cli;
 pub mod engine;
+pub mod housekeeping;
 pub mod settings;
 pub mod startup;
 pub mod telemetry;

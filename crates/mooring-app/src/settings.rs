@@ -10,6 +10,7 @@ use std::time::Duration;
 use config::{Config, Environment, File, FileFormat};
 use mooring_domain::customer::{CustomerTypeSpec, CustomerTypes, ReviewMode, TypeRole};
 use mooring_domain::deposit::DepositMemoKind;
+use mooring_domain::payout::ProviderFields;
 use mooring_domain::quote::{
     DeliveryFee, FeeSchedule, FeeSchedules, MAX_DECIMALS, PairPricing, Pricing, QuoteLifetime,
 };
@@ -86,6 +87,7 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     #[serde(default)]
     pub pii: PiiSettings,
+    pub retention: RetentionSettings,
     /// The AP's assets file, read once when the settings are loaded.
     #[serde(skip)]
     assets_file: Option<AssetsFile>,
@@ -139,6 +141,33 @@ pub struct PayoutHttpSettings {
     /// (a secret).
     pub auth_header: Option<String>,
     pub auth_token: Option<SecretString>,
+    /// Which receiver fields the provider gets: `default`, and a list per
+    /// delivery method (`docs/configuration.md`).
+    #[serde(default)]
+    pub fields: BTreeMap<String, FieldList>,
+}
+
+/// A list of SEP-9 field names: a TOML list, or (from the environment) a
+/// comma-separated string.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum FieldList {
+    List(Vec<String>),
+    Csv(String),
+}
+
+impl FieldList {
+    fn names(&self) -> Vec<String> {
+        match self {
+            Self::List(names) => names.iter().map(|n| n.trim().to_owned()).collect(),
+            Self::Csv(text) => text
+                .split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        }
+    }
 }
 
 /// Which payout rail pays.
@@ -332,6 +361,23 @@ pub struct PiiSettings {
     pub previous_keys: Option<SecretString>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSettings {
+    pub enabled: bool,
+    pub interval_seconds: u64,
+    pub events_days: u32,
+    pub quotes_days: u32,
+}
+
+/// The retention loop, as configured.
+#[derive(Debug, Clone, Copy)]
+pub struct RetentionSetting {
+    pub enabled: bool,
+    pub interval: Duration,
+    pub policy: mooring_usecases::RetentionPolicy,
+}
+
 /// Where the customer data's key came from.
 #[derive(Debug)]
 pub struct PiiKey {
@@ -466,6 +512,7 @@ impl Settings {
         self.platform()?;
         self.rail()?;
         self.engine()?;
+        self.retention()?;
         if self.server.multipart_limit_bytes == 0 {
             return Err(SettingsError(
                 "server.multipart_limit_bytes must be positive".into(),
@@ -475,6 +522,49 @@ impl Settings {
             return Err(SettingsError("database.pool_size must be positive".into()));
         }
         Ok(())
+    }
+
+    /// `[retention]`: days of at least 1 (and at most 100 years), a pass
+    /// at most every 10 s.
+    pub fn retention(&self) -> Result<RetentionSetting, SettingsError> {
+        let r = &self.retention;
+        let days = |name: &str, n: u32| {
+            if (1..=36_500).contains(&n) {
+                Ok(Duration::from_secs(u64::from(n) * 86_400))
+            } else {
+                Err(SettingsError(format!(
+                    "retention.{name} must be between 1 and 36500 days, not {n}"
+                )))
+            }
+        };
+        if r.interval_seconds < 10 {
+            return Err(SettingsError(format!(
+                "retention.interval_seconds must be at least 10, not {}",
+                r.interval_seconds
+            )));
+        }
+        Ok(RetentionSetting {
+            enabled: r.enabled,
+            interval: Duration::from_secs(r.interval_seconds),
+            policy: mooring_usecases::RetentionPolicy {
+                events: days("events_days", r.events_days)?,
+                quotes: days("quotes_days", r.quotes_days)?,
+            },
+        })
+    }
+
+    /// `payout.http.fields`: `default` replaces the built-in list of names
+    /// and bank fields; every other key is a delivery method.
+    pub fn provider_fields(&self) -> Result<ProviderFields, SettingsError> {
+        let mut lists: BTreeMap<String, Vec<String>> = self
+            .payout
+            .http
+            .fields
+            .iter()
+            .map(|(k, v)| (k.clone(), v.names()))
+            .collect();
+        let default = lists.remove("default");
+        ProviderFields::new(default.as_deref(), &lists).map_err(SettingsError)
     }
 
     fn previous_keys(&self) -> Vec<String> {
@@ -1023,6 +1113,7 @@ impl Settings {
         config.kyc_recheck = ms(p.kyc_recheck_ms);
         config.rail_follow = ms(p.follow_ms);
         config.completion_message = p.completion_message.clone();
+        config.provider_fields = self.provider_fields()?;
         Ok(EngineSetting {
             enabled: pl.enabled,
             poll_interval: Duration::from_millis(pl.poll_interval_ms),

@@ -13,8 +13,8 @@ use mooring_rails::{HttpRail, SimulatedRail};
 use mooring_rates::{FeedRates, TableRates};
 use mooring_store::{MigrationsCurrent, SelfCustodian, Store, StoreReachable};
 use mooring_usecases::{
-    DepositService, EngineParts, EventInbox, FeeService, KycService, NoCustodian, Operations,
-    PayoutEngine, QuoteService, QuoteServiceParts,
+    AuditTrail, DepositService, EngineParts, EventInbox, FeeService, KycService, NoCustodian,
+    Operations, PayoutEngine, Pruner, QuoteService, QuoteServiceParts,
 };
 use tokio::task::JoinHandle;
 
@@ -66,12 +66,18 @@ pub async fn open_store(settings: &Settings, migrate: bool) -> anyhow::Result<St
     Ok(store)
 }
 
+/// The audit trail in a store.
+pub fn audit_trail(store: Store) -> AuditTrail {
+    AuditTrail::new(Arc::new(store), Arc::new(SystemClock))
+}
+
 /// The KYC service over a store, as configured.
 pub fn kyc_service(settings: &Settings, store: Store) -> anyhow::Result<KycService> {
     Ok(KycService::new(
-        Arc::new(store),
+        Arc::new(store.clone()),
         settings.customer_types()?,
         settings.review_mode()?,
+        audit_trail(store),
         Arc::new(SystemClock),
     ))
 }
@@ -144,9 +150,11 @@ fn engine_over(
         } => Arc::new(SimulatedRail::new(delay, failure_rate)),
         RailSetting::Http { url, timeout, auth } => Arc::new(HttpRail::new(url, timeout, auth)?),
     };
+    let audit = kyc.audit().clone();
     let store = Arc::new(store);
     Ok(PayoutEngine::new(
         EngineParts {
+            audit,
             platform,
             ledger: store.clone(),
             events: store.clone(),
@@ -169,6 +177,7 @@ pub struct Application {
     /// running server.
     metrics: Option<(u16, ServerHandle, JoinHandle<std::io::Result<()>>)>,
     engine: Option<EngineHandle>,
+    housekeeping: Option<crate::housekeeping::Housekeeping>,
 }
 
 impl Application {
@@ -234,6 +243,17 @@ impl Application {
             tracing::info!("payment engine off (platform.enabled = false)");
             None
         };
+        let retention = settings.retention()?;
+        let housekeeping = retention.enabled.then(|| {
+            crate::housekeeping::start(
+                Pruner::new(
+                    Arc::new(store.clone()),
+                    Arc::new(SystemClock),
+                    retention.policy,
+                ),
+                retention.interval,
+            )
+        });
         let inbox = match &engine {
             Some(handle) => {
                 let wake = handle.wake();
@@ -297,6 +317,7 @@ impl Application {
             server,
             metrics,
             engine,
+            housekeeping,
         })
     }
 
@@ -320,6 +341,9 @@ impl Application {
         let served = self.server.await;
         if let Some(engine) = self.engine {
             engine.stop(ENGINE_GRACE).await;
+        }
+        if let Some(housekeeping) = self.housekeeping {
+            housekeeping.stop().await;
         }
         if let Some((_, handle, task)) = self.metrics {
             handle.stop(true).await;

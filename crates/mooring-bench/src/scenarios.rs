@@ -901,6 +901,7 @@ fn poll_engine(url: &str, store: Store) -> mooring_usecases::PayoutEngine {
         Arc::new(store.clone()),
         CustomerTypes::builtin(),
         ReviewMode::Auto,
+        mooring_usecases::AuditTrail::new(Arc::new(store.clone()), Arc::new(SystemClock)),
         Arc::new(SystemClock),
     );
     let mut config = EngineConfig::new("bench".into());
@@ -913,6 +914,7 @@ fn poll_engine(url: &str, store: Store) -> mooring_usecases::PayoutEngine {
             events: ledger.clone(),
             marks: ledger,
             rail: Arc::new(mooring_rails::SimulatedRail::new(Duration::ZERO, 0.0)),
+            audit: kyc.audit().clone(),
             kyc,
             quotes,
             deposits: DepositService::new(Arc::new(NoCustodian), Arc::new(store)),

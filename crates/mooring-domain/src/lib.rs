@@ -5,7 +5,8 @@
 //! fields, and how a customer's KYC status follows from what they provided;
 //! quotes and fees, priced so that the Anchor Platform accepts every answer.
 //! SEP-31 transactions as the AP holds them, and the payout ledger's state
-//! machine with the checks made before paying.
+//! machine with the checks made before paying; and the audit trail's
+//! actors, actions and entries.
 //!
 //! It must not know HTTP, SQL, JSON or any I/O: it depends on no workspace
 //! crate and on no I/O crate (actix, diesel, reqwest, tokio, serde). Values
@@ -14,6 +15,7 @@
 //! row types.
 
 pub mod asset;
+pub mod audit;
 pub mod customer;
 pub mod deposit;
 pub mod payout;

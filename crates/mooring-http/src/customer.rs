@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use actix_web::http::StatusCode;
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpRequest, HttpResponse, web};
+use mooring_domain::audit::Actor;
 use mooring_domain::customer::sep9::{self, FieldKind};
 use mooring_domain::customer::{Assessment, CustomerId, CustomerStatus, FieldStatus};
 use mooring_domain::{Memo, StellarAccount};
@@ -482,12 +483,17 @@ pub(crate) async fn put_customer(
     security((), ("jwt" = []), ("api_key" = [])))]
 #[tracing::instrument(skip_all)]
 pub(crate) async fn delete_customer(
+    req: HttpRequest,
     kyc: web::Data<KycService>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(Some(&path.into_inner()))?
         .ok_or_else(|| ApiError::not_found("customer not found"))?;
-    kyc.delete(&id).await?;
+    // The peer's own address: a forwarded header is the client's word.
+    let origin = req
+        .peer_addr()
+        .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string());
+    kyc.delete(&id, &Actor::platform(&origin)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

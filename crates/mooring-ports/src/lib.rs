@@ -2,13 +2,14 @@
 //! world: the KYC store, the quote store, the rate source, the custodian and
 //! the deposit addresses it gave, the Anchor Platform's Platform API, the
 //! clock, the payout ledger with its event inbox, the payout rail, the
-//! key-encryption key that guards customer data at rest, and the readiness
-//! check of each dependency.
+//! key-encryption key that guards customer data at rest, the audit trail,
+//! retention, and the readiness check of each dependency.
 //!
 //! A port speaks only in domain types. It must not know HTTP, SQL, JSON or
 //! any runtime: implementations live in adapter crates, and each port's
 //! error enum says which variant an implementation must return when.
 
+mod audit;
 mod clock;
 mod deposit;
 mod health;
@@ -18,7 +19,9 @@ mod payout;
 mod platform;
 mod quotes;
 mod rates;
+mod retention;
 
+pub use audit::{AuditError, AuditLog, AuditQuery, AuditRecord};
 pub use clock::{Clock, SystemClock};
 pub use deposit::{Custodian, CustodianError, DepositAddressStore};
 pub use health::ReadinessCheck;
@@ -31,3 +34,4 @@ pub use payout::{
 pub use platform::{Order, OrderBy, PlatformClient, PlatformError, TransactionQuery};
 pub use quotes::{QuoteStore, QuoteStoreError};
 pub use rates::{RateSource, RateSourceError};
+pub use retention::{Retention, RetentionError};

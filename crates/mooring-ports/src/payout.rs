@@ -43,7 +43,7 @@ pub struct InboxEvent {
     pub sighting: Option<Sighting>,
     /// A customer the event says was updated (`customer_updated`).
     pub customer_id: Option<String>,
-    /// The event as received (JSON), kept for audit.
+    /// The event as received (JSON), kept only until it is applied.
     pub body: String,
 }
 

@@ -7,11 +7,12 @@
 //! by a semaphore the size of the connection pool, so the async runtime
 //! never waits on the database. This crate implements the store ports (the
 //! KYC store, the quote store, the deposit addresses, the payout ledger and
-//! its event inbox) and the anchor's own custodian; it must not know HTTP or any other adapter.
+//! its event inbox, the audit trail, retention) and the anchor's own custodian; it must not know HTTP or any other adapter.
 //! Customer data is sealed at rest under each customer's data key (`pii`):
 //! a store reads and writes it only once [`Store::unlock`]ed with the
 //! key-encryption key.
 
+mod audit;
 mod conn;
 mod deposit;
 mod health;
@@ -20,6 +21,7 @@ mod migrate;
 mod payout;
 mod pii;
 mod quotes;
+mod retention;
 pub mod schema;
 mod url;
 

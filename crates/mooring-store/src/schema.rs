@@ -163,6 +163,20 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    audit (id) {
+        id -> BigInt,
+        at -> Timestamp,
+        actor_kind -> Text,
+        actor -> Text,
+        origin -> Text,
+        action -> Text,
+        customer_id -> Nullable<Text>,
+        transaction_id -> Nullable<Text>,
+        detail -> Text,
+    }
+}
+
 diesel::joinable!(customer_fields -> customers (customer_id));
 diesel::joinable!(quote_fee_details -> quotes (quote_id));
 diesel::joinable!(customer_files -> customers (customer_id));
@@ -181,5 +195,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     events,
     poll_marks,
     data_keys,
-    key_checks
+    key_checks,
+    audit
 );

@@ -3,13 +3,17 @@
 
 use std::sync::Arc;
 
+use crate::AuditTrail;
+use mooring_domain::audit::{Actor, AuditAction};
 use mooring_domain::customer::{
     Assessment, Customer, CustomerId, CustomerStatus, CustomerTypeSpec, CustomerTypes,
     ProvidedValue, Review, ReviewMode, assess, sep9,
 };
 use mooring_domain::transaction::TransactionId;
 use mooring_domain::{Memo, StellarAccount};
-use mooring_ports::{Clock, CustomerTarget, FileUpload, KycStore, KycStoreError, PutCustomer};
+use mooring_ports::{
+    AuditError, Clock, CustomerTarget, FileUpload, KycStore, KycStoreError, PutCustomer,
+};
 
 /// Errors of the KYC use cases.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +26,14 @@ pub enum KycError {
     NotFound,
     #[error(transparent)]
     Unknown(anyhow::Error),
+}
+
+impl From<AuditError> for KycError {
+    fn from(e: AuditError) -> Self {
+        match e {
+            AuditError::Unknown(e) => Self::Unknown(e.context("the audit trail")),
+        }
+    }
 }
 
 impl From<KycStoreError> for KycError {
@@ -111,6 +123,7 @@ pub struct KycService {
     store: Arc<dyn KycStore>,
     types: Arc<CustomerTypes>,
     mode: ReviewMode,
+    audit: AuditTrail,
     clock: Arc<dyn Clock>,
 }
 
@@ -119,14 +132,31 @@ impl KycService {
         store: Arc<dyn KycStore>,
         types: CustomerTypes,
         mode: ReviewMode,
+        audit: AuditTrail,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
             store,
             types: Arc::new(types),
             mode,
+            audit,
             clock,
         }
+    }
+
+    /// The audit trail this service writes to.
+    pub fn audit(&self) -> &AuditTrail {
+        &self.audit
+    }
+
+    async fn audited(
+        &self,
+        actor: &Actor,
+        action: AuditAction,
+        id: &CustomerId,
+    ) -> Result<(), KycError> {
+        let entry = self.audit.entry(actor, action).customer(id);
+        Ok(self.audit.record(entry).await?)
     }
 
     pub fn types(&self) -> &CustomerTypes {
@@ -226,24 +256,42 @@ impl KycService {
     }
 
     /// DELETE /customer/{id}: removes the customer and all their PII.
-    pub async fn delete(&self, id: &CustomerId) -> Result<(), KycError> {
+    ///
+    /// The erasure stands even when its audit entry cannot be written
+    /// (that failure is logged): answering an error for an erasure that
+    /// happened would have the AP retry into a 404.
+    pub async fn delete(&self, id: &CustomerId, actor: &Actor) -> Result<(), KycError> {
         self.store.delete(id).await?;
         tracing::info!(customer.id = %id, "customer deleted");
+        let entry = self
+            .audit
+            .entry(actor, AuditAction::CustomerDeleted)
+            .customer(id);
+        let _logged = self.audit.record(entry).await;
         Ok(())
     }
 
     /// The operator approves a customer (manual review).
-    pub async fn approve(&self, id: &CustomerId) -> Result<CustomerView, KycError> {
+    pub async fn approve(&self, id: &CustomerId, actor: &Actor) -> Result<CustomerView, KycError> {
         let customer = self
             .store
             .set_review(id, Review::Approved, self.clock.now())
             .await?;
         tracing::info!(customer.id = %id, "customer approved");
+        self.audited(actor, AuditAction::CustomerApproved, id)
+            .await?;
         Ok(self.view(None, Some(&customer)))
     }
 
     /// The operator rejects a customer; the reason becomes the message.
-    pub async fn reject(&self, id: &CustomerId, reason: &str) -> Result<CustomerView, KycError> {
+    /// The audit entry does not keep the reason (free text may name the
+    /// person); the customer's message does.
+    pub async fn reject(
+        &self,
+        id: &CustomerId,
+        reason: &str,
+        actor: &Actor,
+    ) -> Result<CustomerView, KycError> {
         let reason = reason.trim();
         if reason.is_empty() {
             return Err(KycError::BadRequest("a rejection needs a reason".into()));
@@ -253,6 +301,8 @@ impl KycService {
         };
         let customer = self.store.set_review(id, review, self.clock.now()).await?;
         tracing::info!(customer.id = %id, "customer rejected");
+        self.audited(actor, AuditAction::CustomerRejected, id)
+            .await?;
         Ok(self.view(None, Some(&customer)))
     }
 
@@ -289,8 +339,18 @@ impl KycService {
         }))
     }
 
-    /// Looks a customer up by id, for the back office.
-    pub async fn show(&self, id: &CustomerId) -> Result<CustomerView, KycError> {
+    /// Looks a customer up by id, for the back office: the status and each
+    /// field's name and status, never a value. Recorded in the audit trail
+    /// before anything is shown; nothing is shown when it cannot be.
+    pub async fn show(&self, id: &CustomerId, actor: &Actor) -> Result<CustomerView, KycError> {
+        let customer = self.store.get(id).await?.ok_or(KycError::NotFound)?;
+        self.audited(actor, AuditAction::CustomerShown, id).await?;
+        Ok(self.view(None, Some(&customer)))
+    }
+
+    /// A customer's assessment, for Mooring's own checks (a firm quote's
+    /// parties): no person sees it, so nothing is audited.
+    pub async fn assessment(&self, id: &CustomerId) -> Result<CustomerView, KycError> {
         let customer = self.store.get(id).await?.ok_or(KycError::NotFound)?;
         Ok(self.view(None, Some(&customer)))
     }

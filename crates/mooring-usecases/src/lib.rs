@@ -5,12 +5,15 @@
 //! ports. It must not know HTTP, SQL or JSON, and must not depend on any
 //! adapter crate.
 
+pub mod audit;
 pub mod deposit;
 pub mod kyc;
 pub mod ops;
 pub mod payout;
 pub mod quotes;
+pub mod retention;
 
+pub use audit::AuditTrail;
 pub use deposit::{DepositError, DepositService, NoCustodian};
 pub use kyc::{CustomerLookup, CustomerUpdate, CustomerView, KycError, KycService, PartyKyc};
 pub use ops::{Gauges, Operations, OpsError, Readiness};
@@ -22,3 +25,4 @@ pub use quotes::{
     FeeAmount, FeeRequest, FeeService, QuoteError, QuoteService, QuoteServiceParts, RateRequest,
     RateView,
 };
+pub use retention::{Pruned, Pruner, RetentionPolicy};

@@ -420,7 +420,7 @@ impl FeeService {
         let unknown =
             || QuoteError::Unprocessable(format!("the {role} {id:?} is not a known customer"));
         let parsed = CustomerId::parse(id).map_err(|_| unknown())?;
-        let view = match self.kyc.show(&parsed).await {
+        let view = match self.kyc.assessment(&parsed).await {
             Ok(view) => view,
             Err(crate::KycError::NotFound) => return Err(unknown()),
             Err(crate::KycError::BadRequest(m)) => return Err(QuoteError::BadRequest(m)),

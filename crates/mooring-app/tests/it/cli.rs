@@ -54,7 +54,10 @@ async fn migrate_then_serve_without_auto_migrate(db: TestDb) {
 }
 
 async fn operators_approve_and_reject_under_manual_review(db: TestDb) {
-    let manual = [("MOORING__KYC__REVIEW", "manual")];
+    let manual = [
+        ("MOORING__KYC__REVIEW", "manual"),
+        ("MOORING_OPERATOR", "alice"),
+    ];
     let app = spawn_app_with(db, &manual).await;
     let put = app.put_customer(&sender("90")).await;
     assert_eq!(put.1["status"], "PROCESSING");
@@ -127,6 +130,63 @@ async fn operators_approve_and_reject_under_manual_review(db: TestDb) {
     });
     assert!(!unknown.status.success());
     assert!(text(&unknown).contains("not found"));
+
+    // The audit trail has each action, by whom, and nothing of the values.
+    assert_eq!(app.delete_customer(&id).await.0, 204);
+    let audit = tokio::task::block_in_place(|| {
+        mooring(
+            &app.db,
+            &["audit", "list", "--customer", &id, "--since", "1h"],
+            &manual,
+        )
+    });
+    assert!(audit.status.success(), "{}", text(&audit));
+    let lines: Vec<String> = String::from_utf8_lossy(&audit.stdout)
+        .lines()
+        .skip(1)
+        .map(str::to_owned)
+        .collect();
+    let actions: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "customer.deleted",
+            "customer.shown",
+            "customer.rejected",
+            "customer.approved"
+        ],
+        "{}",
+        text(&audit)
+    );
+    assert!(
+        lines[0].contains("platform:anchor-platform@127.0.0.1"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1..].iter().all(|l| l.contains("operator:alice@cli@")),
+        "{lines:?}"
+    );
+    let all = text(&audit);
+    assert!(
+        !all.contains("Johnny") && !all.contains("could not be verified"),
+        "{all}"
+    );
+    let bad = tokio::task::block_in_place(|| {
+        mooring(&app.db, &["audit", "list", "--since", "yesterday"], &manual)
+    });
+    assert!(!bad.status.success());
+    assert!(text(&bad).contains("RFC 3339"), "{}", text(&bad));
+    let pruned = tokio::task::block_in_place(|| mooring(&app.db, &["prune"], &manual));
+    assert!(pruned.status.success(), "{}", text(&pruned));
+    assert!(
+        text(&pruned).contains("events: 0 removed"),
+        "{}",
+        text(&pruned)
+    );
 }
 
 async fn operators_list_and_show_quotes(db: TestDb) {

@@ -106,8 +106,54 @@ fn absolute_and_relative_sqlite_paths() {
 }
 
 #[test]
+fn provider_fields_come_from_the_file_or_the_environment() {
+    let settings = Settings::load(&env(&[
+        (
+            "MOORING__PAYOUT__HTTP__FIELDS__DEFAULT",
+            "last_name, bank_account_number",
+        ),
+        (
+            "MOORING__PAYOUT__HTTP__FIELDS__MOBILE",
+            "first_name,mobile_money_number",
+        ),
+    ]))
+    .expect("settings");
+    let fields = settings.provider_fields().expect("fields");
+    let names = |m: Option<&str>| fields.for_method(m).iter().cloned().collect::<Vec<_>>();
+    assert_eq!(names(None), ["bank_account_number", "last_name"]);
+    assert_eq!(names(Some("MOBILE")), ["first_name", "mobile_money_number"]);
+    let built_in = Settings::load(&env(&[])).expect("settings");
+    assert!(
+        built_in
+            .provider_fields()
+            .expect("fields")
+            .for_method(Some("SEPA"))
+            .contains("bank_number")
+    );
+}
+
+#[test]
 fn bad_configuration_names_the_key() {
     let cases: &[(&[(&str, &str)], &str)] = &[
+        (
+            &[(
+                "MOORING__PAYOUT__HTTP__FIELDS__DEFAULT",
+                "first_name,bank_acount",
+            )],
+            "payout.http.fields.default",
+        ),
+        (
+            &[("MOORING__PAYOUT__HTTP__FIELDS__SEPA", "photo_id_front")],
+            "payout.http.fields.sepa",
+        ),
+        (
+            &[("MOORING__RETENTION__EVENTS_DAYS", "0")],
+            "retention.events_days",
+        ),
+        (
+            &[("MOORING__RETENTION__INTERVAL_SECONDS", "1")],
+            "retention.interval_seconds",
+        ),
         (&[("MOORING__SERVER__PORT", "eighty")], "server.port"),
         (&[("MOORING__SERVER__PORT", "70000")], "server.port"),
         (&[("MOORING__SERVER__PROT", "1")], "prot"),

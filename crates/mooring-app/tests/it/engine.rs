@@ -12,13 +12,19 @@ use mooring_app::startup::{
     deposit_service, kyc_service, open_store, payout_engine, quote_service,
 };
 use mooring_apsim::{EventSink, Faults, Running, SimAuth, Simulator, spawn};
+use mooring_domain::audit::Actor;
 use mooring_domain::payout::PayoutState;
 use mooring_domain::transaction::TransactionId;
 use mooring_testsupport::{TestDb, on_both_backends};
 use mooring_usecases::{PayoutEngine, RetryMode};
+
+fn who() -> Actor {
+    Actor::operator("tester", "cli@test")
+}
 use serde_json::{Value, json};
 
 use crate::helpers::{ACCOUNT, TestApp, base_env, spawn_app_with};
+use mooring_app::Application;
 
 pub const USDC: &str = "stellar:USDC:GBBD47IF6LWK7P7MDEVSCWR7DPUWV3NY3DTQEVFL4NAT4AQH3ZLLFLA5";
 pub const DISTRIBUTION: &str = "GBBD47IF6LWK7P7MDEVSCWR7DPUWV3NY3DTQEVFL4NAT4AQH3ZLLFLA5";
@@ -203,6 +209,13 @@ async fn received_payments_are_paid_once_and_completed_through_a_flaky_ap(db: Te
         // The SEP-9 fields of the receiver went to the provider, by name.
         assert_eq!(payout.receiver["bank_account_number"], json!("0001234567"));
         assert_eq!(payout.receiver["id"], json!(receiver.receiver));
+        // Only names and bank fields by default (payout.http.fields).
+        assert_eq!(
+            payout.receiver.get("email_address"),
+            None,
+            "{}",
+            payout.receiver
+        );
     }
     // Lost answers were asked again with the same key, not paid again.
     assert!(sim.sim.payouts().iter().any(|p| p.submissions > 1));
@@ -526,10 +539,10 @@ async fn the_back_office_retries_a_failure_and_records_a_refund(db: TestDb) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(
-        e.refund(&id, "  ").await.is_err(),
+        e.refund(&id, "  ", &who()).await.is_err(),
         "a reference is required"
     );
-    e.refund(&id, "c0ffee").await.expect("refund");
+    e.refund(&id, "c0ffee", &who()).await.expect("refund");
     wait_for(
         &sim.sim,
         std::slice::from_ref(&short),
@@ -542,12 +555,65 @@ async fn the_back_office_retries_a_failure_and_records_a_refund(db: TestDb) {
     assert_eq!(t["refunds"]["payments"][0]["amount"]["amount"], json!("90"));
     assert!(sim.sim.payouts().is_empty());
     assert!(
-        e.retry(&id, RetryMode::SameKey).await.is_err(),
+        e.retry(&id, RetryMode::SameKey, &who()).await.is_err(),
         "a refunded payout is final"
     );
 }
 
+/// A key that is not the test key: 32 bytes of 0x02.
+const ROTATED_KEY: &str = "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
+
+async fn after_a_rotation_the_new_key_alone_still_pays_the_receivers_bank_number(db: TestDb) {
+    let sim = spawn(Simulator::new(false), SimAuth::None).expect("simulator");
+    // The customers are sealed under the test key (the engine is off).
+    let app = spawn_app_with(db, &[]).await;
+    let parties = receiver(&app, "1", true).await;
+
+    let rotated = tokio::task::block_in_place(|| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_mooring"))
+            .env_clear()
+            .env("DATABASE_URL", app.db.url())
+            .env("MOORING__PII__KEY", ROTATED_KEY)
+            .env(
+                "MOORING__PII__PREVIOUS_KEYS",
+                mooring_testsupport::TEST_PII_KEY,
+            )
+            .args(["keys", "rotate"])
+            .output()
+            .expect("mooring runs")
+    });
+    assert!(
+        rotated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rotated.stderr)
+    );
+
+    // A server with the new key alone pays the receiver from the sealed values.
+    let mut env = base_env(&app.db);
+    env.extend(engine_env(&sim, "rest"));
+    env.insert("MOORING__PII__KEY".into(), ROTATED_KEY.into());
+    let paying = Application::build(Settings::load(&env).expect("settings"))
+        .await
+        .expect("the new key alone opens the database");
+    let handle = paying.handle();
+    tokio::spawn(paying.run_until_stopped());
+    let id = sim.sim.create(transaction(&parties));
+    assert!(sim.sim.receive(&id, None));
+    wait_for(
+        &sim.sim,
+        std::slice::from_ref(&id),
+        "completed",
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_paid_once(&sim.sim, std::slice::from_ref(&id), "99");
+    let payout = sim.sim.payouts().pop().expect("payout");
+    assert_eq!(payout.receiver["bank_account_number"], json!("0001234567"));
+    handle.stop(true).await;
+}
+
 on_both_backends!(
+    after_a_rotation_the_new_key_alone_still_pays_the_receivers_bank_number,
     received_payments_are_paid_once_and_completed_through_a_flaky_ap,
     ap_3x_is_asked_for_the_funds_and_events_drive_the_payout,
     a_receiver_missing_kyc_is_asked_for_it_and_paid_after_the_put,

@@ -19,6 +19,9 @@
 //! it funded and open again (it then reopens as `received`).
 
 pub mod decide;
+mod fields;
+
+pub use fields::{DEFAULT_PROVIDER_FIELDS, ProviderFields};
 
 use std::fmt;
 

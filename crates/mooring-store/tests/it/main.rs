@@ -8,6 +8,7 @@ mod kyc;
 mod payout;
 mod pii;
 mod quotes;
+mod retention;
 mod schema;
 
 use std::time::Duration;

@@ -19,6 +19,9 @@ struct Column {
     data_type: String,
     #[diesel(sql_type = Integer)]
     not_null: i32,
+    /// SQLite's `INTEGER PRIMARY KEY`: the 64-bit rowid (diesel's BigInt).
+    #[diesel(sql_type = Integer)]
+    rowid: i32,
 }
 
 /// (table, column, diesel type, nullable) as declared in src/schema.rs.
@@ -79,13 +82,16 @@ async fn schema_rs_matches_the_migrations(db: TestDb) {
         let query = match engine {
             Engine::Postgres => {
                 "SELECT table_name::text AS table_name, column_name::text AS column_name, data_type::text AS data_type, \
-                 CASE WHEN is_nullable = 'NO' THEN 1 ELSE 0 END AS not_null \
+                 CASE WHEN is_nullable = 'NO' THEN 1 ELSE 0 END AS not_null, 0 AS rowid \
                  FROM information_schema.columns WHERE table_schema = 'public' \
                  AND table_name <> '__diesel_schema_migrations'"
             }
             Engine::Sqlite => {
                 "SELECT m.name AS table_name, p.name AS column_name, p.type AS data_type, \
-                 CASE WHEN p.\"notnull\" = 1 OR p.pk > 0 THEN 1 ELSE 0 END AS not_null \
+                 CASE WHEN p.\"notnull\" = 1 OR p.pk > 0 THEN 1 ELSE 0 END AS not_null, \
+                 CASE WHEN p.pk = 1 AND lower(p.type) = 'integer' \
+                 AND (SELECT count(*) FROM pragma_table_info(m.name) k WHERE k.pk > 0) = 1 \
+                 THEN 1 ELSE 0 END AS rowid \
                  FROM sqlite_master m JOIN pragma_table_info(m.name) p \
                  WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name <> '__diesel_schema_migrations'"
             }
@@ -100,7 +106,11 @@ async fn schema_rs_matches_the_migrations(db: TestDb) {
             (
                 c.table_name,
                 c.column_name,
-                diesel_type(engine, &c.data_type),
+                if c.rowid == 1 {
+                    "BigInt".to_owned()
+                } else {
+                    diesel_type(engine, &c.data_type)
+                },
                 c.not_null == 0,
             )
         })

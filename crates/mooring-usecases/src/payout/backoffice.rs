@@ -2,6 +2,8 @@
 //! payout may exist, and moves the entry only through
 //! [`mooring_ports::PayoutLedger::reopen`], which fences off any claim.
 
+use mooring_domain::audit::{Actor, AuditAction};
+use mooring_domain::customer::CustomerId;
 use mooring_domain::payout::{IllegalMove, Payout, PayoutState};
 use mooring_domain::transaction::TransactionId;
 use mooring_ports::{LedgerError, OperatorEdit, RailStatus};
@@ -109,7 +111,12 @@ impl PayoutEngine {
     ///   AP's transaction leaves `error`.
     /// - A rejection (no payout was ever made) is checked again.
     /// - A step waiting out its backoff is due now.
-    pub async fn retry(&self, id: &TransactionId, mode: RetryMode) -> Result<Payout, EngineError> {
+    pub async fn retry(
+        &self,
+        id: &TransactionId,
+        mode: RetryMode,
+        actor: &Actor,
+    ) -> Result<Payout, EngineError> {
         let p = self.get(id).await?;
         let now = self.now();
         let from = p.state();
@@ -138,6 +145,18 @@ impl PayoutEngine {
         };
         let p = self.parts.ledger.reopen(id, &[from], edit).await?;
         tracing::info!(transaction.id = %id, from = %from, to = %p.state(), attempt = p.attempt, "payout retry requested");
+        let mode = match mode {
+            RetryMode::SameKey => "same_key",
+            RetryMode::NewAttempt => "new_attempt",
+        };
+        self.audited(
+            actor,
+            AuditAction::PayoutRetried,
+            id,
+            &p,
+            &format!("mode={mode} from={from}"),
+        )
+        .await?;
         Ok(p)
     }
 
@@ -158,6 +177,7 @@ impl PayoutEngine {
         &self,
         id: &TransactionId,
         settlement: Settlement,
+        actor: &Actor,
     ) -> Result<Payout, EngineError> {
         let held = self.get(id).await?;
         if held.state() != PayoutState::Held {
@@ -169,6 +189,10 @@ impl PayoutEngine {
             )));
         }
         let now = self.now();
+        let detail = match &settlement {
+            Settlement::Paid { payout_id } => format!("paid payout_id={}", payout_id.trim()),
+            Settlement::NotPaid => "not_paid".to_owned(),
+        };
         let edit: OperatorEdit = match settlement {
             Settlement::Paid { payout_id } => {
                 let payout_id = payout_id.trim().to_owned();
@@ -204,6 +228,8 @@ impl PayoutEngine {
             .reopen(id, &[PayoutState::Held], edit)
             .await?;
         tracing::info!(transaction.id = %id, to = %p.state(), "held payout settled by the operator");
+        self.audited(actor, AuditAction::PayoutSettled, id, &p, &detail)
+            .await?;
         Ok(p)
     }
 
@@ -212,7 +238,12 @@ impl PayoutEngine {
     /// Only where no payout exists: rejected, failed (the rail confirmed
     /// it), or awaiting KYC. Refused while a payout may exist (held,
     /// submitted, …).
-    pub async fn refund(&self, id: &TransactionId, reference: &str) -> Result<Payout, EngineError> {
+    pub async fn refund(
+        &self,
+        id: &TransactionId,
+        reference: &str,
+        actor: &Actor,
+    ) -> Result<Payout, EngineError> {
         let reference = reference.trim();
         if reference.is_empty() || reference.len() > 256 {
             return Err(EngineError::BadRequest(
@@ -240,10 +271,35 @@ impl PayoutEngine {
         if from == PayoutState::Failed && p.payout_id().is_some() {
             self.rail_confirms_failure(&p).await?;
         }
+        let detail = format!("reference={reference} from={from}");
         let reference = reference.to_owned();
         let edit = on_checked(&p, Box::new(move |p| p.refund(reference, now)));
         let p = self.parts.ledger.reopen(id, &[from], edit).await?;
         tracing::info!(transaction.id = %id, from = %from, "refund recorded");
+        self.audited(actor, AuditAction::PayoutRefunded, id, &p, &detail)
+            .await?;
         Ok(p)
+    }
+
+    /// Records a person's action on a payout, once it is done.
+    async fn audited(
+        &self,
+        actor: &Actor,
+        action: AuditAction,
+        id: &TransactionId,
+        p: &Payout,
+        detail: &str,
+    ) -> Result<(), EngineError> {
+        let audit = &self.parts.audit;
+        let mut entry = audit.entry(actor, action).transaction(id).detail(&format!(
+            "{detail} to={} attempt={}",
+            p.state(),
+            p.attempt
+        ));
+        entry.customer = p
+            .receiver_id
+            .as_deref()
+            .and_then(|r| CustomerId::parse(r).ok());
+        Ok(audit.record(entry).await?)
     }
 }

@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
 use mooring_domain::Sep31Types;
-use mooring_domain::payout::{Payout, PayoutState};
+use mooring_domain::payout::{Payout, PayoutState, ProviderFields};
 use mooring_domain::transaction::{Transaction, TransactionId, TransactionUpdate};
 use mooring_ports::{
     Claim, Claimed, Clock, EventStore, LedgerError, PayoutLedger, PayoutRail, PlatformClient,
@@ -39,7 +39,7 @@ use mooring_ports::{
 };
 use tokio::time::Instant;
 
-use crate::{DepositService, KycService, QuoteService};
+use crate::{AuditTrail, DepositService, KycService, QuoteService};
 
 pub use backoffice::{RetryMode, Settlement};
 pub use inbox::{EventInbox, ReceivedEvent};
@@ -75,6 +75,8 @@ pub struct EngineConfig {
     pub sep31_types: Sep31Types,
     /// The AP's `message` on completion.
     pub completion_message: String,
+    /// Which receiver fields the provider gets (`payout.http.fields`).
+    pub provider_fields: ProviderFields,
 }
 
 impl EngineConfig {
@@ -96,6 +98,7 @@ impl EngineConfig {
                 &mooring_domain::AssetCatalog::default(),
             ),
             completion_message: "a deposit to the recipient's bank has been initiated".into(),
+            provider_fields: ProviderFields::default(),
         }
     }
 
@@ -118,6 +121,9 @@ pub enum EngineError {
     Ledger(#[from] LedgerError),
     #[error("{0}")]
     BadRequest(String),
+    /// The action was done, but its audit entry could not be written.
+    #[error("done, but not recorded in the audit trail: {0}")]
+    Audit(#[from] mooring_ports::AuditError),
 }
 
 /// What the ports the engine needs are.
@@ -131,6 +137,7 @@ pub struct EngineParts {
     pub kyc: KycService,
     pub quotes: QuoteService,
     pub deposits: DepositService,
+    pub audit: AuditTrail,
     pub clock: Arc<dyn Clock>,
 }
 

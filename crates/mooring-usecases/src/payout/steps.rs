@@ -140,7 +140,7 @@ impl PayoutEngine {
                 if let Some(tell) = first {
                     self.tell_ap(step, p, tell).await??;
                 }
-                let order = Self::order(p, &out, quote.as_ref(), receiver)?;
+                let order = self.order(p, &out, quote.as_ref(), receiver)?;
                 p.submit(order, now)?;
             }
             GateStep::Reject(reason) => p.reject(reason, now)?,
@@ -186,7 +186,7 @@ impl PayoutEngine {
         let receiver = parties.receiver_kyc.ok_or_else(|| {
             StepError::Transient("the receiver of a submitted payout is not a customer".into())
         })?;
-        let order = Self::order(p, &out, quote.as_ref(), receiver)?;
+        let order = self.order(p, &out, quote.as_ref(), receiver)?;
         Ok(p.freeze_order(order, now)?)
     }
 

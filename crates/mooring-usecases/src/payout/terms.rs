@@ -152,12 +152,14 @@ impl PayoutEngine {
     /// The order to freeze ([`mooring_domain::payout::decide::order_for`]),
     /// with the receiver's fields as they are now.
     pub(super) fn order(
+        &self,
         p: &Payout,
         out: &Amount,
         quote: Option<&Quote>,
         receiver: PartyKyc,
     ) -> Result<PayoutOrder, StepError> {
-        decide::order_for(p, out, quote, receiver.fields).map_err(StepError::Transient)
+        decide::order_for(p, out, quote, receiver.fields, &self.config.provider_fields)
+            .map_err(StepError::Transient)
     }
 
     /// The committed quote of an entry, read again (for an entry that an

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use mooring_domain::audit::{Actor, AuditEntry};
 use mooring_domain::customer::{Customer, CustomerId, ProvidedValue, Review};
 use mooring_domain::deposit::DepositAddress;
 use mooring_domain::payout::{Payout, PayoutState, Sighting, SightingEffect, Stage};
@@ -14,11 +15,11 @@ use mooring_domain::transaction::{
 };
 use mooring_domain::{AssetId, Memo, StellarAccount};
 use mooring_ports::{
-    Claim, Claimed, Clock, Custodian, CustodianError, CustomerTarget, DepositAddressStore,
-    EventStore, InboxEvent, KycStore, KycStoreError, LedgerError, OperatorEdit, Order, OrderBy,
-    PayoutLedger, PayoutOrder, PayoutRail, PlatformClient, PlatformError, PollMarks, PutCustomer,
-    QuoteStore, QuoteStoreError, RailError, RailReceipt, RailStatus, RateSource, RateSourceError,
-    TransactionQuery,
+    AuditError, AuditLog, AuditQuery, AuditRecord, Claim, Claimed, Clock, Custodian,
+    CustodianError, CustomerTarget, DepositAddressStore, EventStore, InboxEvent, KycStore,
+    KycStoreError, LedgerError, OperatorEdit, Order, OrderBy, PayoutLedger, PayoutOrder,
+    PayoutRail, PlatformClient, PlatformError, PollMarks, PutCustomer, QuoteStore, QuoteStoreError,
+    RailError, RailReceipt, RailStatus, RateSource, RateSourceError, TransactionQuery,
 };
 use rust_decimal::Decimal;
 
@@ -1227,5 +1228,67 @@ impl PayoutRail for FakeRail {
             }
         }
         Ok(p.receipt.clone())
+    }
+}
+
+/// The operator every test acts as.
+pub fn who() -> Actor {
+    Actor::operator("tester", "cli@test")
+}
+
+/// The audit trail in memory, append-only like the table.
+#[derive(Default)]
+pub struct FakeAuditLog {
+    entries: Mutex<Vec<AuditEntry>>,
+}
+
+impl FakeAuditLog {
+    /// Every entry, oldest first.
+    pub fn all(&self) -> Vec<AuditEntry> {
+        self.entries.lock().expect("lock").clone()
+    }
+}
+
+#[async_trait]
+impl AuditLog for FakeAuditLog {
+    async fn append(&self, entry: &AuditEntry) -> Result<(), AuditError> {
+        self.entries.lock().expect("lock").push(entry.clone());
+        Ok(())
+    }
+
+    async fn entries(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, AuditError> {
+        let entries = self.entries.lock().expect("lock");
+        Ok(entries
+            .iter()
+            .enumerate()
+            .rev()
+            .map(|(i, e)| AuditRecord {
+                sequence: i as i64 + 1,
+                entry: e.clone(),
+            })
+            .filter(|r| query.customer.is_none() || r.entry.customer == query.customer)
+            .filter(|r| query.transaction.is_none() || r.entry.transaction == query.transaction)
+            .filter(|r| query.since.is_none_or(|t| r.entry.at >= t))
+            .filter(|r| query.before.is_none_or(|b| r.sequence < b))
+            .take(query.limit as usize)
+            .collect())
+    }
+}
+
+/// An audit trail that cannot be written (its database is down).
+pub struct FailingAuditLog;
+
+#[async_trait]
+impl AuditLog for FailingAuditLog {
+    async fn append(&self, _: &AuditEntry) -> Result<(), AuditError> {
+        Err(AuditError::Unknown(anyhow::anyhow!(
+            "the audit table is unreachable"
+        )))
+    }
+
+    async fn entries(&self, _: &AuditQuery) -> Result<Vec<AuditRecord>, AuditError> {
+        Err(AuditError::Unknown(anyhow::anyhow!(
+            "the audit table is unreachable"
+        )))
     }
 }

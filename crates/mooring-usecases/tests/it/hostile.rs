@@ -13,7 +13,7 @@ use mooring_domain::{AssetCatalog, AssetId, AssetInfo, Memo, Sep31Types, Stellar
 use mooring_ports::{Clock, InboxEvent, LedgerError, PayoutLedger, PayoutRail};
 use mooring_usecases::{CustomerUpdate, EngineError, EventInbox, RetryMode, Settlement};
 
-use crate::fakes::{ApFault, RailFault, TestClock, TokioClock};
+use crate::fakes::{ApFault, RailFault, TestClock, TokioClock, who};
 use crate::payout::{
     ACCOUNT, SENDER, World, event, funded_tx, id, usdc, world, world_on, world_with,
 };
@@ -256,17 +256,19 @@ async fn refused_credentials_hold_the_payout_for_a_person_and_a_retry_keeps_the_
     assert_eq!(held.len(), 1);
     // A payout may exist: no refund, and no new key without the rail's word.
     assert!(matches!(
-        w.engine.refund(&id("t1"), "hash").await,
+        w.engine.refund(&id("t1"), "hash", &who()).await,
         Err(EngineError::BadRequest(_))
     ));
     assert!(matches!(
-        w.engine.retry(&id("t1"), RetryMode::NewAttempt).await,
+        w.engine
+            .retry(&id("t1"), RetryMode::NewAttempt, &who())
+            .await,
         Err(EngineError::BadRequest(_))
     ));
     // The credentials are fixed; the same key and body go again.
     let retried = w
         .engine
-        .retry(&id("t1"), RetryMode::SameKey)
+        .retry(&id("t1"), RetryMode::SameKey, &who())
         .await
         .expect("retry");
     assert_eq!(retried.state(), PayoutState::Submitted);
@@ -343,7 +345,9 @@ async fn held_past_retention(w: &World, faults: &[RailFault]) {
     assert_eq!((p.state(), p.payout_id()), (PayoutState::Held, None));
     // No new key without the rail's (or the provider's) word.
     assert!(matches!(
-        w.engine.retry(&id("t1"), RetryMode::NewAttempt).await,
+        w.engine
+            .retry(&id("t1"), RetryMode::NewAttempt, &who())
+            .await,
         Err(EngineError::BadRequest(_))
     ));
 }
@@ -354,7 +358,7 @@ async fn a_held_payout_the_provider_never_made_is_settled_as_not_paid_and_paid_u
     held_past_retention(&w, &[RailFault::Down]).await;
     let settled = w
         .engine
-        .settle(&id("t1"), Settlement::NotPaid)
+        .settle(&id("t1"), Settlement::NotPaid, &who())
         .await
         .expect("settled");
     assert_eq!(settled.state(), PayoutState::RailFailed);
@@ -363,7 +367,7 @@ async fn a_held_payout_the_provider_never_made_is_settled_as_not_paid_and_paid_u
     assert_eq!(w.platform.tx("t1").status, TransactionStatus::Error);
     // The failure is now known: a new key may pay.
     w.engine
-        .retry(&id("t1"), RetryMode::NewAttempt)
+        .retry(&id("t1"), RetryMode::NewAttempt, &who())
         .await
         .expect("a new attempt");
     w.drive().await;
@@ -385,7 +389,8 @@ async fn a_held_payout_the_provider_made_is_settled_as_paid_and_followed_by_its_
                 &id("t1"),
                 Settlement::Paid {
                     payout_id: " ".into()
-                }
+                },
+                &who()
             )
             .await,
         Err(EngineError::BadRequest(_))
@@ -397,6 +402,7 @@ async fn a_held_payout_the_provider_made_is_settled_as_paid_and_followed_by_its_
             Settlement::Paid {
                 payout_id: "pay-1".into(),
             },
+            &who(),
         )
         .await
         .expect("settled");
@@ -411,7 +417,9 @@ async fn a_held_payout_the_provider_made_is_settled_as_paid_and_followed_by_its_
     let tx = w.platform.tx("t1");
     assert_eq!(tx.external_transaction_id.as_deref(), Some("pay-1"));
     assert!(matches!(
-        w.engine.settle(&id("t1"), Settlement::NotPaid).await,
+        w.engine
+            .settle(&id("t1"), Settlement::NotPaid, &who())
+            .await,
         Err(EngineError::Ledger(LedgerError::WrongState(
             PayoutState::Completed
         )))
@@ -429,7 +437,8 @@ async fn settling_by_hand_is_only_for_a_held_payout_the_rail_gave_no_id_and_a_pa
                 &id("t1"),
                 Settlement::Paid {
                     payout_id: "pay-404".into()
-                }
+                },
+                &who()
             )
             .await,
         Err(EngineError::BadRequest(_))
@@ -454,7 +463,7 @@ async fn settling_by_hand_is_only_for_a_held_payout_the_rail_gave_no_id_and_a_pa
         },
     ] {
         assert!(matches!(
-            w.engine.settle(&id("t1"), settlement).await,
+            w.engine.settle(&id("t1"), settlement, &who()).await,
             Err(EngineError::BadRequest(m)) if m.contains("pay-7")
         ));
     }
@@ -494,13 +503,17 @@ async fn a_new_attempt_needs_the_rails_word_that_the_payout_failed() {
         reason: "recorded wrongly".into(),
     };
     w.ledger.put(p.restore(stage));
-    match w.engine.retry(&id("t1"), RetryMode::NewAttempt).await {
+    match w
+        .engine
+        .retry(&id("t1"), RetryMode::NewAttempt, &who())
+        .await
+    {
         Err(EngineError::BadRequest(m)) => assert!(m.contains("completed"), "{m}"),
         other => panic!("{other:?}"),
     }
     // Nor are the sender's funds refunded while the rail says it paid.
     assert!(matches!(
-        w.engine.refund(&id("t1"), "stellar-hash").await,
+        w.engine.refund(&id("t1"), "stellar-hash", &who()).await,
         Err(EngineError::BadRequest(_))
     ));
     assert_eq!(w.rail.made().len(), 1);
@@ -577,7 +590,7 @@ async fn a_receiver_deleted_mid_payout_is_still_paid_from_the_frozen_order() {
         .receiver_id
         .expect("receiver");
     w.kyc
-        .delete(&CustomerId::parse(&receiver).expect("id"))
+        .delete(&CustomerId::parse(&receiver).expect("id"), &who())
         .await
         .expect("delete");
     w.clock.advance(Duration::minutes(1));
@@ -596,6 +609,7 @@ async fn a_rejected_sender_is_never_paid_out() {
         .reject(
             &CustomerId::parse(SENDER).expect("id"),
             "sanctions screening",
+            &who(),
         )
         .await
         .expect("reject");

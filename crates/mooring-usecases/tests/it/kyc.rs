@@ -1,23 +1,32 @@
 use std::sync::Arc;
 
+use mooring_domain::audit::{Actor, AuditAction};
 use mooring_domain::customer::{
     CustomerId, CustomerStatus, CustomerTypes, FieldStatus, ReviewMode,
 };
 use mooring_domain::{Memo, StellarAccount};
-use mooring_ports::FileUpload;
-use mooring_usecases::{CustomerLookup, CustomerUpdate, KycError, KycService};
+use mooring_ports::{AuditQuery, FileUpload};
+use mooring_usecases::{AuditTrail, CustomerLookup, CustomerUpdate, KycError, KycService};
 
-use crate::fakes::{FakeKycStore, TestClock};
+use crate::fakes::{FailingAuditLog, FakeAuditLog, FakeKycStore, TestClock, who};
 
 const ACCOUNT: &str = "GDJUOFZGW5WYBK4GIETCSSM6MTTIJ4SUMCQITPTLUWMQ6B4UIX2IEX47";
 const OTHER: &str = "GBBD47IF6LWK7P7MDEVSCWR7DPUWV3NY3DTQEVFL4NAT4AQH3ZLLFLA5";
 
 fn service(mode: ReviewMode) -> (KycService, Arc<FakeKycStore>) {
+    service_auditing(mode, Arc::new(FakeAuditLog::default()))
+}
+
+fn service_auditing(
+    mode: ReviewMode,
+    audit: Arc<dyn mooring_ports::AuditLog>,
+) -> (KycService, Arc<FakeKycStore>) {
     let store = Arc::new(FakeKycStore::default());
     let service = KycService::new(
         store.clone(),
         CustomerTypes::builtin(),
         mode,
+        AuditTrail::new(audit, Arc::new(TestClock::default())),
         Arc::new(TestClock::default()),
     );
     (service, store)
@@ -290,7 +299,11 @@ async fn manual_review_processing_approve_change_reject() {
     );
     let id = put.id.expect("id");
     assert_eq!(
-        kyc.approve(&id).await.expect("approved").assessment.status,
+        kyc.approve(&id, &who())
+            .await
+            .expect("approved")
+            .assessment
+            .status,
         CustomerStatus::Accepted
     );
     // Re-sending the same value changes nothing; a new value needs a new review.
@@ -313,7 +326,7 @@ async fn manual_review_processing_approve_change_reject() {
         CustomerStatus::Processing
     );
     let rejected = kyc
-        .reject(&id, "document does not match")
+        .reject(&id, "document does not match", &who())
         .await
         .expect("rejected");
     assert_eq!(rejected.assessment.status, CustomerStatus::Rejected);
@@ -329,11 +342,11 @@ async fn manual_review_processing_approve_change_reject() {
     let after = kyc.put(again).await.expect("stored");
     assert_eq!(after.assessment.status, CustomerStatus::Rejected);
     assert!(matches!(
-        kyc.reject(&id, "  ").await,
+        kyc.reject(&id, "  ", &who()).await,
         Err(KycError::BadRequest(_))
     ));
     assert!(matches!(
-        kyc.approve(&CustomerId::generate()).await,
+        kyc.approve(&CustomerId::generate(), &who()).await,
         Err(KycError::NotFound)
     ));
 }
@@ -396,9 +409,12 @@ async fn delete_removes_the_customer() {
         .expect("stored")
         .id
         .expect("id");
-    kyc.delete(&id).await.expect("deleted");
+    kyc.delete(&id, &who()).await.expect("deleted");
     assert_eq!(store.len(), 0);
-    assert!(matches!(kyc.delete(&id).await, Err(KycError::NotFound)));
+    assert!(matches!(
+        kyc.delete(&id, &who()).await,
+        Err(KycError::NotFound)
+    ));
     let view = kyc
         .get(CustomerLookup {
             account: account(ACCOUNT),
@@ -436,4 +452,90 @@ async fn transaction_id_links_the_customer() {
         .expect("read")
         .expect("present");
     assert_eq!(stored.transaction_ids, ["txn-1"]);
+}
+
+async fn trail(kyc: &KycService, id: &CustomerId) -> Vec<(AuditAction, Actor)> {
+    kyc.audit()
+        .list(AuditQuery {
+            customer: Some(id.clone()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .expect("listed")
+        .into_iter()
+        .rev()
+        .map(|r| (r.entry.action, r.entry.actor))
+        .collect()
+}
+
+#[tokio::test]
+async fn each_persons_action_on_a_customer_is_audited_once_done() {
+    let (kyc, _) = service(ReviewMode::Manual);
+    let id = kyc
+        .put(put_by_account("1", "sep31-sender", sender_fields()))
+        .await
+        .expect("stored")
+        .id
+        .expect("id");
+    assert!(
+        trail(&kyc, &id).await.is_empty(),
+        "a PUT is the AP's, not a person's"
+    );
+    kyc.show(&id, &who()).await.expect("shown");
+    kyc.approve(&id, &who()).await.expect("approved");
+    // Refused actions did nothing, so they record nothing.
+    assert!(kyc.reject(&id, " ", &who()).await.is_err());
+    let other = Actor::operator("second", "cli@elsewhere");
+    kyc.reject(&id, "the passport is someone else's", &other)
+        .await
+        .expect("rejected");
+    let platform = Actor::platform("10.1.2.3");
+    kyc.delete(&id, &platform).await.expect("deleted");
+    assert!(kyc.delete(&id, &platform).await.is_err());
+    assert_eq!(
+        trail(&kyc, &id).await,
+        [
+            (AuditAction::CustomerShown, who()),
+            (AuditAction::CustomerApproved, who()),
+            (AuditAction::CustomerRejected, other),
+            (AuditAction::CustomerDeleted, platform),
+        ]
+    );
+    // No entry holds the reason (free text) or a value.
+    let all = kyc
+        .audit()
+        .list(AuditQuery {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .expect("listed");
+    for r in &all {
+        assert!(!r.entry.detail.contains("passport"), "{:?}", r.entry);
+        assert!(!r.entry.detail.contains("John"), "{:?}", r.entry);
+    }
+}
+
+#[tokio::test]
+async fn nothing_is_shown_when_the_view_cannot_be_audited_but_an_erasure_stands() {
+    let (kyc, store) = service_auditing(ReviewMode::Manual, Arc::new(FailingAuditLog));
+    let id = kyc
+        .put(put_by_account("1", "sep31-sender", sender_fields()))
+        .await
+        .expect("stored")
+        .id
+        .expect("id");
+    assert!(
+        matches!(kyc.show(&id, &who()).await, Err(KycError::Unknown(_))),
+        "an unaudited look is refused"
+    );
+    assert!(
+        matches!(kyc.approve(&id, &who()).await, Err(KycError::Unknown(_))),
+        "the approval is reported as not audited"
+    );
+    kyc.delete(&id, &who())
+        .await
+        .expect("the erasure is answered as done");
+    assert_eq!(store.len(), 0);
 }

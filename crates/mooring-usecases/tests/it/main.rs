@@ -8,4 +8,5 @@ mod kyc;
 mod ops;
 mod payout;
 mod quotes;
+mod retention;
 mod simulation;

@@ -106,19 +106,25 @@ async fn gauges_count_payouts_events_reservations_and_the_poll_lag() {
         .rate(request(QuoteKind::Firm, Requested::Buy(d("500"))))
         .await
         .expect("firm quote");
+    let kyc = KycService::new(
+        Arc::new(FakeKycStore::default()),
+        mooring_domain::customer::CustomerTypes::builtin(),
+        mooring_domain::customer::ReviewMode::Auto,
+        mooring_usecases::AuditTrail::new(
+            Arc::new(crate::fakes::FakeAuditLog::default()),
+            clock.clone(),
+        ),
+        clock.clone(),
+    );
     let engine = PayoutEngine::new(
         EngineParts {
+            audit: kyc.audit().clone(),
             platform: Arc::new(FakePlatform::default()),
             ledger: ledger.clone(),
             events: ledger.clone(),
             marks: ledger.clone(),
             rail: Arc::new(FakeRail::default()),
-            kyc: KycService::new(
-                Arc::new(FakeKycStore::default()),
-                mooring_domain::customer::CustomerTypes::builtin(),
-                mooring_domain::customer::ReviewMode::Auto,
-                clock.clone(),
-            ),
+            kyc,
             quotes: q.quotes.clone(),
             deposits: DepositService::new(
                 Arc::new(FakeCustodian::default()),

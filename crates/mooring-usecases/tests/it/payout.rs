@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
+use mooring_domain::audit::AuditAction;
 use mooring_domain::customer::{CustomerId, CustomerTypes, ReviewMode};
 use mooring_domain::payout::{AtRail, PayoutState, Sighting, Stage};
 use mooring_domain::quote::{QuoteKind, Requested};
@@ -13,13 +14,13 @@ use mooring_domain::transaction::{
 use mooring_domain::{AssetId, Memo, StellarAccount};
 use mooring_ports::{Clock, InboxEvent, LedgerError, PlatformError, PollMarks};
 use mooring_usecases::{
-    CustomerUpdate, DepositService, EngineConfig, EngineError, EngineParts, EventInbox, KycService,
-    PayoutEngine, QuoteService, RetryMode,
+    AuditTrail, CustomerUpdate, DepositService, EngineConfig, EngineError, EngineParts, EventInbox,
+    KycService, PayoutEngine, QuoteService, RetryMode,
 };
 
 use crate::fakes::{
-    ApFault, BeforePage, FakeCustodian, FakeDepositAddresses, FakeKycStore, FakeLedger,
-    FakePlatform, FakeRail, RailFault, TestClock,
+    ApFault, BeforePage, FakeAuditLog, FakeCustodian, FakeDepositAddresses, FakeKycStore,
+    FakeLedger, FakePlatform, FakeRail, RailFault, TestClock, who,
 };
 use crate::quotes::{USDC, d, request};
 
@@ -37,6 +38,7 @@ pub(crate) struct World {
     pub(crate) quotes: QuoteService,
     pub(crate) clock: Arc<TestClock>,
     pub(crate) kyc_store: Arc<FakeKycStore>,
+    pub(crate) audit: Arc<FakeAuditLog>,
 }
 
 pub(crate) fn world() -> World {
@@ -62,8 +64,16 @@ pub(crate) fn world_on(
     let rail = Arc::new(FakeRail::default());
     let store = Arc::new(FakeKycStore::default());
     store.insert_accepted(SENDER, ACCOUNT, "sender", clock.now());
-    let kyc = KycService::new(store.clone(), CustomerTypes::builtin(), mode, clock.clone());
+    let audit = Arc::new(FakeAuditLog::default());
+    let kyc = KycService::new(
+        store.clone(),
+        CustomerTypes::builtin(),
+        mode,
+        AuditTrail::new(audit.clone(), clock.clone()),
+        clock.clone(),
+    );
     let parts = EngineParts {
+        audit: kyc.audit().clone(),
         platform: platform.clone(),
         ledger: ledger.clone(),
         events: ledger.clone(),
@@ -89,6 +99,7 @@ pub(crate) fn world_on(
         kyc_store: store,
         quotes: q.quotes,
         clock,
+        audit,
     }
 }
 
@@ -770,7 +781,7 @@ async fn a_receiver_under_manual_review_is_awaited_without_moving_the_ap() {
     assert!(w.rail.made().is_empty());
 
     w.kyc
-        .approve(&CustomerId::parse(&receiver).expect("id"))
+        .approve(&CustomerId::parse(&receiver).expect("id"), &who())
         .await
         .expect("approve");
     w.clock.advance(w.engine.config().kyc_recheck);
@@ -785,7 +796,11 @@ async fn bad_amounts_and_unpayable_receivers_are_rejected_without_a_payout() {
     let receiver = w.receiver("1", true).await;
     let refused = w.receiver("2", true).await;
     w.kyc
-        .reject(&CustomerId::parse(&refused).expect("id"), "sanctions list")
+        .reject(
+            &CustomerId::parse(&refused).expect("id"),
+            "sanctions list",
+            &who(),
+        )
         .await
         .expect("reject");
 
@@ -879,12 +894,12 @@ async fn a_payout_failed_at_the_bank_is_retried_under_a_new_key() {
 
     // The same key would fail again: a new key only when asked for.
     assert!(matches!(
-        w.engine.retry(&id("t1"), RetryMode::SameKey).await,
+        w.engine.retry(&id("t1"), RetryMode::SameKey, &who()).await,
         Err(EngineError::BadRequest(_))
     ));
     let retried = w
         .engine
-        .retry(&id("t1"), RetryMode::NewAttempt)
+        .retry(&id("t1"), RetryMode::NewAttempt, &who())
         .await
         .expect("retry");
     assert_eq!(
@@ -903,7 +918,9 @@ async fn a_payout_failed_at_the_bank_is_retried_under_a_new_key() {
         .collect();
     assert_eq!(keys, ["t1", "t1:attempt-2"]);
     assert!(matches!(
-        w.engine.retry(&id("t1"), RetryMode::NewAttempt).await,
+        w.engine
+            .retry(&id("t1"), RetryMode::NewAttempt, &who())
+            .await,
         Err(EngineError::Ledger(LedgerError::WrongState(
             PayoutState::Completed
         )))
@@ -943,7 +960,7 @@ async fn a_payout_awaiting_the_receivers_info_is_refunded_through_error_and_reco
         TransactionStatus::PendingCustomerInfoUpdate
     );
     w.engine
-        .refund(&id("t1"), "stellar-hash-2")
+        .refund(&id("t1"), "stellar-hash-2", &who())
         .await
         .expect("refund");
     w.drive().await;
@@ -968,12 +985,12 @@ async fn a_rejected_transaction_is_refunded_with_the_operators_reference() {
     assert_eq!(w.state("t1"), Some(PayoutState::Rejected));
 
     assert!(matches!(
-        w.engine.refund(&id("t1"), "   ").await,
+        w.engine.refund(&id("t1"), "   ", &who()).await,
         Err(EngineError::BadRequest(_))
     ));
     let p = w
         .engine
-        .refund(&id("t1"), "stellar-hash-1")
+        .refund(&id("t1"), "stellar-hash-1", &who())
         .await
         .expect("refund");
     assert_eq!(p.state(), PayoutState::Refunding);
@@ -990,10 +1007,33 @@ async fn a_rejected_transaction_is_refunded_with_the_operators_reference() {
         panic!("the last move is the refund");
     };
     assert_eq!(reference, "stellar-hash-1");
+    // The refund is in the audit trail: who, which payout, the reference.
+    let entries = w.audit.all();
+    let refund = entries
+        .iter()
+        .find(|e| e.action == AuditAction::PayoutRefunded)
+        .expect("the refund is audited");
+    assert_eq!(refund.actor, who());
+    assert_eq!(refund.transaction, Some(id("t1")));
+    assert_eq!(
+        refund.customer.as_ref().map(|c| c.as_str()),
+        Some(receiver.as_str())
+    );
+    assert!(
+        refund.detail.contains("reference=stellar-hash-1"),
+        "{}",
+        refund.detail
+    );
+    assert!(refund.detail.contains("from=rejected"), "{}", refund.detail);
+    assert_eq!(
+        entries.len(),
+        1,
+        "a refused refund is not recorded: {entries:?}"
+    );
     assert_eq!(amount, usdc("90"), "everything received goes back");
     assert!(w.rail.made().is_empty());
     assert!(matches!(
-        w.engine.refund(&id("t1"), "again").await,
+        w.engine.refund(&id("t1"), "again", &who()).await,
         Err(EngineError::Ledger(LedgerError::WrongState(
             PayoutState::Refunded
         )))

@@ -265,6 +265,10 @@ async fn kyc_with(customers: &[(&str, bool)]) -> (KycService, Vec<String>) {
         Arc::new(FakeKycStore::default()),
         CustomerTypes::builtin(),
         ReviewMode::Auto,
+        mooring_usecases::AuditTrail::new(
+            Arc::new(crate::fakes::FakeAuditLog::default()),
+            Arc::new(TestClock::default()),
+        ),
         Arc::new(TestClock::default()),
     );
     let mut ids = Vec::new();

@@ -29,7 +29,7 @@ use mooring_ports::{Clock, PayoutLedger};
 use mooring_usecases::{CustomerUpdate, RetryMode};
 use tokio::time::{Instant, sleep};
 
-use crate::fakes::{ApFault, RailFault, TokioClock};
+use crate::fakes::{ApFault, RailFault, TokioClock, who};
 use crate::payout::{ACCOUNT, SENDER, World, funded_tx, id, usdc, world_on};
 
 /// SplitMix64: small, fast, and the same sequence for the same seed.
@@ -305,7 +305,7 @@ async fn world_outside(sim: Rc<Sim>, until: Instant, trace: Option<Trace>) {
                             let _ = sim
                                 .w
                                 .kyc
-                                .delete(&CustomerId::parse(receiver).expect("id"))
+                                .delete(&CustomerId::parse(receiver).expect("id"), &who())
                                 .await;
                         }
                     }
@@ -326,7 +326,7 @@ async fn world_outside(sim: Rc<Sim>, until: Instant, trace: Option<Trace>) {
                 let _ = sim
                     .w
                     .engine
-                    .retry(&p.transaction_id, RetryMode::SameKey)
+                    .retry(&p.transaction_id, RetryMode::SameKey, &who())
                     .await;
             }
         }
@@ -417,6 +417,7 @@ async fn run_met(seed: u64, traced: bool) -> (Result<(), String>, String, Met) {
         .reject(
             &CustomerId::parse(REJECTED_SENDER).expect("id"),
             "sanctions screening",
+            &who(),
         )
         .await
         .expect("reject");

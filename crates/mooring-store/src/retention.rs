@@ -1,0 +1,151 @@
+//! Retention: pruning what is no longer needed, a batch per transaction.
+//! Each delete repeats its condition, so a row that stopped matching
+//! between the pick and the delete (an event not yet applied, a quote a
+//! payout came to name, a customer made again) is kept.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use diesel::dsl::{exists, not};
+use diesel::prelude::*;
+use mooring_domain::payout::PayoutState;
+use mooring_ports::{Retention, RetentionError};
+
+use crate::conn::write_tx;
+use crate::schema::{customers, data_keys, events, payouts, quote_fee_details, quotes};
+use crate::{Store, StoreError};
+
+fn unknown(e: impl Into<StoreError>) -> RetentionError {
+    RetentionError::Unknown(anyhow::Error::new(e.into()))
+}
+
+/// The states in which a payout may still read its quote.
+fn active_states() -> Vec<&'static str> {
+    PayoutState::ALL
+        .into_iter()
+        .filter(|s| !s.is_final())
+        .map(PayoutState::as_str)
+        .collect()
+}
+
+#[async_trait]
+impl Retention for Store {
+    #[tracing::instrument(skip_all)]
+    async fn prune_events(
+        &self,
+        applied_before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<u64, RetentionError> {
+        let before = applied_before.naive_utc();
+        self.with_connection(move |conn| {
+            write_tx(conn, |c| {
+                let ids: Vec<String> = events::table
+                    .filter(events::processed_at.lt(before))
+                    .order(events::processed_at.asc())
+                    .limit(i64::from(limit))
+                    .select(events::id)
+                    .load(c)?;
+                let n = diesel::delete(
+                    events::table
+                        .filter(events::id.eq_any(&ids))
+                        .filter(events::processed_at.lt(before)),
+                )
+                .execute(c)?;
+                Ok::<_, diesel::result::Error>(n as u64)
+            })
+        })
+        .await
+        .map_err(unknown)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn prune_quotes(&self, before: DateTime<Utc>, limit: u32) -> Result<u64, RetentionError> {
+        let before = before.naive_utc();
+        let active = active_states();
+        self.with_connection(move |conn| {
+            write_tx(conn, |c| {
+                let prunable = quotes::used_by
+                    .is_null()
+                    .and(quotes::expires_at.lt(before))
+                    .or(quotes::used_at.lt(before));
+                let named = exists(
+                    payouts::table
+                        .filter(payouts::quote_id.eq(quotes::id.nullable()))
+                        .filter(payouts::state.eq_any(active.clone())),
+                );
+                let ids: Vec<String> = quotes::table
+                    .filter(prunable)
+                    .filter(not(named))
+                    .order(quotes::expires_at.asc())
+                    .limit(i64::from(limit))
+                    .select(quotes::id)
+                    .load(c)?;
+                if ids.is_empty() {
+                    return Ok(0);
+                }
+                let named = exists(
+                    payouts::table
+                        .filter(payouts::quote_id.eq(quotes::id.nullable()))
+                        .filter(payouts::state.eq_any(active.clone())),
+                );
+                let n = diesel::delete(
+                    quotes::table
+                        .filter(quotes::id.eq_any(&ids))
+                        .filter(prunable)
+                        .filter(not(named)),
+                )
+                .execute(c)?;
+                let kept = exists(quotes::table.filter(quotes::id.eq(quote_fee_details::quote_id)));
+                diesel::delete(
+                    quote_fee_details::table
+                        .filter(quote_fee_details::quote_id.eq_any(&ids))
+                        .filter(not(kept)),
+                )
+                .execute(c)?;
+                Ok::<_, diesel::result::Error>(n as u64)
+            })
+        })
+        .await
+        .map_err(unknown)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn prune_orphan_keys(
+        &self,
+        made_before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<u64, RetentionError> {
+        let before = made_before.naive_utc();
+        self.with_connection(move |conn| {
+            write_tx(conn, |c| {
+                // Kept while its customer exists, or while a payout that is
+                // not final still needs the order sealed under it (a
+                // receiver erased mid-step: docs/security.md, "Erasure").
+                let owner = || {
+                    exists(customers::table.filter(customers::id.eq(data_keys::customer_id))).or(
+                        exists(
+                            payouts::table
+                                .filter(payouts::receiver_id.eq(data_keys::customer_id.nullable()))
+                                .filter(payouts::state.eq_any(active_states())),
+                        ),
+                    )
+                };
+                let ids: Vec<String> = data_keys::table
+                    .filter(data_keys::created_at.lt(before))
+                    .filter(not(owner()))
+                    .limit(i64::from(limit))
+                    .select(data_keys::customer_id)
+                    .load(c)?;
+                let n = diesel::delete(
+                    data_keys::table
+                        .filter(data_keys::customer_id.eq_any(&ids))
+                        .filter(data_keys::created_at.lt(before))
+                        .filter(not(owner())),
+                )
+                .execute(c)?;
+                Ok::<_, diesel::result::Error>(n as u64)
+            })
+        })
+        .await
+        .map_err(unknown)
+    }
+}
