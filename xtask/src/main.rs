@@ -29,9 +29,17 @@
 //! - `cargo xtask sim-test [--seeds N] [--seed S] [--trace]`: the payment engine's
 //!   deterministic simulation with N seeds (5,000 in the test suite), or
 //!   one seed replayed.
+//! - `cargo xtask fuzz [--seconds N] [TARGET…]`: builds `fuzz/` with
+//!   libFuzzer's coverage on the stable toolchain and runs each target N
+//!   seconds (30) from its committed corpus; a crash fails it.
+//! - `cargo xtask api-fuzz [--examples N]`: Schemathesis (in a venv under
+//!   `target/schemathesis/`) against the AP's official callback spec, with
+//!   `mooring` on a free port; any failed check fails it.
 //! - `cargo xtask openapi`: writes `docs/openapi.json` from the code (a test
 //!   fails while the committed file differs).
 
+mod apifuzz;
+mod fuzz;
 mod postgres;
 mod stack;
 
@@ -65,9 +73,11 @@ fn main() -> ExitCode {
         Some("bench") => bench(args.iter().any(|a| a == "--quick")),
         Some("down") => stack::down(),
         Some("sim-test") => sim_test(&args[1..]),
+        Some("fuzz") => fuzz::fuzz(&args[1..]),
+        Some("api-fuzz") => apifuzz::api_fuzz(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test [cargo test args…] | lint | ci | pg | sim [--port N] [--v3] | engine [--v3] | openapi | up | down | bench [--quick] | sim-test [--seeds N] [--seed S] [--trace]>"
+                "usage: cargo xtask <test [cargo test args…] | lint | ci | pg | sim [--port N] [--v3] | engine [--v3] | openapi | up | down | bench [--quick] | sim-test [--seeds N] [--seed S] [--trace] | fuzz [--seconds N] [TARGET…] | api-fuzz [--examples N]>"
             );
             return ExitCode::from(2);
         }

@@ -18,7 +18,7 @@ pub struct Housekeeping {
 }
 
 impl Housekeeping {
-    /// Stops the loop, letting a pass under way finish its batch.
+    /// Stops the loop; a pass under way stops after the statement running.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
@@ -63,7 +63,12 @@ pub fn start(pruner: Pruner, interval: Duration) -> Housekeeping {
             if *stopped.borrow() {
                 return;
             }
-            pass(&pruner).await;
+            // A stop ends the pass between statements: each batch is a
+            // transaction of its own, committed whole or not at all.
+            tokio::select! {
+                () = pass(&pruner) => {}
+                _ = stopped.changed() => return,
+            }
             wait = interval;
         }
     });

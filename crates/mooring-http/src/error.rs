@@ -33,6 +33,16 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, message)
     }
 
+    /// A 400 as a 422, for a route whose spec has 422 for every request it
+    /// cannot serve (`GET /rate`); any other status unchanged.
+    pub fn bad_request_as_unprocessable(self) -> Self {
+        if self.status == StatusCode::BAD_REQUEST {
+            Self::new(StatusCode::UNPROCESSABLE_ENTITY, self.message)
+        } else {
+            self
+        }
+    }
+
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, message)
     }
@@ -88,6 +98,7 @@ impl From<KycError> for ApiError {
             KycError::BadRequest(message) => Self::bad_request(message),
             KycError::NotFound => Self::not_found("customer not found"),
             KycError::Unknown(cause) => Self::internal(&cause),
+            KycError::Audit(cause) => Self::internal(&anyhow::Error::new(cause)),
         }
     }
 }
@@ -96,8 +107,18 @@ pub(crate) async fn not_found() -> HttpResponse {
     ApiError::not_found("no such route").error_response()
 }
 
-pub(crate) async fn method_not_allowed() -> HttpResponse {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed").error_response()
+/// A resource's answer to a method it does not serve: 405 with the
+/// `Allow` header RFC 9110 requires, naming the methods it does.
+pub(crate) fn method_not_allowed(allow: &'static str) -> actix_web::Route {
+    actix_web::web::to(move || async move {
+        let mut response =
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed").error_response();
+        response.headers_mut().insert(
+            actix_web::http::header::ALLOW,
+            actix_web::http::header::HeaderValue::from_static(allow),
+        );
+        response
+    })
 }
 
 impl From<QuoteError> for ApiError {

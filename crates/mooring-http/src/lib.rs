@@ -15,6 +15,9 @@ mod customer;
 mod deposit;
 mod error;
 mod event;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod openapi;
 mod ops;
 mod quote;
@@ -114,52 +117,58 @@ pub fn configure(
                     .wrap(from_fn(auth::require_callback_auth))
                     .route(web::get().to(customer::get_customer))
                     .route(web::put().to(customer::put_customer))
-                    .default_service(web::to(error::method_not_allowed)),
+                    .default_service(error::method_not_allowed("GET, PUT")),
             )
             .service(
                 web::resource("/customer/{id}")
                     .wrap(from_fn(auth::require_callback_auth))
                     .route(web::delete().to(customer::delete_customer))
-                    .default_service(web::to(error::method_not_allowed)),
+                    .default_service(error::method_not_allowed("DELETE")),
             )
             .service(
                 web::resource("/rate")
                     .wrap(from_fn(auth::require_callback_auth))
+                    // As every /rate refusal: 422, the AP's spec for it.
+                    .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                        ApiError::bad_request(e.to_string())
+                            .bad_request_as_unprocessable()
+                            .into()
+                    }))
                     .route(web::get().to(quote::get_rate))
-                    .default_service(web::to(error::method_not_allowed)),
+                    .default_service(error::method_not_allowed("GET")),
             )
             .service(
                 web::resource("/fee")
                     .wrap(from_fn(auth::require_callback_auth))
                     .route(web::get().to(quote::get_fee))
-                    .default_service(web::to(error::method_not_allowed)),
+                    .default_service(error::method_not_allowed("GET")),
             )
             .service(
                 web::resource("/unique_address")
                     .wrap(from_fn(auth::require_callback_auth))
                     .route(web::get().to(deposit::get_unique_address))
-                    .default_service(web::to(error::method_not_allowed)),
+                    .default_service(error::method_not_allowed("GET")),
             )
             .service(
                 web::resource("/event")
                     .wrap(from_fn(auth::require_callback_auth))
                     .route(web::post().to(event::post_event))
-                    .default_service(web::to(error::method_not_allowed)),
+                    .default_service(error::method_not_allowed("POST")),
             )
             .service(
                 web::resource("/health")
                     .route(web::get().to(ops::health))
-                    .default_service(web::to(error::method_not_allowed)),
+                    .default_service(error::method_not_allowed("GET")),
             )
             .service(
                 web::resource("/ready")
                     .route(web::get().to(ops::ready))
-                    .default_service(web::to(error::method_not_allowed)),
+                    .default_service(error::method_not_allowed("GET")),
             )
             .service(
                 web::resource("/openapi.json")
                     .route(web::get().to(openapi::openapi_json))
-                    .default_service(web::to(error::method_not_allowed)),
+                    .default_service(error::method_not_allowed("GET")),
             );
         if let Some(metrics) = metrics {
             cfg.configure(metrics_route(metrics));
@@ -176,7 +185,7 @@ fn metrics_route(
             web::resource("/metrics")
                 .app_data(endpoint)
                 .route(web::get().to(ops::metrics))
-                .default_service(web::to(error::method_not_allowed)),
+                .default_service(error::method_not_allowed("GET")),
         );
     }
 }

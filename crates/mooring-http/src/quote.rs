@@ -143,7 +143,7 @@ fn parse_asset(name: &str, value: Option<String>) -> Result<AssetId, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("{name}: {e}")))
 }
 
-fn parse_amount(name: &str, value: &str) -> Result<Decimal, ApiError> {
+pub(crate) fn parse_amount(name: &str, value: &str) -> Result<Decimal, ApiError> {
     let plain = !value.is_empty()
         && value
             .bytes()
@@ -190,15 +190,25 @@ fn one_amount(
 #[utoipa::path(get, path = "/rate", tag = "Quotes (SEP-38) and fees", params(RateQuery),
     responses(
         (status = 200, description = "The price", body = RateResponse),
-        (status = 400, description = "A missing or malformed parameter", body = ErrorBody),
         (status = 401, description = "Missing or bad callback credentials", body = ErrorBody),
         (status = 404, description = "No stored quote with this id", body = ErrorBody),
-        (status = 422, description = "A pair this anchor does not quote, or not enough liquidity", body = ErrorBody),
+        (status = 422, description = "Understood but not served: a missing or malformed parameter, a pair this anchor does not quote, or not enough liquidity (the AP's spec has 422 for every such answer; the AP tells the wallet 400 with the message)", body = ErrorBody),
         (status = 503, description = "No fresh price for the pair", body = ErrorBody),
     ),
     security((), ("jwt" = []), ("api_key" = [])))]
 #[tracing::instrument(skip_all)]
 pub(crate) async fn get_rate(
+    quotes: web::Data<QuoteService>,
+    query: web::Query<RateQuery>,
+) -> Result<HttpResponse, ApiError> {
+    // The AP's spec answers every request it cannot serve with 422 (it
+    // tells the wallet 400 either way).
+    rate(quotes, query)
+        .await
+        .map_err(ApiError::bad_request_as_unprocessable)
+}
+
+async fn rate(
     quotes: web::Data<QuoteService>,
     query: web::Query<RateQuery>,
 ) -> Result<HttpResponse, ApiError> {

@@ -24,7 +24,9 @@ pub trait Retention: Send + Sync + 'static {
 
     /// Removes firm quotes that expired unused before `before`, or were
     /// used before `before`, with their fee details; never a quote that a
-    /// payout not yet final names. Returns how many were removed.
+    /// payout may still take again names (any state but completed and
+    /// refunded: a closed payout reopens, a rejected or failed one is
+    /// retried). Returns how many were removed.
     async fn prune_quotes(&self, before: DateTime<Utc>, limit: u32) -> Result<u64, RetentionError>;
 
     /// Removes data keys made before `made_before` whose customer no longer

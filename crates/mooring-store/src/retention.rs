@@ -1,4 +1,6 @@
-//! Retention: pruning what is no longer needed, a batch per transaction.
+//! Retention: pruning what is no longer needed, a batch per transaction,
+//! one replica per kind at a time (an advisory lock on PostgreSQL, the
+//! writer lock on SQLite: two deletes of one set of rows cannot deadlock).
 //! Each delete repeats its condition, so a row that stopped matching
 //! between the pick and the delete (an event not yet applied, a quote a
 //! payout came to name, a customer made again) is kept.
@@ -10,7 +12,7 @@ use diesel::prelude::*;
 use mooring_domain::payout::PayoutState;
 use mooring_ports::{Retention, RetentionError};
 
-use crate::conn::write_tx;
+use crate::conn::{lock_key, write_tx};
 use crate::schema::{customers, data_keys, events, payouts, quote_fee_details, quotes};
 use crate::{Store, StoreError};
 
@@ -18,11 +20,23 @@ fn unknown(e: impl Into<StoreError>) -> RetentionError {
     RetentionError::Unknown(anyhow::Error::new(e.into()))
 }
 
-/// The states in which a payout may still read its quote.
+/// The states of a payout that is not final: it may still need the order
+/// sealed under its receiver's key.
 fn active_states() -> Vec<&'static str> {
     PayoutState::ALL
         .into_iter()
         .filter(|s| !s.is_final())
+        .map(PayoutState::as_str)
+        .collect()
+}
+
+/// The states from which a payout may still take its quote again: every
+/// one but paid and refunded (a closed entry reopens on a funded sighting,
+/// a rejected or failed one on an operator's retry).
+fn quote_states() -> Vec<&'static str> {
+    PayoutState::ALL
+        .into_iter()
+        .filter(|s| !matches!(s, PayoutState::Completed | PayoutState::Refunded))
         .map(PayoutState::as_str)
         .collect()
 }
@@ -38,6 +52,7 @@ impl Retention for Store {
         let before = applied_before.naive_utc();
         self.with_connection(move |conn| {
             write_tx(conn, |c| {
+                lock_key(c, "mooring:retention:events")?;
                 let ids: Vec<String> = events::table
                     .filter(events::processed_at.lt(before))
                     .order(events::processed_at.asc())
@@ -60,9 +75,10 @@ impl Retention for Store {
     #[tracing::instrument(skip_all)]
     async fn prune_quotes(&self, before: DateTime<Utc>, limit: u32) -> Result<u64, RetentionError> {
         let before = before.naive_utc();
-        let active = active_states();
+        let active = quote_states();
         self.with_connection(move |conn| {
             write_tx(conn, |c| {
+                lock_key(c, "mooring:retention:quotes")?;
                 let prunable = quotes::used_by
                     .is_null()
                     .and(quotes::expires_at.lt(before))
@@ -117,6 +133,7 @@ impl Retention for Store {
         let before = made_before.naive_utc();
         self.with_connection(move |conn| {
             write_tx(conn, |c| {
+                lock_key(c, "mooring:retention:data_keys")?;
                 // Kept while its customer exists, or while a payout that is
                 // not final still needs the order sealed under it (a
                 // receiver erased mid-step: docs/security.md, "Erasure").

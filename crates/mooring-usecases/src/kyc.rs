@@ -26,13 +26,15 @@ pub enum KycError {
     NotFound,
     #[error(transparent)]
     Unknown(anyhow::Error),
+    /// The action was done, but its audit entry could not be written (or,
+    /// for a look, nothing was shown because it could not be).
+    #[error("not recorded in the audit trail: {0}")]
+    Audit(AuditError),
 }
 
 impl From<AuditError> for KycError {
     fn from(e: AuditError) -> Self {
-        match e {
-            AuditError::Unknown(e) => Self::Unknown(e.context("the audit trail")),
-        }
+        Self::Audit(e)
     }
 }
 

@@ -425,6 +425,7 @@ impl FeeService {
             Err(crate::KycError::NotFound) => return Err(unknown()),
             Err(crate::KycError::BadRequest(m)) => return Err(QuoteError::BadRequest(m)),
             Err(crate::KycError::Unknown(e)) => return Err(QuoteError::Unknown(e)),
+            Err(e @ crate::KycError::Audit(_)) => return Err(QuoteError::Unknown(e.into())),
         };
         if view.assessment.status != CustomerStatus::Accepted {
             return Err(QuoteError::Unprocessable(format!(

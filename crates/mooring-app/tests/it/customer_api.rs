@@ -366,7 +366,7 @@ async fn multipart_puts_carry_files(db: TestDb) {
     let garbage = app
         .client
         .put(app.url("/customer"))
-        .header("content-type", "multipart/form-data; boundary=XYZ")
+        .header("content-type", "multipart/form-data; boundary=XYZ0")
         .body("this is not multipart")
         .send()
         .await

@@ -161,17 +161,17 @@ async fn expire_after_is_honoured_clamped_and_bounded(db: TestDb) {
     let message = assert_error(
         &app.rate(&[&base[..], &[("expire_after", "9999-12-31T23:59:59Z")]].concat())
             .await,
-        400,
+        422,
     );
     assert!(message.contains("86400"), "{message}");
     assert_error(
         &app.rate(&[&base[..], &[("expire_after", "tomorrow")]].concat())
             .await,
-        400,
+        422,
     );
 }
 
-async fn bad_rate_requests_are_400_and_unsupported_pairs_422(db: TestDb) {
+async fn bad_and_unservable_rate_requests_are_422_as_the_ap_specifies(db: TestDb) {
     let app = spawn_app(db).await;
     let ok = [
         ("type", "indicative"),
@@ -224,8 +224,8 @@ async fn bad_rate_requests_are_400_and_unsupported_pairs_422(db: TestDb) {
     ];
     for (case, query) in cases {
         let answer = app.rate(&query).await;
-        assert_eq!(answer.0, 400, "{case}: {answer:?}");
-        assert_error(&answer, 400);
+        assert_eq!(answer.0, 422, "{case}: {answer:?}");
+        assert_error(&answer, 422);
     }
     assert_error(&app.rate(&with("buy_asset", "iso4217:EUR")).await, 422);
     // Understood, but too small to cover the 1.00 fixed fee.
@@ -461,7 +461,7 @@ async fn quotes_and_fees_need_callback_auth(db: TestDb) {
 on_both_backends!(
     indicative_and_firm_rates,
     expire_after_is_honoured_clamped_and_bounded,
-    bad_rate_requests_are_400_and_unsupported_pairs_422,
+    bad_and_unservable_rate_requests_are_422_as_the_ap_specifies,
     a_client_markup_applies,
     racing_for_the_last_liquidity,
     expired_quotes_free_their_liquidity,

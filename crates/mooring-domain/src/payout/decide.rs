@@ -426,21 +426,25 @@ pub fn decide_refund(
 /// The order to freeze for a payout: the amount and asset the funds
 /// check gave, the delivery method of the committed quote, and those of
 /// the receiver's fields as they are now that the provider is to get for
-/// that method (`fields`), under the entry's key. `Err` with the reason
-/// when the entry names no receiver.
+/// that method (`fields`; `None`: all of them, for an order an earlier
+/// version already sent whole under this key), under the entry's key.
+/// `Err` with the reason when the entry names no receiver.
 pub fn order_for(
     p: &Payout,
     out: &Amount,
     quote: Option<&Quote>,
     receiver_fields: Vec<(String, String)>,
-    fields: &super::ProviderFields,
+    fields: Option<&super::ProviderFields>,
 ) -> Result<PayoutOrder, String> {
     let receiver_id = p
         .receiver_id
         .clone()
         .ok_or_else(|| "the payout has no receiver".to_owned())?;
     let delivery_method = quote.and_then(|q| q.buy_delivery_method.clone());
-    let receiver_fields = fields.keep(delivery_method.as_deref(), receiver_fields);
+    let receiver_fields = match fields {
+        Some(fields) => fields.keep(delivery_method.as_deref(), receiver_fields),
+        None => receiver_fields,
+    };
     Ok(PayoutOrder {
         idempotency_key: p.idempotency_key(),
         transaction_id: p.transaction_id.as_str().to_owned(),

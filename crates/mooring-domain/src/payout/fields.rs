@@ -69,14 +69,19 @@ impl ProviderFields {
             Some(list) => field_set(list, "payout.http.fields.default")?,
             None => Self::default().default,
         };
-        let by_method = by_method
-            .iter()
-            .map(|(method, list)| {
-                field_set(list, &format!("payout.http.fields.{method}"))
-                    .map(|set| (method.to_lowercase(), set))
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Self { default, by_method })
+        let mut lists = BTreeMap::new();
+        for (method, list) in by_method {
+            let set = field_set(list, &format!("payout.http.fields.{method}"))?;
+            if lists.insert(method.to_lowercase(), set).is_some() {
+                return Err(format!(
+                    "payout.http.fields.{method}: delivery methods compare without case, and another key names the same one"
+                ));
+            }
+        }
+        Ok(Self {
+            default,
+            by_method: lists,
+        })
     }
 
     /// The fields sent for a delivery method (`None`: the order has none).

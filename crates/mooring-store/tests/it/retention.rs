@@ -158,7 +158,7 @@ async fn payout_row(
         .expect("payout");
 }
 
-async fn quotes_past_retention_go_unless_a_live_payout_names_them(db: TestDb) {
+async fn quotes_past_retention_go_unless_a_payout_may_take_them_again(db: TestDb) {
     let store = migrated_store(&db).await;
     quote(&store, "expired-old", 91, None).await;
     quote(&store, "expired-recent", 89, None).await;
@@ -166,12 +166,20 @@ async fn quotes_past_retention_go_unless_a_live_payout_names_them(db: TestDb) {
     quote(&store, "used-recent", 120, Some(10)).await;
     quote(&store, "held-by-payout", 120, Some(95)).await;
     quote(&store, "done-payout", 120, Some(95)).await;
+    quote(&store, "failed-payout", 120, Some(95)).await;
     quote(&store, "unexpired", -1, None).await;
     payout_naming(
         &store,
         "t-held",
         "held-by-payout",
         PayoutState::Held.as_str(),
+    )
+    .await;
+    payout_naming(
+        &store,
+        "t-failed",
+        "failed-payout",
+        PayoutState::Failed.as_str(),
     )
     .await;
     payout_naming(
@@ -198,6 +206,7 @@ async fn quotes_past_retention_go_unless_a_live_payout_names_them(db: TestDb) {
         left,
         [
             "expired-recent",
+            "failed-payout",
             "held-by-payout",
             "unexpired",
             "used-recent"
@@ -418,7 +427,7 @@ async fn the_audit_trail_is_append_only_and_filtered_newest_first(db: TestDb) {
 
 on_both_backends!(
     applied_events_are_removed_after_their_retention_and_no_sooner,
-    quotes_past_retention_go_unless_a_live_payout_names_them,
+    quotes_past_retention_go_unless_a_payout_may_take_them_again,
     data_keys_without_a_customer_are_removed_after_the_grace,
     the_audit_trail_is_append_only_and_filtered_newest_first,
 );

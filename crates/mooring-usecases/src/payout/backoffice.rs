@@ -29,6 +29,23 @@ pub enum RetryMode {
     NewAttempt,
 }
 
+/// An operator's id or hash as the audit trail keeps it: as given when it
+/// is a token (letters, digits, `-_.:`, at most 128), else only its length,
+/// so that no free text a person typed lands in the trail.
+fn token(text: &str) -> String {
+    let text = text.trim();
+    if !text.is_empty()
+        && text.len() <= 128
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+    {
+        text.to_owned()
+    } else {
+        format!("<{} characters, not a token>", text.chars().count())
+    }
+}
+
 /// The edit, applied only to the attempt the rail was asked about: under
 /// the row lock, the entry must still carry the attempt and payout id that
 /// the rail's answer was about (another operator's action, or a step, may
@@ -190,7 +207,7 @@ impl PayoutEngine {
         }
         let now = self.now();
         let detail = match &settlement {
-            Settlement::Paid { payout_id } => format!("paid payout_id={}", payout_id.trim()),
+            Settlement::Paid { payout_id } => format!("paid payout_id={}", token(payout_id)),
             Settlement::NotPaid => "not_paid".to_owned(),
         };
         let edit: OperatorEdit = match settlement {
@@ -271,7 +288,7 @@ impl PayoutEngine {
         if from == PayoutState::Failed && p.payout_id().is_some() {
             self.rail_confirms_failure(&p).await?;
         }
-        let detail = format!("reference={reference} from={from}");
+        let detail = format!("reference={} from={from}", token(reference));
         let reference = reference.to_owned();
         let edit = on_checked(&p, Box::new(move |p| p.refund(reference, now)));
         let p = self.parts.ledger.reopen(id, &[from], edit).await?;

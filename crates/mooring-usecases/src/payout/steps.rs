@@ -140,7 +140,7 @@ impl PayoutEngine {
                 if let Some(tell) = first {
                     self.tell_ap(step, p, tell).await??;
                 }
-                let order = self.order(p, &out, quote.as_ref(), receiver)?;
+                let order = self.order(p, &out, quote.as_ref(), receiver, true)?;
                 p.submit(order, now)?;
             }
             GateStep::Reject(reason) => p.reject(reason, now)?,
@@ -186,7 +186,9 @@ impl PayoutEngine {
         let receiver = parties.receiver_kyc.ok_or_else(|| {
             StepError::Transient("the receiver of a submitted payout is not a customer".into())
         })?;
-        let order = self.order(p, &out, quote.as_ref(), receiver)?;
+        // Sent whole by an earlier version under this key: frozen whole, so
+        // that the retry's body is the one the provider already has.
+        let order = self.order(p, &out, quote.as_ref(), receiver, false)?;
         Ok(p.freeze_order(order, now)?)
     }
 

@@ -150,16 +150,20 @@ impl PayoutEngine {
     }
 
     /// The order to freeze ([`mooring_domain::payout::decide::order_for`]),
-    /// with the receiver's fields as they are now.
+    /// with the receiver's fields as they are now: those the provider is to
+    /// get (`payout.http.fields`), or with `minimised` false every one (an
+    /// order an earlier version sent whole, which must keep its body under
+    /// its key).
     pub(super) fn order(
         &self,
         p: &Payout,
         out: &Amount,
         quote: Option<&Quote>,
         receiver: PartyKyc,
+        minimised: bool,
     ) -> Result<PayoutOrder, StepError> {
-        decide::order_for(p, out, quote, receiver.fields, &self.config.provider_fields)
-            .map_err(StepError::Transient)
+        let fields = minimised.then_some(&self.config.provider_fields);
+        decide::order_for(p, out, quote, receiver.fields, fields).map_err(StepError::Transient)
     }
 
     /// The committed quote of an entry, read again (for an entry that an

@@ -527,11 +527,11 @@ async fn nothing_is_shown_when_the_view_cannot_be_audited_but_an_erasure_stands(
         .id
         .expect("id");
     assert!(
-        matches!(kyc.show(&id, &who()).await, Err(KycError::Unknown(_))),
+        matches!(kyc.show(&id, &who()).await, Err(KycError::Audit(_))),
         "an unaudited look is refused"
     );
     assert!(
-        matches!(kyc.approve(&id, &who()).await, Err(KycError::Unknown(_))),
+        matches!(kyc.approve(&id, &who()).await, Err(KycError::Audit(_))),
         "the approval is reported as not audited"
     );
     kyc.delete(&id, &who())

@@ -255,6 +255,22 @@ async fn a_funded_transaction_is_paid_once_and_completed() {
             .receiver_fields
             .contains(&("bank_account_number".into(), "0001234567".into()))
     );
+    // Names and bank fields only (payout.http.fields): not the e-mail.
+    let sent: Vec<&str> = made[0]
+        .receiver_fields
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            "bank_account_number",
+            "bank_account_type",
+            "bank_number",
+            "first_name",
+            "last_name"
+        ]
+    );
     assert_eq!(w.platform.moves("t1"), ["funds_sent"]);
     let tx = w.platform.tx("t1");
     assert_eq!(tx.status, TransactionStatus::Completed);
@@ -332,6 +348,15 @@ async fn an_entry_an_earlier_version_submitted_without_an_order_is_frozen_then_p
         .expect("run");
     let frozen = after.order().cloned().expect("frozen");
     assert_eq!(w.rail.calls(), std::slice::from_ref(&frozen));
+    // Sent whole by the earlier version under this key: frozen whole, so
+    // the retry's body is the one the provider has (no minimisation).
+    assert!(
+        frozen
+            .receiver_fields
+            .iter()
+            .any(|(n, _)| n == "email_address"),
+        "{frozen:?}"
+    );
     w.clock.advance(Duration::minutes(1));
     w.drive().await;
     assert_eq!(w.state("t1"), Some(PayoutState::Completed));
