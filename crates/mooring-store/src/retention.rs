@@ -13,7 +13,7 @@ use mooring_domain::payout::PayoutState;
 use mooring_ports::{Retention, RetentionError};
 
 use crate::conn::{lock_key, write_tx};
-use crate::schema::{customers, data_keys, events, payouts, quote_fee_details, quotes};
+use crate::schema::{customers, data_keys, events, payouts, quotes};
 use crate::{Store, StoreError};
 
 fn unknown(e: impl Into<StoreError>) -> RetentionError {
@@ -83,14 +83,16 @@ impl Retention for Store {
                     .is_null()
                     .and(quotes::expires_at.lt(before))
                     .or(quotes::used_at.lt(before));
-                let named = exists(
-                    payouts::table
-                        .filter(payouts::quote_id.eq(quotes::id.nullable()))
-                        .filter(payouts::state.eq_any(active.clone())),
-                );
+                let named = || {
+                    exists(
+                        payouts::table
+                            .filter(payouts::quote_id.eq(quotes::id.nullable()))
+                            .filter(payouts::state.eq_any(active.clone())),
+                    )
+                };
                 let ids: Vec<String> = quotes::table
                     .filter(prunable)
-                    .filter(not(named))
+                    .filter(not(named()))
                     .order(quotes::expires_at.asc())
                     .limit(i64::from(limit))
                     .select(quotes::id)
@@ -98,23 +100,13 @@ impl Retention for Store {
                 if ids.is_empty() {
                     return Ok(0);
                 }
-                let named = exists(
-                    payouts::table
-                        .filter(payouts::quote_id.eq(quotes::id.nullable()))
-                        .filter(payouts::state.eq_any(active.clone())),
-                );
+                // Fee details go with their quote (ON DELETE CASCADE, with
+                // foreign keys on for SQLite connections).
                 let n = diesel::delete(
                     quotes::table
                         .filter(quotes::id.eq_any(&ids))
                         .filter(prunable)
-                        .filter(not(named)),
-                )
-                .execute(c)?;
-                let kept = exists(quotes::table.filter(quotes::id.eq(quote_fee_details::quote_id)));
-                diesel::delete(
-                    quote_fee_details::table
-                        .filter(quote_fee_details::quote_id.eq_any(&ids))
-                        .filter(not(kept)),
+                        .filter(not(named())),
                 )
                 .execute(c)?;
                 Ok::<_, diesel::result::Error>(n as u64)

@@ -345,9 +345,9 @@ impl KycService {
     /// field's name and status, never a value. Recorded in the audit trail
     /// before anything is shown; nothing is shown when it cannot be.
     pub async fn show(&self, id: &CustomerId, actor: &Actor) -> Result<CustomerView, KycError> {
-        let customer = self.store.get(id).await?.ok_or(KycError::NotFound)?;
+        let view = self.assessment(id).await?;
         self.audited(actor, AuditAction::CustomerShown, id).await?;
-        Ok(self.view(None, Some(&customer)))
+        Ok(view)
     }
 
     /// A customer's assessment, for Mooring's own checks (a firm quote's

@@ -30,10 +30,9 @@ fn event(id: &str) -> InboxEvent {
     }
 }
 
-async fn ids<T: diesel::Table + Send + 'static>(
+async fn ids(
     store: &Store,
     load: fn(&mut mooring_store::AnyConnection) -> QueryResult<Vec<String>>,
-    _table: T,
 ) -> Vec<String> {
     let mut v = store.with_connection(load).await.expect("read");
     v.sort();
@@ -61,12 +60,7 @@ async fn applied_events_are_removed_after_their_retention_and_no_sooner(db: Test
         .expect("prune");
 
     assert_eq!(removed, 1);
-    let left = ids(
-        &store,
-        |c| events::table.select(events::id).load(c),
-        events::table,
-    )
-    .await;
+    let left = ids(&store, |c| events::table.select(events::id).load(c)).await;
     assert_eq!(left, ["recent", "waiting"]);
     // An event never applied is kept however old the cutoff.
     let removed = store
@@ -74,12 +68,7 @@ async fn applied_events_are_removed_after_their_retention_and_no_sooner(db: Test
         .await
         .expect("prune");
     assert_eq!(removed, 1);
-    let left = ids(
-        &store,
-        |c| events::table.select(events::id).load(c),
-        events::table,
-    )
-    .await;
+    let left = ids(&store, |c| events::table.select(events::id).load(c)).await;
     assert_eq!(left, ["waiting"]);
     assert_eq!(store.inbox_depth().await.expect("depth"), 1);
 }
@@ -195,12 +184,7 @@ async fn quotes_past_retention_go_unless_a_payout_may_take_them_again(db: TestDb
         .await
         .expect("prune");
 
-    let left = ids(
-        &store,
-        |c| quotes::table.select(quotes::id).load(c),
-        quotes::table,
-    )
-    .await;
+    let left = ids(&store, |c| quotes::table.select(quotes::id).load(c)).await;
     assert_eq!(removed, 3, "left: {left:?}");
     assert_eq!(
         left,
@@ -212,15 +196,11 @@ async fn quotes_past_retention_go_unless_a_payout_may_take_them_again(db: TestDb
             "used-recent"
         ]
     );
-    let details = ids(
-        &store,
-        |c| {
-            quote_fee_details::table
-                .select(quote_fee_details::quote_id)
-                .load(c)
-        },
-        quote_fee_details::table,
-    )
+    let details = ids(&store, |c| {
+        quote_fee_details::table
+            .select(quote_fee_details::quote_id)
+            .load(c)
+    })
     .await;
     assert_eq!(
         details, left,
@@ -298,11 +278,9 @@ async fn data_keys_without_a_customer_are_removed_after_the_grace(db: TestDb) {
         .expect("prune");
 
     assert_eq!(removed, 2);
-    let left = ids(
-        &store,
-        |c| data_keys::table.select(data_keys::customer_id).load(c),
-        data_keys::table,
-    )
+    let left = ids(&store, |c| {
+        data_keys::table.select(data_keys::customer_id).load(c)
+    })
     .await;
     assert_eq!(left, ["erased-receiver-live", "orphan-fresh", "owned-old"]);
 }
