@@ -2,11 +2,14 @@
 //! `fuzz/` with libFuzzer's coverage instrumentation on the stable toolchain
 //! (the flags `cargo fuzz build --sanitizer none` passes, without its
 //! nightly-only sanitizers), then runs each for N seconds (30 by default)
-//! from its committed corpus. A crash fails the run and leaves its input
-//! under `fuzz/artifacts/<target>/` (docs/testing.md, "Fuzzing").
+//! from its committed corpus. libFuzzer's progress goes to
+//! `fuzz/target/logs/<target>.log`, and one line a target is printed (a CI
+//! log stays readable). A crash fails the run, prints the end of that log and
+//! leaves its input under `fuzz/artifacts/<target>/` (docs/testing.md,
+//! "Fuzzing").
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use crate::{cargo, root, run};
 
@@ -91,7 +94,8 @@ pub fn fuzz(args: &[String]) -> Result<(), String> {
         // New inputs go to a scratch corpus; the committed one stays small.
         let scratch = target_dir.join("corpus").join(target);
         let artifacts = dir.join("artifacts").join(target);
-        for d in [&scratch, &artifacts] {
+        let logs = target_dir.join("logs");
+        for d in [&scratch, &artifacts, &logs] {
             std::fs::create_dir_all(d)
                 .map_err(|e| format!("cannot create {}: {e}", d.display()))?;
         }
@@ -105,8 +109,32 @@ pub fn fuzz(args: &[String]) -> Result<(), String> {
             .arg("-max_len=65536")
             .arg("-print_final_stats=1")
             .arg(format!("-artifact_prefix={}/", artifacts.display()));
-        run(command, &format!("fuzz {target} for {seconds} s"))
-            .map_err(|e| format!("{e}; the crashing input is in {}", rel(&artifacts)))?;
+        let log_path = logs.join(format!("{target}.log"));
+        let log = std::fs::File::create(&log_path)
+            .map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
+        command.stdout(Stdio::null()).stderr(log);
+        eprintln!("xtask: fuzz {target} for {seconds} s");
+        let status = command
+            .status()
+            .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if !status.success() {
+            let lines: Vec<&str> = text.lines().collect();
+            for line in &lines[lines.len().saturating_sub(60)..] {
+                eprintln!("  {line}");
+            }
+            return Err(format!(
+                "fuzz {target} failed ({status}); the whole log is {}, the crashing input is in {}",
+                rel(&log_path),
+                rel(&artifacts)
+            ));
+        }
+        let done = text
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("Done "))
+            .unwrap_or("done");
+        eprintln!("xtask: fuzz {target}: {done}, no crash");
     }
     Ok(())
 }
