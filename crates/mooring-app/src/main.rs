@@ -1,3 +1,7 @@
+//! The `mooring` binary: parses the command line, loads the settings from
+//! the process's environment, starts logging, and runs the command
+//! (`mooring` alone serves; `docs/operations.md` lists the rest).
+
 use std::collections::HashMap;
 use std::process::ExitCode;
 

@@ -7,6 +7,7 @@
 //!
 //! This is tooling: it may use the test support crates and the simulator.
 
+mod crypto;
 mod load;
 mod scenarios;
 

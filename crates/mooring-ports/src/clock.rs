@@ -1,3 +1,6 @@
+//! The clock port: the time as the use cases see it, so tests can fix or
+//! step it.
+
 use chrono::{DateTime, Utc};
 
 /// The time, as the use cases see it. Tests pass a fixed or stepping clock.

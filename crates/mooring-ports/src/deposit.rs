@@ -1,3 +1,6 @@
+//! The custodian port and the deposit-address store: where a sender pays a
+//! transaction (`GET /unique_address`), and the address kept for it.
+
 use async_trait::async_trait;
 use mooring_domain::deposit::DepositAddress;
 

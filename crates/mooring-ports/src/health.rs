@@ -1,3 +1,6 @@
+//! The readiness port: a dependency (database, migrations, the AP) that
+//! decides whether a replica takes traffic (`GET /ready`).
+
 use async_trait::async_trait;
 
 /// One dependency whose state decides whether this replica is ready to

@@ -1,3 +1,6 @@
+//! The KYC store port: customers, their SEP-9 fields and files (sealed at
+//! rest by the adapter), their review and the transactions they take part in.
+
 use std::fmt;
 
 use async_trait::async_trait;

@@ -1,3 +1,7 @@
+//! The platform client port: what the engine asks of the Anchor Platform's
+//! Platform API (read transactions, page through them, move them on),
+//! whichever wire (REST on 2.x, JSON-RPC on 2.3+) the adapter speaks.
+
 use async_trait::async_trait;
 use mooring_domain::transaction::{
     Transaction, TransactionId, TransactionStatus, TransactionUpdate,

@@ -1,3 +1,6 @@
+//! The quote store port: firm quotes, the liquidity they reserve, and the
+//! fee details `GET /rate` hands back.
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mooring_domain::AssetId;

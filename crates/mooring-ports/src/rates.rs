@@ -1,3 +1,6 @@
+//! The rate source port: the market price of a pair, from the configured
+//! table or a feed, before the anchor's markup.
+
 use async_trait::async_trait;
 use mooring_domain::AssetId;
 use rust_decimal::Decimal;

@@ -1,3 +1,7 @@
+//! The HTTP payout rail: the provider's API (`docs/payout-provider.md`),
+//! with an idempotency key per payout and a status read to follow one up;
+//! it sends the receiver fields the frozen order holds, nothing more.
+
 use std::time::Duration;
 
 use async_trait::async_trait;

@@ -1,3 +1,7 @@
+//! The simulated payout rail: pays instantly or after a delay, fails at a
+//! configured rate, and remembers each idempotency key (local stacks, tests
+//! and benchmarks).
+
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Mutex;

@@ -1,3 +1,6 @@
+//! Connections: one type over both backends (diesel's `MultiConnection`),
+//! how each is set up (SQLite's pragmas and busy wait), and the r2d2 manager.
+
 use std::fmt;
 use std::time::Duration;
 

@@ -1,3 +1,6 @@
+//! Migrations: the embedded SQL of each backend, applied under an advisory
+//! lock on PostgreSQL so replicas starting together migrate once.
+
 use diesel::RunQueryDsl;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 

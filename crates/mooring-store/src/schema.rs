@@ -1,5 +1,6 @@
-// The tables of both backends. A test compares this file with the migrated
-// databases (see tests/it/schema.rs); change both together.
+//! The tables of both backends, as diesel sees them. A test compares this
+//! file with the migrated databases (see tests/it/schema.rs); change both
+//! together.
 
 diesel::table! {
     customers (id) {

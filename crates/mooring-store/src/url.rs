@@ -1,3 +1,6 @@
+//! The database URL: which backend, and where (`sqlite://PATH`,
+//! `postgres://…`), shown without its password.
+
 use std::fmt;
 use std::path::PathBuf;
 

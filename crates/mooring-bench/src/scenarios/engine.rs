@@ -1,0 +1,121 @@
+//! Payouts per second end to end, against the simulator: every payment
+//! paid exactly once through its provider and completed at the AP.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use mooring_apsim::{SimAuth, Simulator};
+use serde_json::{Value, json};
+
+use super::server::{Mooring, base_env, watch_rss};
+use super::{ACCOUNT, Report, Timing, USDC, db};
+
+/// Payouts per second end to end: the simulator's payments received at
+/// once, paid through its provider, completed at the AP.
+pub(super) async fn engine(bin: &Path, t: &Timing, report: &mut Report) -> anyhow::Result<()> {
+    for backend in ["sqlite", "postgres"] {
+        eprintln!("bench: payment engine on {backend}");
+        let sim = mooring_apsim::spawn(Simulator::new(false), SimAuth::None)?;
+        let db = db(backend);
+        let mut env = base_env(&db);
+        env.retain(|(k, _)| {
+            k != "MOORING__PLATFORM__ENABLED" && k != "MOORING__DATABASE__POOL_SIZE"
+        });
+        env.extend(
+            [
+                ("MOORING__PLATFORM__ENABLED", "true"),
+                ("MOORING__PLATFORM__API", "rest"),
+                ("MOORING__PLATFORM__POLL_INTERVAL_MS", "50"),
+                ("MOORING__PLATFORM__PAGE_SIZE", "200"),
+                ("MOORING__PAYOUT__RAIL", "http"),
+                ("MOORING__PAYOUT__CONCURRENCY", "64"),
+                ("MOORING__DATABASE__POOL_SIZE", "16"),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned())),
+        );
+        env.push(("PLATFORM_API_BASE_URL".into(), sim.url.clone()));
+        env.push(("MOORING__PAYOUT__HTTP__URL".into(), sim.rail_url()));
+        let server = Mooring::start(bin, &env).await?;
+        let receiver: Value = reqwest::Client::new()
+            .put(server.url("/customer"))
+            .json(&json!({"account": ACCOUNT, "memo": "7", "memo_type": "id", "type": "sep31-receiver",
+                "first_name": "Maria", "last_name": "Silva", "email_address": "maria@example.com",
+                "bank_account_number": "0001234567", "bank_account_type": "checking", "bank_number": "341"}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let receiver = receiver["id"].as_str().unwrap_or_default().to_owned();
+        let sender: Value = reqwest::Client::new()
+            .put(server.url("/customer"))
+            .json(
+                &json!({"account": ACCOUNT, "memo": "8", "memo_type": "id", "type": "sep31-sender",
+                "first_name": "Ana", "last_name": "Costa", "email_address": "ana@example.com"}),
+            )
+            .send()
+            .await?
+            .json()
+            .await?;
+        let sender = sender["id"].as_str().unwrap_or_default().to_owned();
+        let ids: Vec<String> = (0..t.payouts)
+            .map(|_| {
+                sim.sim.create(json!({
+                    "amount_expected": {"amount": "100", "asset": USDC},
+                    "amount_in": {"amount": "100", "asset": USDC},
+                    "amount_out": {"amount": "99", "asset": USDC},
+                    "amount_fee": {"amount": "1", "asset": USDC},
+                    "customers": {"sender": {"id": sender}, "receiver": {"id": receiver}},
+                }))
+            })
+            .collect();
+        let (stop, peak) = watch_rss(server.child.id());
+        let started = Instant::now();
+        for id in &ids {
+            sim.sim.receive(id, None);
+        }
+        let deadline = started + Duration::from_secs(300);
+        let completed = loop {
+            let done = sim.sim.count_in(&ids, "completed");
+            if done == ids.len() || Instant::now() > deadline {
+                break done;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let elapsed = started.elapsed();
+        let _ = stop.send(true);
+        let rss = peak.await.unwrap_or(0);
+        let mut per_tx = std::collections::BTreeMap::<String, usize>::new();
+        for p in sim.sim.payouts() {
+            *per_tx.entry(p.transaction_id).or_default() += 1;
+        }
+        let exactly_once =
+            completed == ids.len() && ids.iter().all(|id| per_tx.get(id) == Some(&1));
+        let rate = completed as f64 / elapsed.as_secs_f64();
+        report.figures.insert(
+            format!("{backend}_engine"),
+            json!({"payments": ids.len(), "completed": completed, "seconds": elapsed.as_secs_f64(),
+                   "payouts_per_s": rate, "exactly_once": exactly_once, "peak_rss_kib": rss}),
+        );
+        report.target(
+            &format!(
+                "payouts end to end against the simulator, {backend} ({} payments)",
+                ids.len()
+            ),
+            format!(
+                "{rate:.0}/s, {}",
+                if exactly_once {
+                    "each paid exactly once"
+                } else {
+                    "NOT exactly once"
+                }
+            ),
+            "≥ 500/s, exactly once",
+            rate >= 500.0 && exactly_once,
+        );
+        anyhow::ensure!(
+            exactly_once,
+            "a payment was not paid exactly once: {per_tx:?}"
+        );
+    }
+    Ok(())
+}
