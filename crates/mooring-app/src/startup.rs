@@ -31,8 +31,7 @@ const OPS_POOL_SIZE: u32 = 2;
 
 /// Opens the store, migrating it when `database.auto_migrate` is on.
 pub async fn open_store(settings: &Settings, migrate: bool) -> anyhow::Result<Store> {
-    let config = settings.store_config()?;
-    let store = Store::connect(config).await?;
+    let store = Store::connect(settings.database.store.clone()).await?;
     if migrate {
         let applied = store.migrate().await?;
         if !applied.is_empty() {
@@ -46,14 +45,14 @@ pub async fn open_store(settings: &Settings, migrate: bool) -> anyhow::Result<St
             pending.len()
         );
     }
-    let key = settings.pii_key()?;
+    let key = settings.pii.key()?;
     if let Some(path) = &key.created_file {
         tracing::warn!(
             path = %path.display(),
             "no pii.key is set: created a key file for the customer data; back it up apart from the database, or set pii.key (MOORING__PII__KEY)"
         );
     }
-    let (store, unlocked) = store.unlock(Arc::new(key.keyring)).await?;
+    let (store, unlocked) = store.unlock(key.keyring).await?;
     let sealed = unlocked.sealed_fields + unlocked.sealed_files + unlocked.sealed_orders;
     if sealed > 0 {
         tracing::info!(
@@ -75,8 +74,8 @@ pub fn audit_trail(store: Store) -> AuditTrail {
 pub fn kyc_service(settings: &Settings, store: Store) -> anyhow::Result<KycService> {
     Ok(KycService::new(
         Arc::new(store.clone()),
-        settings.customer_types()?,
-        settings.review_mode()?,
+        settings.customer_types.clone(),
+        settings.review_mode,
         audit_trail(store),
         Arc::new(SystemClock),
     ))
@@ -85,30 +84,32 @@ pub fn kyc_service(settings: &Settings, store: Store) -> anyhow::Result<KycServi
 /// The quote service over a store, with the configured rate source (a feed
 /// starts polling here).
 pub fn quote_service(settings: &Settings, store: Store) -> anyhow::Result<QuoteService> {
-    let setup = settings.quote_setup()?;
-    let rates: Arc<dyn RateSource> = match setup.source {
+    let setup = &settings.quotes;
+    let rates: Arc<dyn RateSource> = match &setup.source {
         RateSourceSetting::Table => Arc::new(TableRates::from_pricing(&setup.pricing)),
-        RateSourceSetting::Feed(config) => FeedRates::start(config)?,
+        RateSourceSetting::Feed(config) => FeedRates::start(config.clone())?,
     };
     Ok(QuoteService::new(QuoteServiceParts {
-        pricing: setup.pricing,
-        assets: setup.assets,
+        pricing: setup.pricing.clone(),
+        assets: setup.assets.clone(),
         rates,
         store: Arc::new(store),
         lifetime: setup.lifetime,
-        liquidity: setup.liquidity,
+        liquidity: setup.liquidity.clone(),
         clock: Arc::new(SystemClock),
     }))
 }
 
 /// The deposit-address service, with the configured custodian.
 pub fn deposit_service(settings: &Settings, store: Store) -> anyhow::Result<DepositService> {
-    let custodian: Arc<dyn Custodian> = match settings.custodian()? {
+    let custodian: Arc<dyn Custodian> = match &settings.custodian {
         CustodianSetting::None => Arc::new(NoCustodian),
         CustodianSetting::SelfCustody { account, memo } => {
-            Arc::new(SelfCustodian::new(store.clone(), account, memo))
+            Arc::new(SelfCustodian::new(store.clone(), account.clone(), *memo))
         }
-        CustodianSetting::Http { url, timeout } => Arc::new(HttpCustodian::new(url, timeout)?),
+        CustodianSetting::Http { url, timeout } => {
+            Arc::new(HttpCustodian::new(url.clone(), *timeout)?)
+        }
     };
     Ok(DepositService::new(custodian, Arc::new(store)))
 }
@@ -116,8 +117,8 @@ pub fn deposit_service(settings: &Settings, store: Store) -> anyhow::Result<Depo
 /// The fee service (`GET /fee`).
 pub fn fee_service(settings: &Settings, kyc: KycService) -> anyhow::Result<FeeService> {
     Ok(FeeService::new(
-        settings.fee_schedules()?,
-        settings.asset_catalog()?,
+        settings.fees.clone(),
+        settings.asset_catalog.clone(),
         kyc,
     ))
 }
@@ -131,7 +132,7 @@ pub fn payout_engine(
     quotes: QuoteService,
     deposits: DepositService,
 ) -> anyhow::Result<PayoutEngine> {
-    let platform = Arc::new(HttpPlatform::new(settings.platform()?)?);
+    let platform = Arc::new(HttpPlatform::new(settings.platform.clone())?);
     engine_over(settings, platform, store, kyc, quotes, deposits)
 }
 
@@ -143,12 +144,14 @@ fn engine_over(
     quotes: QuoteService,
     deposits: DepositService,
 ) -> anyhow::Result<PayoutEngine> {
-    let rail: Arc<dyn PayoutRail> = match settings.rail()? {
+    let rail: Arc<dyn PayoutRail> = match &settings.rail {
         RailSetting::Simulated {
             delay,
             failure_rate,
-        } => Arc::new(SimulatedRail::new(delay, failure_rate)),
-        RailSetting::Http { url, timeout, auth } => Arc::new(HttpRail::new(url, timeout, auth)?),
+        } => Arc::new(SimulatedRail::new(*delay, *failure_rate)),
+        RailSetting::Http { url, timeout, auth } => {
+            Arc::new(HttpRail::new(url.clone(), *timeout, auth.clone())?)
+        }
     };
     let audit = kyc.audit().clone();
     let store = Arc::new(store);
@@ -165,7 +168,7 @@ fn engine_over(
             deposits,
             clock: Arc::new(SystemClock),
         },
-        settings.engine()?.config,
+        settings.engine.config.clone(),
     ))
 }
 
@@ -190,13 +193,13 @@ impl Application {
         let quotes = quote_service(&settings, store.clone())?;
         let deposits = deposit_service(&settings, store.clone())?;
         let fees = fee_service(&settings, kyc.clone())?;
-        let auth = settings.callback_auth()?;
+        let auth = settings.callback_auth.clone();
         if matches!(auth, CallbackAuth::None) {
             tracing::warn!(
                 "callback authentication is off (callback_api.auth_type = none): anyone who reaches this port can read and change KYC data; set CALLBACK_API_AUTH_TYPE=jwt or api_key"
             );
         }
-        let (host, loopback_only) = settings.server_host();
+        let (host, loopback_only) = (&settings.server.host, settings.server.loopback_only);
         if loopback_only {
             tracing::warn!(
                 "listening on 127.0.0.1 only, as callback authentication is off; set server.host (MOORING__SERVER__HOST) to listen elsewhere"
@@ -210,17 +213,17 @@ impl Application {
         // connections of their own, never the callbacks' permits.
         let ops_store = Store::connect(mooring_store::StoreConfig {
             pool_size: OPS_POOL_SIZE,
-            ..settings.store_config()?
+            ..settings.database.store.clone()
         })
         .await?;
         let mut checks: Vec<Arc<dyn ReadinessCheck>> = vec![
             Arc::new(StoreReachable(ops_store.clone())),
             Arc::new(MigrationsCurrent(ops_store.clone())),
         ];
-        let engine_setting = settings.engine()?;
+        let engine_setting = &settings.engine;
         let mut payouts = None;
         let engine = if engine_setting.enabled {
-            let platform = Arc::new(HttpPlatform::new(settings.platform()?)?);
+            let platform = Arc::new(HttpPlatform::new(settings.platform.clone())?);
             checks.push(platform.clone());
             let engine = engine_over(
                 &settings,
@@ -243,7 +246,7 @@ impl Application {
             tracing::info!("payment engine off (platform.enabled = false)");
             None
         };
-        let retention = settings.retention()?;
+        let retention = settings.retention;
         let housekeeping = retention.enabled.then(|| {
             crate::housekeeping::start(
                 Pruner::new(
@@ -303,12 +306,12 @@ impl Application {
             port,
             database = %backend,
             callback_auth = auth.kind(),
-            kyc.review = %settings.kyc.review,
+            kyc.review = %settings.raw.kyc.review,
             kyc.types = kyc.types().names().collect::<Vec<_>>().join(","),
-            pricing.source = %settings.pricing.source,
-            pricing.pairs = settings.pricing.pairs.len(),
-            platform.api = %settings.platform.api,
-            payout.rail = %settings.payout.rail,
+            pricing.source = %settings.raw.pricing.source,
+            pricing.pairs = settings.raw.pricing.pairs.len(),
+            platform.api = %settings.raw.platform.api,
+            payout.rail = %settings.raw.payout.rail,
             engine = engine.is_some(),
             "mooring listening"
         );

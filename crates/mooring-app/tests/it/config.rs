@@ -26,13 +26,13 @@ fn defaults_start_with_no_setup() {
     let s = Settings::load(&HashMap::new()).expect("defaults");
     assert_eq!(s.server.port, 8081);
     assert_eq!(
-        s.database_url().expect("url"),
+        s.database.url.clone(),
         DatabaseUrl::Sqlite("data/mooring.db".into())
     );
     assert!(s.database.auto_migrate);
-    assert_eq!(s.callback_auth().expect("auth").kind(), "none");
-    assert_eq!(s.review_mode().expect("mode"), ReviewMode::Auto);
-    let types = s.customer_types().expect("types");
+    assert_eq!(s.callback_auth.kind(), "none");
+    assert_eq!(s.review_mode, ReviewMode::Auto);
+    let types = s.customer_types.clone();
     assert_eq!(
         types.names().collect::<Vec<_>>(),
         ["sep31-receiver", "sep31-sender"]
@@ -49,14 +49,14 @@ fn layers_apply_in_order() {
     let path = file.path().to_str().expect("utf-8 path");
     let s = Settings::load(&env(&[("MOORING_CONFIG", path)])).expect("file layer");
     assert_eq!(s.server.port, 9000);
-    assert_eq!(s.review_mode().expect("mode"), ReviewMode::Manual);
-    assert!(s.customer_types().expect("types").contains("org-receiver"));
+    assert_eq!(s.review_mode, ReviewMode::Manual);
+    assert!(s.customer_types.clone().contains("org-receiver"));
     assert!(
-        s.customer_types().expect("types").contains("sep31-sender"),
+        s.customer_types.clone().contains("sep31-sender"),
         "file types add to the defaults"
     );
     assert_eq!(
-        s.database_url().expect("url"),
+        s.database.url.clone(),
         DatabaseUrl::Sqlite("from-file.db".into())
     );
 
@@ -82,11 +82,8 @@ fn layers_apply_in_order() {
     ]))
     .expect("all layers");
     assert_eq!(s.server.port, 9100);
-    assert!(matches!(
-        s.database_url().expect("url"),
-        DatabaseUrl::Postgres(_)
-    ));
-    assert_eq!(s.callback_auth().expect("auth").kind(), "none");
+    assert!(matches!(s.database.url.clone(), DatabaseUrl::Postgres(_)));
+    assert_eq!(s.callback_auth.kind(), "none");
 }
 
 #[test]
@@ -94,13 +91,13 @@ fn absolute_and_relative_sqlite_paths() {
     let s = Settings::load(&env(&[("DATABASE_URL", "sqlite:///var/lib/mooring/m.db")]))
         .expect("absolute");
     assert_eq!(
-        s.database_url().expect("url"),
+        s.database.url.clone(),
         DatabaseUrl::Sqlite("/var/lib/mooring/m.db".into())
     );
     let s =
         Settings::load(&env(&[("MOORING__DATABASE__DATA_DIR", "/srv/mooring")])).expect("data dir");
     assert_eq!(
-        s.database_url().expect("url"),
+        s.database.url.clone(),
         DatabaseUrl::Sqlite("/srv/mooring/mooring.db".into())
     );
 }
@@ -118,15 +115,17 @@ fn provider_fields_come_from_the_file_or_the_environment() {
         ),
     ]))
     .expect("settings");
-    let fields = settings.provider_fields().expect("fields");
+    let fields = settings.engine.config.provider_fields.clone();
     let names = |m: Option<&str>| fields.for_method(m).iter().cloned().collect::<Vec<_>>();
     assert_eq!(names(None), ["bank_account_number", "last_name"]);
     assert_eq!(names(Some("MOBILE")), ["first_name", "mobile_money_number"]);
     let built_in = Settings::load(&env(&[])).expect("settings");
     assert!(
         built_in
-            .provider_fields()
-            .expect("fields")
+            .engine
+            .config
+            .provider_fields
+            .clone()
             .for_method(Some("SEPA"))
             .contains("bank_number")
     );
@@ -287,14 +286,7 @@ fn any_positive_firm_ttl_is_accepted() {
         file.path().to_str().expect("utf-8"),
     )]))
     .expect("loads");
-    assert_eq!(
-        s.quote_setup()
-            .expect("setup")
-            .lifetime
-            .firm_ttl
-            .num_seconds(),
-        100_000
-    );
+    assert_eq!(s.quotes.lifetime.firm_ttl.num_seconds(), 100_000);
 }
 
 #[test]
@@ -307,7 +299,7 @@ fn a_configured_pair_list_replaces_the_default_one() {
         file.path().to_str().expect("utf-8"),
     )]))
     .expect("loads");
-    let setup = s.quote_setup().expect("quote setup");
+    let setup = s.quotes;
     assert_eq!(setup.pricing.pairs().len(), 1);
     assert_eq!(
         setup.pricing.pairs()[0]
@@ -337,7 +329,7 @@ fn the_ap_assets_file_adds_its_types() {
     );
     let s =
         Settings::load(&env(&[("ASSETS_TYPE", "file"), ("ASSETS_VALUE", assets)])).expect("assets");
-    let types = s.customer_types().expect("types");
+    let types = s.customer_types.clone();
     for t in [
         "sep31-sender",
         "sep31-large-sender",
@@ -347,7 +339,7 @@ fn the_ap_assets_file_adds_its_types() {
         assert!(types.contains(t), "{t}");
     }
     assert_eq!(types.default_type().name(), "sep31-sender");
-    let catalog = s.assets_file().expect("read").expect("present").catalog;
+    let catalog = s.assets_file.clone().expect("present").catalog;
     assert!(catalog.iter().any(|a| a.significant_decimals == 4));
     let v4 = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -355,7 +347,7 @@ fn the_ap_assets_file_adds_its_types() {
     );
     let s = Settings::load(&env(&[("ASSETS_TYPE", "file"), ("ASSETS_VALUE", v4)]))
         .expect("3.x+ format");
-    assert_eq!(s.customer_types().expect("types").names().count(), 2);
+    assert_eq!(s.customer_types.clone().names().count(), 2);
 }
 
 #[test]
@@ -379,13 +371,9 @@ fn the_example_configuration_loads() {
         ("MOORING__PII__KEY", mooring_testsupport::TEST_PII_KEY),
     ]))
     .expect("deploy/mooring.example.toml is a valid configuration");
-    assert_eq!(s.callback_auth().expect("auth").kind(), "jwt");
-    assert_eq!(s.review_mode().expect("mode"), ReviewMode::Manual);
-    assert!(
-        s.customer_types()
-            .expect("types")
-            .contains("sep31-business-receiver")
-    );
+    assert_eq!(s.callback_auth.kind(), "jwt");
+    assert_eq!(s.review_mode, ReviewMode::Manual);
+    assert!(s.customer_types.clone().contains("sep31-business-receiver"));
 }
 
 #[test]
@@ -424,14 +412,101 @@ fn the_pii_key_is_required_on_postgres_and_refused_when_malformed() {
 #[test]
 fn with_callback_auth_off_the_default_bind_is_loopback() {
     let s = Settings::load(&env(&[])).expect("defaults");
-    assert_eq!(s.server_host(), ("127.0.0.1".to_owned(), true));
+    assert_eq!(
+        (s.server.host.clone(), s.server.loopback_only),
+        ("127.0.0.1".to_owned(), true)
+    );
     let secret = "a-callback-secret-of-32-bytes-or-more";
     let s = Settings::load(&env(&[
         ("CALLBACK_API_AUTH_TYPE", "jwt"),
         ("SECRET_CALLBACK_API_AUTH_SECRET", secret),
     ]))
     .expect("jwt");
-    assert_eq!(s.server_host(), ("0.0.0.0".to_owned(), false));
+    assert_eq!(
+        (s.server.host.clone(), s.server.loopback_only),
+        ("0.0.0.0".to_owned(), false)
+    );
     let s = Settings::load(&env(&[("MOORING__SERVER__HOST", "0.0.0.0")])).expect("explicit");
-    assert_eq!(s.server_host(), ("0.0.0.0".to_owned(), false));
+    assert_eq!(
+        (s.server.host.clone(), s.server.loopback_only),
+        ("0.0.0.0".to_owned(), false)
+    );
+}
+
+#[test]
+fn a_wrong_kind_is_refused_by_its_key_with_the_names_it_takes() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("MOORING__PAYOUT__RAIL", "wire", "payout.rail"),
+        ("MOORING__CUSTODIAN__TYPE", "bank", "custodian.type"),
+        (
+            "MOORING__CUSTODIAN__MEMO_TYPE",
+            "text",
+            "custodian.memo_type",
+        ),
+        ("MOORING__PLATFORM__API", "grpc", "platform.api"),
+        ("MOORING__PRICING__SOURCE", "oracle", "pricing.source"),
+        ("MOORING__LOG__FORMAT", "xml", "log.format"),
+        ("PLATFORM_API_AUTH_TYPE", "basic", "PLATFORM_API_AUTH_TYPE"),
+    ];
+    for (name, value, key) in cases {
+        let message = load_err(&[(name, value)]);
+        assert!(
+            message.contains(key) && message.contains(value),
+            "{name}={value}: {message:?} does not name {key} and the value"
+        );
+        assert!(
+            message.contains("expected"),
+            "{name}={value}: {message:?} does not say what is expected"
+        );
+    }
+    // Auth types are read in any case, as the AP reads them.
+    let s = Settings::load(&env(&[
+        ("CALLBACK_API_AUTH_TYPE", "API_KEY"),
+        ("SECRET_CALLBACK_API_AUTH_SECRET", "a-key"),
+    ]))
+    .expect("upper case auth type");
+    assert_eq!(s.callback_auth.kind(), "api_key");
+}
+
+#[test]
+fn amounts_are_read_exactly_even_when_written_as_toml_numbers() {
+    let file = config_file(
+        "[[pricing.pairs]]\nsell_asset = \"stellar:USDC:GBBD47IF6LWK7P7MDEVSCWR7DPUWV3NY3DTQEVFL4NAT4AQH3ZLLFLA5\"\n\
+         buy_asset = \"iso4217:BRL\"\nprice = 5.1\nfee_fixed = 0.1\nfee_percent = \"0.5\"\n\
+         [liquidity]\n\"iso4217:BRL\" = \"1000000.01\"\n",
+    );
+    let s = Settings::load(&env(&[(
+        "MOORING_CONFIG",
+        file.path().to_str().expect("utf-8"),
+    )]))
+    .expect("loads");
+    let pair = &s.raw.pricing.pairs[0];
+    assert_eq!(pair.price.map(|p| p.to_string()).as_deref(), Some("5.1"));
+    assert_eq!(pair.fee_fixed.to_string(), "0.1");
+    assert_eq!(pair.fee_percent.to_string(), "0.5");
+    let brl = mooring_domain::AssetId::parse("iso4217:BRL").expect("valid");
+    assert_eq!(
+        s.quotes
+            .liquidity
+            .get(&brl)
+            .map(ToString::to_string)
+            .as_deref(),
+        Some("1000000.01")
+    );
+}
+
+#[test]
+fn the_engine_owner_comes_from_the_environment_passed_in() {
+    let s = Settings::load(&env(&[("HOSTNAME", "replica-7")])).expect("loads");
+    assert!(
+        s.engine.config.owner.starts_with("replica-7-"),
+        "{}",
+        s.engine.config.owner
+    );
+    let s = Settings::load(&env(&[])).expect("loads");
+    assert!(
+        s.engine.config.owner.starts_with("mooring-"),
+        "no HOSTNAME in the environment given: {}",
+        s.engine.config.owner
+    );
 }

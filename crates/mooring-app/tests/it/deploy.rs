@@ -25,7 +25,7 @@ const AP_IMAGE: &str = "stellar/anchor-platform:2.12.0";
 const AP_DEFAULTS: &str =
     "deploy/compose/ap-defaults/ap-v2.12.0_24f2919215_anchor-config-default-values.yaml";
 
-/// The variables Mooring reads by name in `crates/mooring-app/src/settings.rs`:
+/// The variables Mooring reads by name in `crates/mooring-app/src/settings/raw.rs`:
 /// its own two, and the AP's names where the setting is the same one
 /// (`AP_ENV`). `MOORING__SECTION__KEY` names are checked against
 /// `default.toml` instead.
@@ -460,8 +460,8 @@ fn usdc_distribution_account(assets: &Value) -> String {
 /// delivery methods the file offers.
 fn assert_pairs_match_assets(settings: &Settings, assets: &Value) {
     let ids = asset_ids(assets);
-    assert!(!settings.pricing.pairs.is_empty(), "no pricing pairs");
-    for pair in &settings.pricing.pairs {
+    assert!(!settings.raw.pricing.pairs.is_empty(), "no pricing pairs");
+    for pair in &settings.raw.pricing.pairs {
         assert!(
             ids.contains_key(&pair.sell_asset),
             "{} is not in the assets file",
@@ -609,12 +609,12 @@ fn compose_has_the_sep31_guide_services_and_builds_mooring() {
 // --- (c) every variable is read by someone -----------------------------------------
 
 #[test]
-fn mooring_env_is_what_settings_rs_reads() {
-    let source = read("crates/mooring-app/src/settings.rs");
+fn mooring_env_is_what_the_raw_settings_read() {
+    let source = read("crates/mooring-app/src/settings/raw.rs");
     for name in MOORING_ENV {
         assert!(
             source.contains(&format!("\"{name}\"")),
-            "settings.rs does not read {name}"
+            "settings/raw.rs does not read {name}"
         );
     }
     for (name, _) in AP_ENV {
@@ -755,14 +755,15 @@ fn compose_shared_settings_agree() {
         &config.join("mooring.toml"),
         &config.join("assets.yaml"),
     );
-    assert_eq!(
-        settings.callback_auth().expect("callback auth").kind(),
-        "jwt"
-    );
+    assert_eq!(settings.callback_auth.kind(), "jwt");
     assert_eq!(settings.platform.base_url, env["PLATFORM_API_BASE_URL"]);
-    assert_eq!(settings.platform.auth_type, env["PLATFORM_API_AUTH_TYPE"]);
     assert_eq!(
-        settings.platform.api, "rest",
+        settings.raw.platform.auth_type.as_str(),
+        env["PLATFORM_API_AUTH_TYPE"]
+    );
+    assert_eq!(
+        settings.raw.platform.api.as_str(),
+        "rest",
         "AP 2.12.0 is served over REST"
     );
     assert_eq!(
@@ -770,15 +771,15 @@ fn compose_shared_settings_agree() {
         host_port(&env["CALLBACK_API_BASE_URL"]).1
     );
     assert!(matches!(
-        settings.database_url().expect("url"),
+        settings.database.url.clone(),
         DatabaseUrl::Postgres(_)
     ));
-    let types = settings.customer_types().expect("types");
+    let types = settings.customer_types.clone();
     assert!(types.contains("sep31-sender") && types.contains("sep31-receiver"));
     let assets = yaml("deploy/compose/config/assets.yaml");
     assert_pairs_match_assets(&settings, &assets);
     assert_eq!(
-        settings.custodian.distribution_account.as_deref(),
+        settings.raw.custodian.distribution_account.as_deref(),
         Some(usdc_distribution_account(&assets).as_str()),
         "GET /unique_address hands out the assets file's distribution account"
     );
@@ -859,12 +860,12 @@ fn kubernetes_shared_settings_agree() {
         "the Job migrates, not the replicas"
     );
     assert!(matches!(
-        settings.database_url().expect("url"),
+        settings.database.url.clone(),
         DatabaseUrl::Postgres(_)
     ));
     assert_pairs_match_assets(&settings, &assets);
     assert_eq!(
-        settings.custodian.distribution_account.as_deref(),
+        settings.raw.custodian.distribution_account.as_deref(),
         Some(usdc_distribution_account(&assets).as_str())
     );
 }
