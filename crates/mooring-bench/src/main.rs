@@ -13,23 +13,55 @@ mod scenarios;
 
 use std::path::PathBuf;
 
+use clap::{Parser, ValueEnum};
+
+/// One scenario, for work on one figure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    Startup,
+    Http,
+    Growth,
+    Engine,
+    Poll,
+}
+
+impl Scenario {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Startup => "startup",
+            Self::Http => "http",
+            Self::Growth => "growth",
+            Self::Engine => "engine",
+            Self::Poll => "poll",
+        }
+    }
+}
+
+/// Mooring's benchmarks.
+#[derive(Debug, Parser)]
+#[command(name = "mooring-bench")]
+struct Args {
+    /// The release `mooring` binary.
+    #[arg(long)]
+    mooring: PathBuf,
+    /// Where `benchmarks.md` and `benchmarks.json` go (and where
+    /// `benchmarks-notes.md` is read from).
+    #[arg(long, default_value = "docs")]
+    out: PathBuf,
+    /// A short smoke run.
+    #[arg(long)]
+    quick: bool,
+    /// Run one scenario only.
+    #[arg(long, value_enum)]
+    only: Option<Scenario>,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let value = |flag: &str| {
-        args.iter()
-            .position(|a| a == flag)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
-    let mooring = PathBuf::from(
-        value("--mooring").ok_or_else(|| anyhow::anyhow!("--mooring PATH is required"))?,
-    );
-    let out = PathBuf::from(value("--out").unwrap_or_else(|| "docs".into()));
-    let quick = args.iter().any(|a| a == "--quick");
-    let only = value("--only");
-    let report = scenarios::run(&mooring, quick, only.as_deref()).await?;
-    std::fs::create_dir_all(&out)?;
+    let args = Args::parse();
+    let report = scenarios::run(&args.mooring, args.quick, args.only.map(Scenario::name)).await?;
+    let out = &args.out;
+    std::fs::create_dir_all(out)?;
     std::fs::write(out.join("benchmarks.json"), report.json())?;
     let notes = std::fs::read_to_string(out.join("benchmarks-notes.md")).unwrap_or_default();
     std::fs::write(out.join("benchmarks.md"), report.markdown(&notes))?;

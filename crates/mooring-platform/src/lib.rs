@@ -10,7 +10,6 @@
 
 mod wire;
 
-use std::hash::{BuildHasher, Hasher};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -56,6 +55,28 @@ pub struct PlatformConfig {
     pub max_attempts: u32,
     pub backoff_base: Duration,
     pub backoff_max: Duration,
+}
+
+impl PlatformConfig {
+    /// The longest wait before retry `attempt` (1-based): `base · 2^attempt`
+    /// (the exponent at most 20), at most `max`, at least 1 ms. The client
+    /// waits a random time below it (full jitter).
+    pub fn backoff_ceiling(&self, attempt: u32) -> Duration {
+        self.backoff_base
+            .saturating_mul(1u32 << attempt.min(20))
+            .min(self.backoff_max)
+            .max(Duration::from_millis(1))
+    }
+
+    /// The longest one call can take with all its retries: every attempt
+    /// timing out, every wait at its ceiling. The engine's lease must hold a
+    /// step's calls (the settings check it).
+    pub fn longest_call(&self) -> Duration {
+        let waits: Duration = (1..self.max_attempts)
+            .map(|k| self.backoff_ceiling(k))
+            .sum();
+        self.timeout.saturating_mul(self.max_attempts) + waits
+    }
 }
 
 /// How long a signed token is valid, and how long before its expiry a new
@@ -123,13 +144,8 @@ impl HttpPlatform {
     /// The delay before retry `attempt` (1-based): exponential, capped, with
     /// full jitter.
     fn backoff(&self, attempt: u32) -> Duration {
-        let base = self.config.backoff_base.as_millis() as u64;
-        let cap = self.config.backoff_max.as_millis() as u64;
-        let ceiling = base.saturating_mul(1u64 << attempt.min(20)).min(cap).max(1);
-        let random = std::collections::hash_map::RandomState::new()
-            .build_hasher()
-            .finish();
-        Duration::from_millis(random % ceiling)
+        let ceiling = self.config.backoff_ceiling(attempt);
+        Duration::from_micros(rand::random_range(0..ceiling.as_micros().max(1) as u64))
     }
 
     async fn attempt(

@@ -9,26 +9,13 @@ use mooring_domain::customer::CustomerId;
 use mooring_domain::transaction::TransactionId;
 use mooring_ports::{AuditError, AuditLog, AuditQuery, AuditRecord};
 
+use crate::Store;
+use crate::error::Failure;
 use crate::schema::audit;
-use crate::{Store, StoreError};
-
-#[derive(Debug, thiserror::Error)]
-enum Failure {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("audit entry {id} is unreadable: {reason}")]
-    Corrupt { id: i64, reason: String },
-}
-
-impl From<diesel::result::Error> for Failure {
-    fn from(e: diesel::result::Error) -> Self {
-        Self::Store(StoreError::Query(e))
-    }
-}
 
 impl From<Failure> for AuditError {
     fn from(f: Failure) -> Self {
-        Self::Unknown(anyhow::Error::new(f))
+        Self::Unknown(f.unknown())
     }
 }
 
@@ -62,7 +49,8 @@ struct Row {
 impl Row {
     fn into_record(self) -> Result<AuditRecord, Failure> {
         let corrupt = |reason: String| Failure::Corrupt {
-            id: self.id,
+            what: "audit entry",
+            id: self.id.to_string(),
             reason,
         };
         let kind = ActorKind::parse(&self.actor_kind)

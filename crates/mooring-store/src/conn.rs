@@ -272,9 +272,9 @@ pub(crate) fn lock_row(
     id: &str,
 ) -> QueryResult<()> {
     if let AnyConnection::Postgresql(pg) = conn {
-        diesel::sql_query(format!("SELECT 1 FROM {table} WHERE {key} = $1 FOR UPDATE"))
-            .bind::<diesel::sql_types::Text, _>(id)
-            .execute(pg)?;
+        // One statement text per table: prepared once per connection.
+        let sql = format!("SELECT 1 FROM {table} WHERE {key} = ? FOR UPDATE");
+        CachedSql::new(&sql, vec![id]).execute(pg)?;
     }
     Ok(())
 }
@@ -284,9 +284,11 @@ pub(crate) fn lock_row(
 /// the database lock.
 pub(crate) fn lock_key(conn: &mut AnyConnection, key: &str) -> QueryResult<()> {
     if let AnyConnection::Postgresql(pg) = conn {
-        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind::<diesel::sql_types::Text, _>(key)
-            .execute(pg)?;
+        CachedSql::new(
+            "SELECT pg_advisory_xact_lock(hashtextextended(?, 0))",
+            vec![key],
+        )
+        .execute(pg)?;
     }
     Ok(())
 }

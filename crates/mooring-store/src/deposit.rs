@@ -11,32 +11,14 @@ use mooring_domain::{Memo, StellarAccount};
 use mooring_ports::{Custodian, CustodianError, DepositAddressStore};
 
 use crate::conn::{lock_key, write_tx};
+use crate::error::Failure;
 use crate::schema::{counters, deposit_addresses};
-use crate::{AnyConnection, Store, StoreError};
+use crate::{AnyConnection, Store};
 
 /// Serialises every assignment: they are rare (one per transaction) and must
 /// never hand one memo out twice.
 const ASSIGN_LOCK: &str = "mooring:deposit_addresses";
 const MEMO_COUNTER: &str = "deposit_memo";
-
-#[derive(Debug, thiserror::Error)]
-enum Failure {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("stored deposit address of {transaction_id} is unreadable: {reason}")]
-    Corrupt {
-        transaction_id: String,
-        reason: String,
-    },
-    #[error("the address {0} is already given to another transaction")]
-    Taken(String),
-}
-
-impl From<DieselError> for Failure {
-    fn from(e: DieselError) -> Self {
-        Self::Store(StoreError::Query(e))
-    }
-}
 
 impl From<Failure> for CustodianError {
     fn from(f: Failure) -> Self {
@@ -44,7 +26,7 @@ impl From<Failure> for CustodianError {
             Failure::Taken(m) => {
                 Self::Unavailable(format!("the custodian gave an address in use: {m}"))
             }
-            other => Self::Unknown(anyhow::Error::new(other)),
+            other => Self::Unknown(other.unknown()),
         }
     }
 }
@@ -63,7 +45,8 @@ fn find(conn: &mut AnyConnection, transaction_id: &str) -> Result<Option<Deposit
         return Ok(None);
     };
     let corrupt = |reason: String| Failure::Corrupt {
-        transaction_id: transaction_id.to_owned(),
+        what: "deposit address of",
+        id: transaction_id.to_owned(),
         reason,
     };
     let account = StellarAccount::parse(&account).map_err(|e| corrupt(e.to_string()))?;
@@ -108,7 +91,8 @@ fn next(conn: &mut AnyConnection, name: &str) -> Result<i64, Failure> {
         .select(counters::value)
         .first(conn)?;
     let next = value.checked_add(1).ok_or_else(|| Failure::Corrupt {
-        transaction_id: String::new(),
+        what: "deposit address of",
+        id: String::new(),
         reason: format!("counter {name} is exhausted"),
     })?;
     diesel::update(counters::table.find(name))
@@ -130,7 +114,8 @@ fn new_memo(conn: &mut AnyConnection, kind: DepositMemoKind) -> Result<Memo, Fai
         }
     };
     Memo::parse(&memo, Some(kind.memo_type().as_str())).map_err(|e| Failure::Corrupt {
-        transaction_id: String::new(),
+        what: "deposit address of",
+        id: String::new(),
         reason: e.to_string(),
     })
 }

@@ -15,6 +15,7 @@
 mod audit;
 mod conn;
 mod deposit;
+mod error;
 mod health;
 mod kyc;
 mod migrate;

@@ -24,6 +24,7 @@ use diesel::prelude::*;
 use mooring_ports::{DataKey, KeyEncryptionKey, KeyError, WrappedKey};
 
 use crate::conn::{lock_key, write_tx};
+use crate::error::by_backend;
 use crate::schema::{customer_fields, customer_files, data_keys, key_checks, payouts};
 use crate::{AnyConnection, Store, StoreError};
 
@@ -156,10 +157,7 @@ impl Pii {
                 data_keys::created_at.eq(now),
             ))
             .on_conflict_do_nothing();
-        let inserted = match conn {
-            AnyConnection::Postgresql(pg) => insert.execute(pg)?,
-            AnyConnection::Sqlite(sqlite) => insert.execute(sqlite)?,
-        };
+        let inserted = by_backend!(conn, |c| insert.execute(c))?;
         if inserted == 1 {
             return Ok(key);
         }
@@ -240,10 +238,7 @@ fn check_key(conn: &mut AnyConnection, kek: &dyn KeyEncryptionKey) -> Result<boo
             key_checks::updated_at.eq(Utc::now().naive_utc()),
         ))
         .on_conflict_do_nothing();
-    match conn {
-        AnyConnection::Postgresql(pg) => insert.execute(pg)?,
-        AnyConnection::Sqlite(sqlite) => insert.execute(sqlite)?,
-    };
+    by_backend!(conn, |c| insert.execute(c))?;
     let check = read(conn)?.ok_or_else(|| StoreError::Task("the key check vanished".into()))?;
     let created = check.0 == wrapped.kek_id && check.1 == wrapped.bytes;
     opens(check)?;

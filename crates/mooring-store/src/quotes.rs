@@ -12,30 +12,9 @@ use mooring_ports::{QuoteStore, QuoteStoreError};
 use rust_decimal::Decimal;
 
 use crate::conn::{lock_key, lock_row, write_tx};
+use crate::error::Failure;
 use crate::schema::{quote_fee_details, quotes};
-use crate::{AnyConnection, Store, StoreError};
-
-#[derive(Debug, thiserror::Error)]
-enum Failure {
-    #[error("quote not found")]
-    NotFound,
-    #[error("quote expired")]
-    Expired,
-    #[error("quote already used by {0}")]
-    AlreadyUsed(String),
-    #[error("insufficient liquidity")]
-    InsufficientLiquidity,
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("stored quote {id} is unreadable: {reason}")]
-    Corrupt { id: String, reason: String },
-}
-
-impl From<diesel::result::Error> for Failure {
-    fn from(e: diesel::result::Error) -> Self {
-        Self::Store(StoreError::Query(e))
-    }
-}
+use crate::{AnyConnection, Store};
 
 impl From<Failure> for QuoteStoreError {
     fn from(f: Failure) -> Self {
@@ -44,7 +23,7 @@ impl From<Failure> for QuoteStoreError {
             Failure::Expired => Self::Expired,
             Failure::AlreadyUsed(transaction_id) => Self::AlreadyUsed { transaction_id },
             Failure::InsufficientLiquidity => Self::InsufficientLiquidity,
-            other => Self::Unknown(anyhow::Error::new(other)),
+            other => Self::Unknown(other.unknown()),
         }
     }
 }
@@ -103,6 +82,7 @@ fn to_row(q: &Quote) -> QuoteRow {
 
 fn from_rows(row: QuoteRow, details: Vec<DetailRow>) -> Result<Quote, Failure> {
     let corrupt = |reason: String| Failure::Corrupt {
+        what: "quote",
         id: row.id.clone(),
         reason,
     };
@@ -169,10 +149,12 @@ fn reserved(conn: &mut AnyConnection, asset: &str, now: NaiveDateTime) -> Result
         .load(conn)?;
     amounts.iter().try_fold(Decimal::ZERO, |sum, a| {
         let amount = Decimal::from_str(a).map_err(|e| Failure::Corrupt {
+            what: "quote",
             id: format!("(a {asset} quote)"),
             reason: e.to_string(),
         })?;
         sum.checked_add(amount).ok_or_else(|| Failure::Corrupt {
+            what: "quote",
             id: format!("(the {asset} quotes)"),
             reason: "reserved amounts overflow".into(),
         })

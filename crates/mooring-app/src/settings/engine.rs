@@ -43,18 +43,6 @@ const PLATFORM_BACKOFF_MAX_MS: u64 = 10_000;
 /// AP calls one engine step makes at most (e.g. read, update, read again).
 const AP_CALLS_PER_STEP: u64 = 3;
 
-/// The longest one Platform API call can take with all its retries.
-fn platform_call_ms(timeout_ms: u64, attempts: u32) -> u64 {
-    let backoff: u64 = (1..attempts)
-        .map(|k| {
-            PLATFORM_BACKOFF_BASE_MS
-                .saturating_mul(1u64 << k.min(20))
-                .min(PLATFORM_BACKOFF_MAX_MS)
-        })
-        .sum();
-    timeout_ms.saturating_mul(u64::from(attempts)) + backoff
-}
-
 /// How to reach the AP's Platform API.
 pub(super) fn platform(raw: &RawSettings) -> Result<PlatformConfig, SettingsError> {
     let p = &raw.platform;
@@ -188,6 +176,7 @@ fn provider_fields(raw: &RawSettings) -> Result<ProviderFields, SettingsError> {
 /// claims) is `HOSTNAME` from `env`, the process id and a random suffix.
 pub(super) fn engine(
     raw: &RawSettings,
+    platform: &PlatformConfig,
     types: &CustomerTypes,
     catalog: &AssetCatalog,
     env: &HashMap<String, String>,
@@ -216,13 +205,15 @@ pub(super) fn engine(
     // Every call inside a step is cut off at the step's deadline (the lease
     // less a tenth), so a too-short lease is safe but never lets a slow
     // step finish: the longest step, with all its retries, must fit.
-    let ap_call = platform_call_ms(pl.timeout_ms, pl.max_attempts);
-    let longest = (AP_CALLS_PER_STEP * ap_call).max(p.http.timeout_ms + ap_call);
+    let ap_call = u64::try_from(platform.longest_call().as_millis()).unwrap_or(u64::MAX);
+    let longest = AP_CALLS_PER_STEP
+        .saturating_mul(ap_call)
+        .max(p.http.timeout_ms.saturating_add(ap_call));
     if p.lease_ms.saturating_mul(9) / 10 < longest {
         return Err(SettingsError(format!(
             "payout.lease_ms ({} ms) must hold the longest payout step with all its retries ({longest} ms: {AP_CALLS_PER_STEP} AP calls of platform.max_attempts × platform.timeout_ms plus backoff, or payout.http.timeout_ms and one AP call) and a tenth more: at least {} ms",
             p.lease_ms,
-            longest * 10 / 9 + 1
+            longest.saturating_mul(10) / 9 + 1
         )));
     }
     let ms =

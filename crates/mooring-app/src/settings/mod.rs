@@ -102,7 +102,7 @@ impl Settings {
         let custodian = custodian::custodian(&raw)?;
         let platform = engine::platform(&raw)?;
         let rail = engine::rail(&raw)?;
-        let engine = engine::engine(&raw, &customer_types, &asset_catalog, env)?;
+        let engine = engine::engine(&raw, &platform, &customer_types, &asset_catalog, env)?;
         let retention = data::retention(&raw)?;
         Ok(Self {
             metrics: raw.metrics.clone(),

@@ -137,7 +137,8 @@ pub(super) fn watch_rss(
 /// Ready after start on SQLite (a new database, then an existing one), and
 /// the idle RSS.
 pub(super) async fn startup(bin: &Path, report: &mut Report) -> anyhow::Result<()> {
-    let db = TestDb::sqlite();
+    // A new database: the first start creates and migrates it.
+    let db = TestDb::sqlite_empty();
     let fresh = Mooring::start(bin, &base_env(&db)).await?;
     let fresh_ready = fresh.ready_after;
     drop(fresh);

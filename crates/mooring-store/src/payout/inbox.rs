@@ -119,26 +119,30 @@ impl EventStore for Store {
             customer_id: event.customer_id.clone(),
             body: event.body.clone(),
         };
-        self.ledger(move |conn| {
-            match diesel::insert_into(events::table)
+        self.ledger(
+            "recording event",
+            row.id.clone(),
+            move |conn| match diesel::insert_into(events::table)
                 .values(&row)
                 .execute(conn)
             {
                 Ok(_) => Ok(true),
                 Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => Ok(false),
                 Err(e) => Err(Failure::from(e)),
-            }
-        })
+            },
+        )
         .await
     }
 
     async fn apply_events(&self, limit: u32, now: DateTime<Utc>) -> Result<u32, LedgerError> {
-        self.ledger(move |conn| write_tx(conn, |c| apply_in(c, limit, now)))
-            .await
+        self.ledger("applying events", limit, move |conn| {
+            write_tx(conn, |c| apply_in(c, limit, now))
+        })
+        .await
     }
 
     async fn inbox_depth(&self) -> Result<u64, LedgerError> {
-        self.ledger(move |conn| {
+        self.ledger("counting the inbox", "-", move |conn| {
             let n: i64 = events::table
                 .filter(events::processed_at.is_null())
                 .count()

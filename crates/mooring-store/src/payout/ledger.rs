@@ -6,12 +6,13 @@ use std::sync::LazyLock;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, Text, Timestamp};
+use diesel::sql_types::{Array, Text};
 use mooring_domain::payout::{Payout, PayoutState, Sighting, SightingEffect, Stage};
 use mooring_domain::transaction::TransactionId;
 use mooring_ports::{Claim, Claimed, LedgerError, OperatorEdit, PayoutLedger};
 
 use crate::conn::{Bind, CachedSql, write_tx};
+use crate::error::by_backend;
 use crate::schema::payouts;
 use crate::{AnyConnection, Store};
 
@@ -79,10 +80,7 @@ const RENEW_SQL: &str = "UPDATE payouts SET lease_until = mooring_lease_end(?) \
 
 /// Runs a [`CachedSql`] statement on the backend's own connection.
 fn on_backend(conn: &mut AnyConnection, sql: CachedSql<'_>) -> Result<usize, Failure> {
-    Ok(match conn {
-        AnyConnection::Postgresql(pg) => sql.execute(pg)?,
-        AnyConnection::Sqlite(sqlite) => sql.execute(sqlite)?,
-    })
+    Ok(by_backend!(conn, |c| sql.execute(c))?)
 }
 
 /// A lease in the milliseconds [`mooring_lease_end`] takes.
@@ -110,6 +108,7 @@ fn locked_state(conn: &mut AnyConnection, id: &str) -> Result<Option<PayoutState
     state
         .map(|s| {
             PayoutState::parse(&s).ok_or_else(|| Failure::Corrupt {
+                what: "payout",
                 id: id.to_owned(),
                 reason: format!("unknown state {s:?}"),
             })
@@ -133,10 +132,7 @@ pub(super) fn sight_in(
             let insert = diesel::insert_into(payouts::table)
                 .values(&row)
                 .on_conflict_do_nothing();
-            let inserted = match conn {
-                AnyConnection::Postgresql(pg) => insert.execute(pg)?,
-                AnyConnection::Sqlite(sqlite) => insert.execute(sqlite)?,
-            };
+            let inserted = by_backend!(conn, |c| insert.execute(c))?;
             if inserted == 1 {
                 return Ok(next);
             }
@@ -219,7 +215,6 @@ fn claimable(
     limit: u32,
     now: NaiveDateTime,
 ) -> Result<Vec<String>, Failure> {
-    use diesel::sql_types::BigInt;
     let db_now = db_now(conn);
     let states = active_states()
         .iter()
@@ -227,23 +222,18 @@ fn claimable(
         .collect::<Vec<_>>()
         .join(", ");
     let limit = i64::from(limit);
-    let rows: Vec<IdRow> = match conn {
-        AnyConnection::Postgresql(pg) => diesel::sql_query(format!(
-            "SELECT transaction_id FROM payouts WHERE state IN ({states}) AND due_at <= $1 \
-             AND (claimed_by IS NULL OR lease_until < {db_now}) ORDER BY due_at LIMIT $2 \
-             FOR UPDATE SKIP LOCKED"
-        ))
-        .bind::<Timestamp, _>(now)
-        .bind::<BigInt, _>(limit)
-        .load(pg)?,
-        AnyConnection::Sqlite(sqlite) => diesel::sql_query(format!(
-            "SELECT transaction_id FROM payouts WHERE state IN ({states}) AND due_at <= ? \
-             AND (claimed_by IS NULL OR lease_until < {db_now}) ORDER BY due_at LIMIT ?"
-        ))
-        .bind::<Timestamp, _>(now)
-        .bind::<BigInt, _>(limit)
-        .load(sqlite)?,
+    // PostgreSQL skips rows another replica is claiming; SQLite's writer
+    // holds the database lock, so nothing else claims meanwhile.
+    let skip_locked = match conn {
+        AnyConnection::Postgresql(_) => " FOR UPDATE SKIP LOCKED",
+        AnyConnection::Sqlite(_) => "",
     };
+    let sql = format!(
+        "SELECT transaction_id FROM payouts WHERE state IN ({states}) AND due_at <= ? \
+         AND (claimed_by IS NULL OR lease_until < {db_now}) ORDER BY due_at LIMIT ?{skip_locked}"
+    );
+    let query = CachedSql::typed(&sql, vec![Bind::Time(now), Bind::BigInt(limit)]);
+    let rows: Vec<IdRow> = by_backend!(conn, |c| query.load(c))?;
     Ok(rows.into_iter().map(|r| r.transaction_id).collect())
 }
 
@@ -281,8 +271,10 @@ impl PayoutLedger for Store {
         now: DateTime<Utc>,
     ) -> Result<PayoutState, LedgerError> {
         let id = id.clone();
-        self.ledger(move |conn| write_tx(conn, |c| sight_in(c, &id, sighting, now)))
-            .await
+        self.ledger("sighting payout", id.clone(), move |conn| {
+            write_tx(conn, |c| sight_in(c, &id, sighting, now))
+        })
+        .await
     }
 
     async fn sight_all(
@@ -297,7 +289,7 @@ impl PayoutLedger for Store {
             .collect();
         order.sort_by(|a, b| a.1.as_str().cmp(b.1.as_str()));
         let count = sightings.len();
-        self.ledger(move |conn| {
+        self.ledger("sighting payouts", count, move |conn| {
             write_tx(conn, |c| {
                 let mut states = vec![PayoutState::New; count];
                 for (i, id, sighting) in &order {
@@ -311,7 +303,7 @@ impl PayoutLedger for Store {
 
     async fn knows_funds(&self, ids: &[TransactionId]) -> Result<Vec<bool>, LedgerError> {
         let ids: Vec<String> = ids.iter().map(|i| i.as_str().to_owned()).collect();
-        self.ledger(move |conn| {
+        self.ledger("checking funds of", ids.len(), move |conn| {
             let rows: Vec<(String, String)> = match conn {
                 // Not the query builder: its statement is prepared once per
                 // connection, and PostgreSQL's generic plan for `= ANY($1)`
@@ -354,7 +346,7 @@ impl PayoutLedger for Store {
     ) -> Result<Vec<Claimed>, LedgerError> {
         let owner = owner.to_owned();
         let pii = self.pii().map_err(Failure::from)?;
-        self.ledger(move |conn| {
+        self.ledger("claiming payouts for", owner.clone(), move |conn| {
             write_tx(conn, |c| {
                 let ids = claimable(c, limit, now.naive_utc())?;
                 if ids.is_empty() {
@@ -399,7 +391,7 @@ impl PayoutLedger for Store {
     ) -> Result<(), LedgerError> {
         let id = id.as_str().to_owned();
         let claim = claim.clone();
-        self.ledger(move |conn| {
+        self.ledger("renewing the claim of", id.clone(), move |conn| {
             let renew = CachedSql::typed(
                 RENEW_SQL,
                 vec![
@@ -428,7 +420,7 @@ impl PayoutLedger for Store {
         let claim = claim.clone();
         let row = PayoutRow::from_payout(payout);
         let pii = self.pii().map_err(Failure::from)?;
-        self.ledger(move |conn| {
+        self.ledger("saving payout", row.transaction_id.clone(), move |conn| {
             let row = row.sealed(conn, &pii)?;
             let mut binds = row.save_binds();
             let sql = match lease {
@@ -457,7 +449,7 @@ impl PayoutLedger for Store {
     async fn release(&self, id: &TransactionId, claim: &Claim) -> Result<bool, LedgerError> {
         let id = id.as_str().to_owned();
         let claim = claim.clone();
-        self.ledger(move |conn| {
+        self.ledger("releasing payout", id.clone(), move |conn| {
             let n = diesel::update(
                 payouts::table
                     .find(&id)
@@ -478,7 +470,7 @@ impl PayoutLedger for Store {
     async fn get(&self, id: &TransactionId) -> Result<Option<Payout>, LedgerError> {
         let id = id.as_str().to_owned();
         let pii = self.pii().map_err(Failure::from)?;
-        self.ledger(move |conn| {
+        self.ledger("reading payout", id.clone(), move |conn| {
             let row: Option<PayoutRow> = payouts::table
                 .find(&id)
                 .select(PayoutRow::as_select())
@@ -493,7 +485,7 @@ impl PayoutLedger for Store {
     async fn list(&self, states: &[PayoutState], limit: u32) -> Result<Vec<Payout>, LedgerError> {
         let states: Vec<&'static str> = states.iter().map(|s| s.as_str()).collect();
         let pii = self.pii().map_err(Failure::from)?;
-        self.ledger(move |conn| {
+        self.ledger("listing payouts", limit, move |conn| {
             let mut query = payouts::table
                 .order((payouts::created_at.desc(), payouts::transaction_id.asc()))
                 .limit(i64::from(limit))
@@ -509,7 +501,7 @@ impl PayoutLedger for Store {
     }
 
     async fn counts(&self) -> Result<Vec<(PayoutState, u64)>, LedgerError> {
-        self.ledger(move |conn| {
+        self.ledger("counting payouts", "-", move |conn| {
             let rows: Vec<(String, i64)> = payouts::table
                 .group_by(payouts::state)
                 .select((payouts::state, diesel::dsl::count_star()))
@@ -532,7 +524,7 @@ impl PayoutLedger for Store {
         let from: Vec<&'static str> = from.iter().map(|s| s.as_str()).collect();
         let id = id.as_str().to_owned();
         let pii = self.pii().map_err(Failure::from)?;
-        self.ledger(move |conn| {
+        self.ledger("reopening payout", id.clone(), move |conn| {
             write_tx(conn, |c| {
                 let current = locked_state(c, &id)?.ok_or(Failure::NotFound)?;
                 if !from.contains(&current.as_str()) {

@@ -16,7 +16,7 @@ const POLL_MARK_LOCK: &str = "mooring:poll_marks";
 #[async_trait]
 impl PollMarks for Store {
     async fn poll_mark(&self) -> Result<Option<DateTime<Utc>>, LedgerError> {
-        self.ledger(|conn| {
+        self.ledger("reading the poll mark", "-", |conn| {
             let mark: Option<NaiveDateTime> = poll_marks::table
                 .find(TRANSFER_POLL)
                 .select(poll_marks::mark)
@@ -36,7 +36,7 @@ impl PollMarks for Store {
         // mark is never later than the transaction it came from.
         let mark = mark.trunc_subsecs(6).naive_utc();
         let now = now.naive_utc();
-        self.ledger(move |conn| {
+        self.ledger("advancing the poll mark", mark, move |conn| {
             write_tx(conn, |c| {
                 lock_key(c, POLL_MARK_LOCK)?;
                 let stored: Option<NaiveDateTime> = poll_marks::table

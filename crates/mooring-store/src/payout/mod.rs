@@ -17,31 +17,10 @@ mod row;
 
 pub(crate) use ledger::register_db_clock;
 
-use diesel::result::Error as DieselError;
-use mooring_domain::payout::PayoutState;
 use mooring_ports::LedgerError;
 
-use crate::{AnyConnection, Store, StoreError};
-
-#[derive(Debug, thiserror::Error)]
-enum Failure {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("stored payout {id} is unreadable: {reason}")]
-    Corrupt { id: String, reason: String },
-    #[error("not found")]
-    NotFound,
-    #[error("lost claim")]
-    LostClaim,
-    #[error("wrong state")]
-    WrongState(PayoutState),
-}
-
-impl From<DieselError> for Failure {
-    fn from(e: DieselError) -> Self {
-        Self::Store(StoreError::Query(e))
-    }
-}
+use crate::error::Failure;
+use crate::{AnyConnection, Store};
 
 impl From<Failure> for LedgerError {
     fn from(f: Failure) -> Self {
@@ -49,16 +28,20 @@ impl From<Failure> for LedgerError {
             Failure::NotFound => Self::NotFound,
             Failure::LostClaim => Self::LostClaim,
             Failure::WrongState(s) => Self::WrongState(s),
-            other => Self::Unknown(anyhow::Error::new(other)),
+            other => Self::Unknown(other.unknown()),
         }
     }
 }
 
 impl Store {
+    /// Runs `f` on the blocking pool; a failure says it was `what` `id`.
     async fn ledger<T: Send + 'static>(
         &self,
+        what: &'static str,
+        id: impl std::fmt::Display,
         f: impl FnOnce(&mut AnyConnection) -> Result<T, Failure> + Send + 'static,
     ) -> Result<T, LedgerError> {
-        Ok(self.run(f).await?)
+        let id = id.to_string();
+        Ok(self.run(f).await.map_err(|e: Failure| e.during(what, id))?)
     }
 }

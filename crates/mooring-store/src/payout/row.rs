@@ -208,6 +208,7 @@ impl PayoutRow {
             return Ok(None);
         }
         let corrupt = |reason: String| Failure::Corrupt {
+            what: "payout",
             id: self.transaction_id.clone(),
             reason,
         };
@@ -237,6 +238,7 @@ impl PayoutRow {
 
     fn into_payout_with(self, order: Option<Option<String>>) -> Result<Payout, Failure> {
         let corrupt = |reason: String| Failure::Corrupt {
+            what: "payout",
             id: self.transaction_id.clone(),
             reason,
         };

@@ -7,6 +7,8 @@ use mooring_store::{DatabaseUrl, MigrationsCurrent, Store, StoreConfig, StoreRea
 use mooring_testsupport::{TestDb, on_both_backends};
 
 async fn migrations_are_current_only_once_applied(db: TestDb) {
+    // A database nothing has migrated (test databases are migrated copies).
+    let db = TestDb::new_empty(db.engine());
     let store = Store::connect(StoreConfig {
         url: DatabaseUrl::parse(db.url()).expect("test URL"),
         pool_size: 2,
