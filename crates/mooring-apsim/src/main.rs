@@ -7,32 +7,47 @@ use std::net::TcpListener;
 
 use mooring_apsim::{EventSink, SimAuth, Simulator, deliver_events, serve};
 
+/// An Anchor Platform simulator on loopback.
+#[derive(Debug, clap::Parser)]
+#[command(name = "ap-simulator")]
+struct Args {
+    #[arg(long, default_value_t = 8085)]
+    port: u16,
+    /// AP 3.x+: transactions start in `pending_receiver`, and the methods
+    /// 3.0 removed are unknown.
+    #[arg(long)]
+    v3: bool,
+    /// Require this `X-Api-Key` on the Platform API.
+    #[arg(long, conflicts_with = "jwt")]
+    api_key: Option<String>,
+    /// Require HS256 bearer tokens signed with this secret.
+    #[arg(long)]
+    jwt: Option<String>,
+    /// Deliver the AP's events to `URL/event`.
+    #[arg(long, value_name = "URL")]
+    events_to: Option<String>,
+    /// The `X-Api-Key` the events carry.
+    #[arg(long, requires = "events_to")]
+    events_api_key: Option<String>,
+}
+
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let value = |flag: &str| {
-        args.iter()
-            .position(|a| a == flag)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
-    let port = value("--port")
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(8085u16);
-    let auth = match (value("--api-key"), value("--jwt")) {
+    let args = <Args as clap::Parser>::parse();
+    let auth = match (args.api_key, args.jwt) {
         (Some(k), _) => SimAuth::ApiKey(k),
         (None, Some(s)) => SimAuth::Jwt(s),
         _ => SimAuth::None,
     };
-    let sim = Simulator::new(args.iter().any(|a| a == "--v3"));
-    if let Some(url) = value("--events-to") {
+    let sim = Simulator::new(args.v3);
+    if let Some(url) = args.events_to {
         sim.send_events_to(EventSink {
             url,
-            header: value("--events-api-key").map(|k| ("X-Api-Key".to_owned(), k)),
+            header: args.events_api_key.map(|k| ("X-Api-Key".to_owned(), k)),
         });
     }
     tokio::spawn(deliver_events(sim.clone()));
-    let listener = TcpListener::bind(("127.0.0.1", port))?;
+    let listener = TcpListener::bind(("127.0.0.1", args.port))?;
     println!(
         "ap-simulator listening on http://{}",
         listener.local_addr()?

@@ -249,15 +249,32 @@ mod tests {
 
     #[test]
     fn catalog_lookup() {
-        let id = AssetId::parse(USDC).expect("valid");
-        let catalog = AssetCatalog::new([AssetInfo {
-            id: id.clone(),
-            significant_decimals: 2,
-            sep31_sender_types: vec!["sep31-sender".into()],
-            sep31_receiver_types: vec!["sep31-receiver".into()],
-        }]);
-        assert_eq!(catalog.get(&id).map(|a| a.significant_decimals), Some(2));
-        assert_eq!(catalog.len(), 1);
+        let info = |id: &str, decimals| AssetInfo {
+            id: AssetId::parse(id).expect("valid"),
+            significant_decimals: decimals,
+            sep31_sender_types: vec![],
+            sep31_receiver_types: vec![],
+        };
+        // A later entry for the same asset replaces the earlier one.
+        let catalog = AssetCatalog::new([info(USDC, 7), info("iso4217:BRL", 2), info(USDC, 2)]);
+        assert_eq!(catalog.len(), 2);
+        // Found by any spelling the AP writes (`CODE:ISSUER` from the
+        // Stellar observer), with the decimals of the entry that won.
+        let observed = AssetId::from_ap(USDC.trim_start_matches("stellar:")).expect("valid");
+        assert_eq!(
+            catalog.get(&observed).map(|a| a.significant_decimals),
+            Some(2)
+        );
+        // Not found: another asset, or another issuer of the same code.
+        let other_issuer =
+            AssetId::parse("stellar:USDC:GDJUOFZGW5WYBK4GIETCSSM6MTTIJ4SUMCQITPTLUWMQ6B4UIX2IEX47")
+                .expect("valid");
+        assert!(catalog.get(&other_issuer).is_none());
+        assert!(
+            catalog
+                .get(&AssetId::parse("iso4217:USD").expect("valid"))
+                .is_none()
+        );
     }
 
     #[test]

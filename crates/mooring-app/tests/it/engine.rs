@@ -16,7 +16,7 @@ use mooring_domain::audit::Actor;
 use mooring_domain::payout::PayoutState;
 use mooring_domain::transaction::TransactionId;
 use mooring_testsupport::{TestDb, on_both_backends};
-use mooring_usecases::{PayoutEngine, RetryMode};
+use mooring_usecases::{PayoutEngine, RetryMode, Work};
 
 fn who() -> Actor {
     Actor::operator("tester", "cli@test")
@@ -381,6 +381,27 @@ async fn engine(db: &TestDb, sim: &Running, extra: &[(&str, &str)]) -> PayoutEng
     .expect("engine")
 }
 
+/// Claims until every payout of `ids` has been claimed (as each comes due
+/// or its lease lapses), with a deadline; returns what was claimed. Waits
+/// on the condition, not a guessed time.
+async fn claim_when_due(
+    engine: &PayoutEngine,
+    ids: &[&TransactionId],
+    within: Duration,
+) -> Vec<Work> {
+    let deadline = Instant::now() + within;
+    let mut claimed: Vec<Work> = Vec::new();
+    while !ids
+        .iter()
+        .all(|id| claimed.iter().any(|w| w.transaction_id() == *id))
+    {
+        assert!(Instant::now() < deadline, "not due within {within:?}");
+        claimed.extend(engine.claim(10).await.expect("claim"));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    claimed
+}
+
 /// Claims and runs everything due, `rounds` times.
 async fn work(engine: &PayoutEngine, rounds: usize) {
     for _ in 0..rounds {
@@ -421,9 +442,7 @@ async fn a_crash_between_the_rail_and_the_ap_update_never_pays_twice(db: TestDb)
     // A takes it up again after the backoff and dies mid-step, holding the
     // claim: only the lease's lapse frees it.
     let lost_id = TransactionId::parse(&lost).expect("id");
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    let held = a.claim(10).await.expect("claim");
-    assert!(held.iter().any(|w| *w.transaction_id() == lost_id));
+    let held = claim_when_due(&a, &[&lost_id], Duration::from_secs(10)).await;
     drop(held);
     drop(a);
 
@@ -454,11 +473,8 @@ async fn a_crash_between_the_rail_and_the_ap_update_never_pays_twice(db: TestDb)
         rail_pending: true,
         ..Faults::default()
     });
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    let p = b
-        .claim(10)
+    let p = claim_when_due(&b, &[&told_id], Duration::from_secs(10))
         .await
-        .expect("claim")
         .into_iter()
         .find(|p| *p.transaction_id() == told_id)
         .expect("due again");
@@ -470,9 +486,7 @@ async fn a_crash_between_the_rail_and_the_ap_update_never_pays_twice(db: TestDb)
     );
     assert!(p.last_error.is_some());
     // B too dies mid-step, holding its claim.
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    let held = b.claim(10).await.expect("claim");
-    assert!(held.iter().any(|w| *w.transaction_id() == told_id));
+    let held = claim_when_due(&b, &[&told_id], Duration::from_secs(10)).await;
     drop(held);
     drop(b);
 
@@ -484,8 +498,9 @@ async fn a_crash_between_the_rail_and_the_ap_update_never_pays_twice(db: TestDb)
         c.claim(10).await.expect("claim").is_empty(),
         "the dead replicas' leases still hold"
     );
-    let lease: u64 = LEASE_MS.parse().expect("ms");
-    tokio::time::sleep(Duration::from_millis(lease + 200)).await;
+    for w in claim_when_due(&c, &[&lost_id, &told_id], Duration::from_secs(10)).await {
+        let _ = c.run(w).await;
+    }
     work(&c, 10).await;
     let ids = [lost.clone(), told.clone()];
     wait_for(&sim.sim, &ids, "completed", Duration::from_secs(10)).await;

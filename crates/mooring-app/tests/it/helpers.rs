@@ -19,6 +19,27 @@ pub fn captured_logs() -> String {
     String::from_utf8_lossy(&log_buffer().lock().expect("log lock")).into_owned()
 }
 
+/// The log lines of one request: those logged inside the span of the
+/// request whose `x-request-id` was `request_id`. The buffer is shared by
+/// every test of the binary; a request id unique to the test keeps its
+/// assertions on its own lines.
+pub fn logs_of_request(request_id: &str) -> Vec<Value> {
+    captured_logs()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|line| {
+            line["spans"]
+                .as_array()
+                .is_some_and(|spans| spans.iter().any(|s| s["request_id"] == request_id))
+        })
+        .collect()
+}
+
+/// A request id no other test uses.
+pub fn unique_request_id() -> String {
+    format!("test-{}", uuid::Uuid::new_v4().simple())
+}
+
 fn log_buffer() -> &'static Arc<Mutex<Vec<u8>>> {
     static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
     LOGS.get_or_init(|| {
@@ -73,6 +94,62 @@ pub fn free_port() -> u16 {
         .local_addr()
         .expect("address")
         .port()
+}
+
+/// The `mooring` binary, run as operators run it: a process of its own, so
+/// its logs and metrics are its alone (a test server in this process shares
+/// them with every other test). Killed when dropped.
+pub struct MooringProcess {
+    pub child: std::process::Child,
+    pub port: u16,
+    pub base: String,
+}
+
+impl MooringProcess {
+    /// Starts it on a free port with `env` (and no `RUST_LOG`), its stderr
+    /// to `stderr`, and waits for `/health`, with a deadline.
+    pub async fn start(
+        mut env: HashMap<String, String>,
+        stderr: std::process::Stdio,
+    ) -> MooringProcess {
+        let port = free_port();
+        env.insert("MOORING__SERVER__PORT".into(), port.to_string());
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_mooring"))
+            .envs(env)
+            .env_remove("RUST_LOG")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("mooring starts");
+        let process = MooringProcess {
+            child,
+            port,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let client = reqwest::Client::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while client
+            .get(format!("{}/health", process.base))
+            .send()
+            .await
+            .map_or(true, |r| !r.status().is_success())
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "mooring did not start"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        process
+    }
+}
+
+impl Drop for MooringProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 pub struct TestApp {

@@ -7,7 +7,8 @@ use mooring_testsupport::{TestDb, on_both_backends};
 use serde_json::json;
 
 use crate::helpers::{
-    ACCOUNT, JWT_SECRET, TestApp, config_file, free_port, spawn_app_with, status_and_json,
+    ACCOUNT, JWT_SECRET, MooringProcess, TestApp, config_file, free_port, spawn_app_with,
+    status_and_json,
 };
 
 const USDC: &str = "stellar:USDC:GBBD47IF6LWK7P7MDEVSCWR7DPUWV3NY3DTQEVFL4NAT4AQH3ZLLFLA5";
@@ -143,18 +144,23 @@ async fn metrics_count_requests_and_report_the_gauges(db: TestDb) {
         ("MOORING_CONFIG", path.as_str()),
         ("CALLBACK_API_AUTH_TYPE", "none"),
     ]);
-    let app = spawn_app_with(db, &env).await;
-    let customer = app
-        .client
-        .get(app.url("/customer"))
+    // A process of its own: its metrics are this test's alone, so the
+    // counts below are exact (a test server in this process would share the
+    // recorder with every other test).
+    let mut env_map = crate::helpers::base_env(&db);
+    env_map.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    let process = MooringProcess::start(env_map, std::process::Stdio::null()).await;
+    let client = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", process.base);
+    let customer = client
+        .get(url("/customer"))
         .query(&[("account", ACCOUNT)])
         .send()
         .await
         .expect("sent");
     assert_eq!(customer.status().as_u16(), 200);
-    let firm = app
-        .client
-        .get(app.url("/rate"))
+    let firm = client
+        .get(url("/rate"))
         .query(&[
             ("type", "firm"),
             ("sell_asset", USDC),
@@ -165,28 +171,17 @@ async fn metrics_count_requests_and_report_the_gauges(db: TestDb) {
         .await
         .expect("sent");
     assert_eq!(firm.status().as_u16(), 200);
-    let nowhere = app
-        .client
-        .get(app.url("/nowhere/42"))
-        .send()
-        .await
-        .expect("sent");
+    let nowhere = client.get(url("/nowhere/42")).send().await.expect("sent");
     assert_eq!(nowhere.status().as_u16(), 404);
     let made_up = reqwest::Method::from_bytes(b"R4ND0M").expect("a method");
-    let odd = app
-        .client
-        .request(made_up, app.url("/customer"))
+    let odd = client
+        .request(made_up, url("/customer"))
         .send()
         .await
         .expect("sent");
     assert!(odd.status().is_client_error(), "{}", odd.status());
 
-    let response = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("sent");
+    let response = client.get(url("/metrics")).send().await.expect("sent");
     assert_eq!(response.status().as_u16(), 200);
     let content_type = response.headers()["content-type"]
         .to_str()
@@ -200,17 +195,33 @@ async fn metrics_count_requests_and_report_the_gauges(db: TestDb) {
             line.starts_with(&format!("{metric}{{")) && labels.iter().all(|l| line.contains(l))
         })
     };
-    assert!(
-        has(
+    // The value of the one series of `metric` with these labels.
+    let value = |metric: &str, labels: &[&str]| {
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|line| {
+                line.starts_with(&format!("{metric}{{")) && labels.iter().all(|l| line.contains(l))
+            })
+            .collect();
+        assert_eq!(lines.len(), 1, "{metric} {labels:?}: {lines:?}");
+        lines[0].rsplit(' ').next().unwrap_or("").to_owned()
+    };
+    // Exactly the requests this test made.
+    assert_eq!(
+        value(
             "mooring_http_requests_total",
             &[r#"method="GET""#, r#"route="/customer""#, r#"status="200""#]
         ),
+        "1",
         "{text}"
     );
-    assert!(has(
-        "mooring_http_requests_total",
-        &[r#"route="<unmatched>""#, r#"status="404""#]
-    ));
+    assert_eq!(
+        value(
+            "mooring_http_requests_total",
+            &[r#"route="<unmatched>""#, r#"status="404""#]
+        ),
+        "1"
+    );
     assert!(has(
         "mooring_http_request_duration_seconds_bucket",
         &[r#"route="/rate""#, r#"le="0.005""#]
@@ -230,8 +241,9 @@ async fn metrics_count_requests_and_report_the_gauges(db: TestDb) {
     assert!(text.contains("# HELP mooring_payouts "));
     assert!(has("mooring_build_info", &["version="]));
     // A made-up method is OTHER: a client cannot add series without end.
-    assert!(
-        has("mooring_http_requests_total", &[r#"method="OTHER""#]),
+    assert_eq!(
+        value("mooring_http_requests_total", &[r#"method="OTHER""#]),
+        "1",
         "{text}"
     );
     assert!(!text.contains("R4ND0M"));

@@ -13,7 +13,7 @@ use mooring_testsupport::TestDb;
 use serde_json::{Value, json};
 
 use crate::engine::{Parties, engine_env, transaction, wait_for};
-use crate::helpers::{ACCOUNT, base_env, free_port};
+use crate::helpers::{ACCOUNT, MooringProcess, base_env};
 
 /// The fields of every span enclosing a JSON log line, merged.
 fn span_fields(line: &Value) -> serde_json::Map<String, Value> {
@@ -36,36 +36,19 @@ fn in_span(line: &Value, name: &str) -> bool {
 async fn json_logs_carry_the_ids_and_sigterm_stops_gracefully() {
     let sim = spawn(Simulator::new(false), SimAuth::None).expect("simulator");
     let db = TestDb::sqlite();
-    let port = free_port();
     let logs = tempfile::NamedTempFile::new().expect("log file");
-    let mut env: Vec<(String, String)> = base_env(&db).into_iter().collect();
+    let mut env = base_env(&db);
     env.extend(engine_env(&sim, "rest"));
     env.extend([
-        ("MOORING__SERVER__PORT".to_owned(), port.to_string()),
         ("MOORING__LOG__FORMAT".to_owned(), "json".to_owned()),
         ("MOORING__LOG__LEVEL".to_owned(), "info".to_owned()),
         ("MOORING__PAYOUT__RAIL".to_owned(), "simulated".to_owned()),
     ]);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mooring"))
-        .envs(env)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(logs.reopen().expect("log file"))
-        .spawn()
-        .expect("mooring starts");
-    let base = format!("http://127.0.0.1:{port}");
+    let mut process =
+        MooringProcess::start(env, Stdio::from(logs.reopen().expect("log file"))).await;
+    let (port, base) = (process.port, process.base.clone());
+    let child = &mut process.child;
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while client
-        .get(format!("{base}/health"))
-        .send()
-        .await
-        .map_or(true, |r| !r.status().is_success())
-    {
-        assert!(Instant::now() < deadline, "mooring did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 
     // A request with the caller's id, and a payout.
     let put = client
@@ -121,13 +104,22 @@ async fn json_logs_carry_the_ids_and_sigterm_stops_gracefully() {
     )
     .expect("write");
     slow.flush().expect("flush");
+    // The one wait left on a guess: nothing outside the server shows that
+    // it has read the head of a request (no line is logged before the
+    // answer). The head is a few bytes on loopback; 300 ms is ample.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let term = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .expect("kill runs");
     assert!(term.success());
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Stopping has begun once the listener is closed: wait for that, with
+    // a deadline, then send the rest of the request in flight.
+    let closing_by = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        assert!(Instant::now() < closing_by, "mooring did not begin to stop");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     slow.write_all(tail.as_bytes())
         .expect("the rest of the body");
     let mut answer = String::new();

@@ -320,6 +320,7 @@ pub fn price(inputs: &PriceInputs<'_>) -> Result<Priced, PricingError> {
 mod tests {
     use num_bigint::BigInt;
     use proptest::prelude::*;
+    use proptest::strategy::ValueTree;
 
     use super::*;
 
@@ -513,53 +514,126 @@ mod tests {
         (1..=max_mantissa).prop_map(move |m| Decimal::new(m, scale))
     }
 
+    /// An ordinary trade: the amounts, prices and fees anchors configure.
+    #[derive(Debug, Clone)]
+    struct Trade {
+        pair: PairPricing,
+        requested: Requested,
+        ds: u32,
+        db: u32,
+    }
+
+    fn ordinary_trade() -> impl Strategy<Value = Trade> {
+        (
+            (1u32..=7, 0u32..=7, any::<bool>(), 1i64..=1_000_000_000_000),
+            (0u32..=8, 1i64..=100_000_000, 0u32..=1_000),
+            (0i64..=100_000, 0i64..=1_000, 0i64..=10_000),
+        )
+            .prop_map(
+                |(
+                    (ds, db, sell_side, mantissa),
+                    (price_scale, price_mantissa, markup_bps),
+                    (fixed_units, percent_hundredths, delivery_units),
+                )| {
+                    let pair = PairPricing {
+                        sell_asset: usdc(),
+                        buy_asset: AssetId::parse("iso4217:BRL").expect("valid"),
+                        price: Some(Decimal::new(price_mantissa, price_scale)),
+                        markup_bps,
+                        fee_fixed: Decimal::new(fixed_units, ds.min(2)),
+                        fee_percent: Decimal::new(percent_hundredths, 2),
+                        delivery_methods: vec![DeliveryFee {
+                            name: "PIX".into(),
+                            fee_fixed: Decimal::new(delivery_units, ds.min(2)),
+                        }],
+                    };
+                    let requested = if sell_side {
+                        Requested::Sell(Decimal::new(mantissa, ds))
+                    } else {
+                        Requested::Buy(Decimal::new(mantissa, db))
+                    };
+                    Trade {
+                        pair,
+                        requested,
+                        ds,
+                        db,
+                    }
+                },
+            )
+    }
+
+    /// Prices a trade; a refusal is checked against its reason: `TooSmall`
+    /// only when the fees, or one unit of rounding on either side, take
+    /// what is sent; `TooLarge` only when the other side is genuinely huge.
+    fn price_checked(t: &Trade) -> Result<Result<Priced, PricingError>, TestCaseError> {
+        use rust_decimal::prelude::ToPrimitive;
+        let delivery = t.pair.delivery_method("PIX").cloned();
+        let answer = price(&inputs(&t.pair, t.requested, delivery.as_ref(), t.ds, t.db));
+        let mid = t.pair.price.unwrap_or(Decimal::ONE);
+        let p = mid * (Decimal::ONE + Decimal::from(t.pair.markup_bps) / Decimal::from(10_000));
+        let unit = |decimals: u32| Decimal::new(1, decimals);
+        match &answer {
+            Ok(priced) => assert_ap_accepts(priced, t.requested, t.ds, t.db),
+            Err(PricingError::TooSmall) => {
+                let fixed = t.pair.fee_fixed + delivery.map_or(Decimal::ZERO, |d| d.fee_fixed);
+                let rate = t.pair.fee_percent / Decimal::ONE_HUNDRED;
+                match t.requested {
+                    Requested::Sell(sell) => {
+                        let net = sell - fixed - sell * rate;
+                        prop_assert!(
+                            net < unit(t.ds) + p * unit(t.db),
+                            "TooSmall for {sell} sent: {net} left after fees at {p}"
+                        );
+                    }
+                    Requested::Buy(buy) => {
+                        prop_assert!(p * buy < unit(t.ds), "TooSmall for {buy} bought at {p}")
+                    }
+                }
+            }
+            Err(PricingError::TooLarge) => {
+                let p = p.to_f64().unwrap_or(1.0);
+                let other = match t.requested {
+                    Requested::Sell(s) => s.to_f64().unwrap_or(0.0) / p,
+                    Requested::Buy(b) => b.to_f64().unwrap_or(0.0) * p,
+                };
+                prop_assert!(
+                    other > 1e14,
+                    "TooLarge for an ordinary trade: {:?} at {p}",
+                    t.requested
+                );
+            }
+        }
+        Ok(answer)
+    }
+
+    /// Refusals stay the exception over ordinary trades: the property below
+    /// cannot pass by refusing everything.
+    #[test]
+    fn ordinary_trades_are_mostly_priced() {
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let strategy = ordinary_trade();
+        let (mut priced, mut refused) = (0u32, 0u32);
+        for _ in 0..4000 {
+            let trade = strategy.new_tree(&mut runner).expect("a trade").current();
+            match price_checked(&trade).expect("refusals are for their reason") {
+                Ok(_) => priced += 1,
+                Err(_) => refused += 1,
+            }
+        }
+        assert!(
+            refused * 4 < priced,
+            "{refused} refused against {priced} priced: more than one in five"
+        );
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(4000))]
 
         #[test]
-        fn every_answer_passes_the_ap_checks(
-            ds in 1u32..=7,
-            db in 0u32..=7,
-            sell_side in any::<bool>(),
-            mantissa in 1i64..=1_000_000_000_000,
-            price_scale in 0u32..=8,
-            price_mantissa in 1i64..=100_000_000,
-            markup_bps in 0u32..=1_000,
-            fixed_units in 0i64..=100_000,
-            percent_hundredths in 0i64..=1_000,
-            delivery_units in 0i64..=10_000,
-        ) {
-            let fixed = Decimal::new(fixed_units, ds.min(2));
-            let pair = PairPricing {
-                sell_asset: usdc(),
-                buy_asset: AssetId::parse("iso4217:BRL").expect("valid"),
-                price: Some(Decimal::new(price_mantissa, price_scale)),
-                markup_bps,
-                fee_fixed: fixed,
-                fee_percent: Decimal::new(percent_hundredths, 2),
-                delivery_methods: vec![DeliveryFee { name: "PIX".into(), fee_fixed: Decimal::new(delivery_units, ds.min(2)) }],
-            };
-            prop_assert!(pair.check(ds).is_ok());
-            let requested = if sell_side {
-                Requested::Sell(Decimal::new(mantissa, ds))
-            } else {
-                Requested::Buy(Decimal::new(mantissa, db))
-            };
-            let delivery = pair.delivery_method("PIX").cloned();
-            match price(&inputs(&pair, requested, delivery.as_ref(), ds, db)) {
-                Ok(p) => assert_ap_accepts(&p, requested, ds, db),
-                Err(PricingError::TooSmall) => {}
-                Err(PricingError::TooLarge) => {
-                    // Only for trades whose other side is genuinely huge.
-                    use rust_decimal::prelude::ToPrimitive;
-                    let p = pair.price.and_then(|p| p.to_f64()).unwrap_or(1.0);
-                    let other = match requested {
-                        Requested::Sell(s) => s.to_f64().unwrap_or(0.0) / p,
-                        Requested::Buy(b) => b.to_f64().unwrap_or(0.0) * p,
-                    };
-                    prop_assert!(other > 1e14, "TooLarge for an ordinary trade: {requested:?} at {p}");
-                }
-            }
+        fn every_answer_passes_the_ap_checks(trade in ordinary_trade()) {
+            prop_assert!(trade.pair.check(trade.ds).is_ok());
+            // Priced or refused, each is checked inside.
+            let _priced_or_refused = price_checked(&trade)?;
         }
 
         #[test]

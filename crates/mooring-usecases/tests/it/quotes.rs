@@ -140,7 +140,15 @@ async fn firm_quotes_are_stored_with_an_expiry() {
         Some(w.clock.now() + Duration::seconds(300))
     );
     let stored = w.quotes.get(&id).await.expect("stored");
-    assert_eq!(stored.priced, view.priced);
+    // What was stored, by value: 500 BRL at 0.18 marked up 0.5 % (0.1809)
+    // is 90.45, plus 1.00 + 0.10 (PIX) fixed, grossed up for the 0.5 % fee
+    // to 92.02 USDC sent, whose fees are 1.10 + 0.47.
+    assert_eq!(stored.id, id);
+    assert_eq!(stored.priced.buy_amount, d("500"));
+    assert_eq!(stored.priced.sell_amount, d("92.02"));
+    assert_eq!(stored.priced.fee.total, d("1.57"));
+    assert_eq!(Some(stored.expires_at), view.expires_at);
+    assert_eq!(stored.used_by, None);
     assert_eq!(stored.buy_delivery_method.as_deref(), Some("PIX"));
     let mut later = request(QuoteKind::Firm, Requested::Buy(d("500")));
     later.expire_after = Some(w.clock.now() + Duration::hours(2));
