@@ -5,7 +5,7 @@ use std::time::Duration;
 use mooring_domain::StellarAccount;
 use mooring_domain::deposit::DepositMemoKind;
 
-use super::{CustodianKind, MemoType, RawSettings, SettingsError, http_url};
+use super::{CustodianKind, Kind, MemoType, RawSettings, SettingsError, http_url};
 
 /// Which custodian hands out deposit addresses.
 pub enum CustodianSetting {
@@ -24,9 +24,16 @@ pub(super) fn custodian(raw: &RawSettings) -> Result<CustodianSetting, SettingsE
     let c = &raw.custodian;
     match c.kind {
         CustodianKind::SelfCustody => {
-            let memo = match c.memo_type {
-                MemoType::Id => DepositMemoKind::Id,
-                MemoType::Hash => DepositMemoKind::Hash,
+            let memo = match MemoType::from_name(&c.memo_type) {
+                Some(MemoType::Id) => DepositMemoKind::Id,
+                Some(MemoType::Hash) => DepositMemoKind::Hash,
+                None => {
+                    return Err(SettingsError(format!(
+                        "custodian.memo_type: expected one of {}, not {:?}",
+                        MemoType::NAMES.join(", "),
+                        c.memo_type
+                    )));
+                }
             };
             match c.distribution_account.as_deref().filter(|a| !a.is_empty()) {
                 None => Ok(CustodianSetting::None),

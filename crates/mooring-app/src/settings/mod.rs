@@ -33,7 +33,7 @@ pub use data::{DatabaseSetting, PiiKey, PiiSetting, RetentionSetting};
 pub use engine::{EngineSetting, RailSetting};
 pub use quotes::{QuoteSetup, RateSourceSetting};
 pub use raw::{
-    AP_ENV, AssetsSettings, AuthType, CustodianKind, DEFAULTS, LogFormat, LogSettings, MemoType,
+    AP_ENV, AssetsSettings, AuthType, CustodianKind, DEFAULTS, Kind, LogFormat, LogSettings, MemoType,
     MetricsSettings, PlatformApi, PricingSource, RailKind, RawSettings, ReviewKind,
 };
 

@@ -466,6 +466,25 @@ fn a_wrong_kind_is_refused_by_its_key_with_the_names_it_takes() {
     ]))
     .expect("upper case auth type");
     assert_eq!(s.callback_auth.kind(), "api_key");
+    // A name read in any case is refused as the operator wrote it.
+    let message = load_err(&[("PLATFORM_API_AUTH_TYPE", "Basic")]);
+    assert!(message.contains("\"Basic\""), "{message:?}");
+}
+
+#[test]
+fn the_memo_type_is_read_only_for_the_anchors_own_custody() {
+    // Another custodian chooses its own memos: the key is not its concern,
+    // as before the settings were typed.
+    let s = Settings::load(&env(&[
+        ("MOORING__CUSTODIAN__TYPE", "http"),
+        ("MOORING__CUSTODIAN__HTTP__URL", "http://127.0.0.1:9/custodian"),
+        ("MOORING__CUSTODIAN__MEMO_TYPE", "text"),
+    ]))
+    .expect("an http custodian ignores memo_type");
+    assert!(matches!(
+        s.custodian,
+        mooring_app::settings::CustodianSetting::Http { .. }
+    ));
 }
 
 #[test]
@@ -492,6 +511,31 @@ fn amounts_are_read_exactly_even_when_written_as_toml_numbers() {
             .map(ToString::to_string)
             .as_deref(),
         Some("1000000.01")
+    );
+}
+
+#[test]
+fn a_toml_number_that_a_float_may_have_rounded_is_refused() {
+    // 5.123456789012345678 has 19 significant digits: as a TOML number it
+    // arrives as the float 5.123456789012345, not what was written.
+    let pair = "[[pricing.pairs]]\nsell_asset = \"stellar:USDC:GBBD47IF6LWK7P7MDEVSCWR7DPUWV3NY3DTQEVFL4NAT4AQH3ZLLFLA5\"\n\
+         buy_asset = \"iso4217:BRL\"\nfee_fixed = 0.1\nprice = ";
+    let file = config_file(&format!("{pair}5.123456789012345678\n"));
+    let message = load_err(&[("MOORING_CONFIG", file.path().to_str().expect("utf-8"))]);
+    assert!(
+        message.contains("price") && message.contains("write it as a string"),
+        "{message:?}"
+    );
+    // Quoted, it is read exactly.
+    let file = config_file(&format!("{pair}\"5.123456789012345678\"\n"));
+    let s = Settings::load(&env(&[(
+        "MOORING_CONFIG",
+        file.path().to_str().expect("utf-8"),
+    )]))
+    .expect("loads");
+    assert_eq!(
+        s.raw.pricing.pairs[0].price.map(|p| p.to_string()).as_deref(),
+        Some("5.123456789012345678")
     );
 }
 
