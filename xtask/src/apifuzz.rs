@@ -52,12 +52,8 @@ fn venv() -> Result<std::path::PathBuf, String> {
     Ok(st)
 }
 
-pub fn api_fuzz(args: &[String]) -> Result<(), String> {
-    let examples = match args {
-        [] => "100".to_owned(),
-        [flag, n] if flag == "--examples" && n.parse::<u32>().is_ok() => n.clone(),
-        _ => return Err("usage: cargo xtask api-fuzz [--examples N]".into()),
-    };
+pub fn api_fuzz(examples: u32) -> Result<(), String> {
+    let examples = examples.to_string();
     let st = venv()?;
     let mut build = cargo();
     build.args(["build", "--quiet", "-p", "mooring-app", "--bin", "mooring"]);

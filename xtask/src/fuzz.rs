@@ -46,28 +46,12 @@ fn host_triple() -> Result<String, String> {
         .ok_or_else(|| "rustc -vV names no host".into())
 }
 
-pub fn fuzz(args: &[String]) -> Result<(), String> {
-    let mut seconds = 30u64;
-    let mut targets = Vec::new();
-    let mut rest = args.iter();
-    while let Some(arg) = rest.next() {
-        if arg == "--seconds" {
-            let v = rest.next().ok_or("--seconds takes a number")?;
-            seconds = v
-                .parse()
-                .map_err(|_| format!("--seconds takes a number, not {v:?}"))?;
-        } else if TARGETS.contains(&arg.as_str()) {
-            targets.push(arg.as_str());
-        } else {
-            return Err(format!(
-                "unknown fuzz target {arg:?}; the targets: {}",
-                TARGETS.join(", ")
-            ));
-        }
-    }
-    if targets.is_empty() {
-        targets = TARGETS.to_vec();
-    }
+pub fn fuzz(seconds: u64, named: &[String]) -> Result<(), String> {
+    let targets: Vec<&str> = if named.is_empty() {
+        TARGETS.to_vec()
+    } else {
+        named.iter().map(String::as_str).collect()
+    };
     let dir = root().join("fuzz");
     let triple = host_triple()?;
     let target_dir = dir.join("target");

@@ -5,7 +5,8 @@
 //!   a `postgres://` `DATABASE_URL`, or one answering at 127.0.0.1:5432), or
 //!   starts a throwaway cluster under `target/` from the installed PostgreSQL
 //!   binaries and stops it afterwards. ARGS go to `cargo test`.
-//! - `cargo xtask lint`: `cargo fmt --check` and `cargo clippy -D warnings`.
+//! - `cargo xtask lint`: `cargo fmt --check` and `cargo clippy -D warnings`,
+//!   also over what only the fuzz targets compile (`--features fuzzing`).
 //! - `cargo xtask ci`: `lint`, then `test`.
 //! - `cargo xtask pg`: starts a throwaway cluster like `test` does and keeps
 //!   it running until Enter, printing its URL (for running single tests).
@@ -45,14 +46,90 @@ mod stack;
 
 use std::process::{Command, ExitCode};
 
+use clap::{Parser, Subcommand};
+
+/// Mooring's task runner (the module header says what each task does).
+#[derive(Parser)]
+#[command(name = "xtask", bin_name = "cargo xtask", about)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Every test of the workspace, on SQLite and PostgreSQL.
+    Test {
+        /// Passed to `cargo test`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        cargo_args: Vec<String>,
+    },
+    /// `cargo fmt --check` and `cargo clippy -D warnings`.
+    Lint,
+    /// `lint`, then `test`.
+    Ci,
+    /// A throwaway PostgreSQL cluster, kept until Enter.
+    Pg,
+    /// The in-repo Anchor Platform simulator.
+    Sim {
+        /// Passed to `ap-simulator` (`--port`, `--v3`, `--api-key`, `--jwt`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        sim_args: Vec<String>,
+    },
+    /// The simulator and `mooring` wired together on loopback.
+    Engine {
+        /// The simulator speaks JSON-RPC as AP 3.x.
+        #[arg(long)]
+        v3: bool,
+    },
+    /// Writes docs/openapi.json from the code.
+    Openapi,
+    /// Mooring and the simulator in the background, with a demo.
+    Up,
+    /// Stops what `up` started.
+    Down,
+    /// The benchmarks, writing docs/benchmarks.md and .json.
+    Bench {
+        /// A short smoke run (its figures are not the report's).
+        #[arg(long)]
+        quick: bool,
+    },
+    /// The engine's deterministic simulation.
+    SimTest {
+        /// Runs seeds 1..=N.
+        #[arg(long)]
+        seeds: Option<u64>,
+        /// Replays one seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Prints each transaction's changes.
+        #[arg(long)]
+        trace: bool,
+    },
+    /// libFuzzer on each target from its committed corpus.
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        /// The targets (all when none is named).
+        #[arg(value_parser = clap::builder::PossibleValuesParser::new(fuzz::TARGETS))]
+        targets: Vec<String>,
+    },
+    /// Schemathesis against the AP's callback spec.
+    ApiFuzz {
+        /// Examples per operation.
+        #[arg(long, default_value_t = 100)]
+        examples: u32,
+    },
+}
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("test") => test(&args[1..]),
-        Some("lint") => lint(),
-        Some("ci") => lint().and_then(|()| test(&[])),
-        Some("pg") => postgres::hold(),
-        Some("sim") => {
+    let result = match Cli::parse().task {
+        Task::Test { cargo_args } => test(&cargo_args),
+        Task::Lint => lint(),
+        Task::Ci => lint().and_then(|()| test(&[])),
+        Task::Pg => postgres::hold(),
+        Task::Sim { sim_args } => {
             let mut command = cargo();
             command
                 .args([
@@ -64,23 +141,17 @@ fn main() -> ExitCode {
                     "ap-simulator",
                     "--",
                 ])
-                .args(&args[1..]);
+                .args(&sim_args);
             run(command, "ap-simulator")
         }
-        Some("engine") => engine(args.iter().any(|a| a == "--v3")),
-        Some("openapi") => openapi(),
-        Some("up") => stack::up(),
-        Some("bench") => bench(args.iter().any(|a| a == "--quick")),
-        Some("down") => stack::down(),
-        Some("sim-test") => sim_test(&args[1..]),
-        Some("fuzz") => fuzz::fuzz(&args[1..]),
-        Some("api-fuzz") => apifuzz::api_fuzz(&args[1..]),
-        _ => {
-            eprintln!(
-                "usage: cargo xtask <test [cargo test args…] | lint | ci | pg | sim [--port N] [--v3] | engine [--v3] | openapi | up | down | bench [--quick] | sim-test [--seeds N] [--seed S] [--trace] | fuzz [--seconds N] [TARGET…] | api-fuzz [--examples N]>"
-            );
-            return ExitCode::from(2);
-        }
+        Task::Engine { v3 } => engine(v3),
+        Task::Openapi => openapi(),
+        Task::Up => stack::up(),
+        Task::Down => stack::down(),
+        Task::Bench { quick } => bench(quick),
+        Task::SimTest { seeds, seed, trace } => sim_test(seeds, seed, trace),
+        Task::Fuzz { seconds, targets } => fuzz::fuzz(seconds, &targets),
+        Task::ApiFuzz { examples } => apifuzz::api_fuzz(examples),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -91,15 +162,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// The engine's deterministic simulation: `--seeds N` runs seeds 1..=N,
-/// `--seed S` replays one, `--trace` prints each transaction's changes.
-fn sim_test(args: &[String]) -> Result<(), String> {
-    let value = |flag: &str| {
-        args.iter()
-            .position(|a| a == flag)
-            .and_then(|i| args.get(i + 1))
-            .map(String::as_str)
-    };
+/// The engine's deterministic simulation: `seeds` runs seeds 1..=N,
+/// `seed` replays one, `trace` prints each transaction's changes.
+fn sim_test(seeds: Option<u64>, seed: Option<u64>, trace: bool) -> Result<(), String> {
     let mut command = cargo();
     command.args([
         "test",
@@ -111,17 +176,12 @@ fn sim_test(args: &[String]) -> Result<(), String> {
         "--",
         "--nocapture",
     ]);
-    for (flag, var) in [
-        ("--seeds", "MOORING_SIM_SEEDS"),
-        ("--seed", "MOORING_SIM_SEED"),
-    ] {
-        if let Some(v) = value(flag) {
-            v.parse::<u64>()
-                .map_err(|_| format!("{flag} takes a number, not {v:?}"))?;
-            command.env(var, v);
+    for (value, var) in [(seeds, "MOORING_SIM_SEEDS"), (seed, "MOORING_SIM_SEED")] {
+        if let Some(v) = value {
+            command.env(var, v.to_string());
         }
     }
-    if args.iter().any(|a| a == "--trace") {
+    if trace {
         command.env("MOORING_SIM_TRACE", "1");
     }
     run(command, "the engine's simulation")
@@ -304,5 +364,21 @@ fn lint() -> Result<(), String> {
         "-D",
         "warnings",
     ]);
-    run(clippy, "cargo clippy -D warnings")
+    run(clippy, "cargo clippy -D warnings")?;
+    // What only the fuzz targets compile. `fuzz/` itself is its own
+    // workspace, built (not linted) by `cargo xtask fuzz`.
+    let mut fuzzing = cargo();
+    fuzzing.args([
+        "clippy",
+        "-p",
+        "mooring-http",
+        "--features",
+        "fuzzing",
+        "--all-targets",
+        "--locked",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    run(fuzzing, "cargo clippy -p mooring-http --features fuzzing")
 }

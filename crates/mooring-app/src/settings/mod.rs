@@ -33,8 +33,8 @@ pub use data::{DatabaseSetting, PiiKey, PiiSetting, RetentionSetting};
 pub use engine::{EngineSetting, RailSetting};
 pub use quotes::{QuoteSetup, RateSourceSetting};
 pub use raw::{
-    AP_ENV, AssetsSettings, AuthType, CustodianKind, DEFAULTS, Kind, LogFormat, LogSettings, MemoType,
-    MetricsSettings, PlatformApi, PricingSource, RailKind, RawSettings, ReviewKind,
+    AP_ENV, AssetsSettings, AuthType, CustodianKind, DEFAULTS, Kind, LogFormat, LogSettings,
+    MemoType, MetricsSettings, PlatformApi, PricingSource, RailKind, RawSettings, ReviewKind,
 };
 
 use crate::assets::{self, AssetsFile};

@@ -477,7 +477,10 @@ fn the_memo_type_is_read_only_for_the_anchors_own_custody() {
     // as before the settings were typed.
     let s = Settings::load(&env(&[
         ("MOORING__CUSTODIAN__TYPE", "http"),
-        ("MOORING__CUSTODIAN__HTTP__URL", "http://127.0.0.1:9/custodian"),
+        (
+            "MOORING__CUSTODIAN__HTTP__URL",
+            "http://127.0.0.1:9/custodian",
+        ),
         ("MOORING__CUSTODIAN__MEMO_TYPE", "text"),
     ]))
     .expect("an http custodian ignores memo_type");
@@ -534,7 +537,10 @@ fn a_toml_number_that_a_float_may_have_rounded_is_refused() {
     )]))
     .expect("loads");
     assert_eq!(
-        s.raw.pricing.pairs[0].price.map(|p| p.to_string()).as_deref(),
+        s.raw.pricing.pairs[0]
+            .price
+            .map(|p| p.to_string())
+            .as_deref(),
         Some("5.123456789012345678")
     );
 }
