@@ -78,6 +78,7 @@ pub fn api_fuzz(examples: u32) -> Result<(), String> {
             .env("MOORING__DATABASE__DATA_DIR", &data)
             .env("MOORING__SERVER__HOST", "127.0.0.1")
             .env("MOORING__SERVER__PORT", port.to_string())
+            .env("MOORING__BACKOFFICE__BIND", "127.0.0.1:0")
             .env("MOORING__LOG__LEVEL", "warn")
             .stdout(Stdio::null())
             .stderr(log)

@@ -27,6 +27,10 @@ const PORTS: &str = "mooring-ports";
 const USECASES: &str = "mooring-usecases";
 const APP: &str = "mooring-app";
 const HTTP: &str = "mooring-http";
+/// The back office: an inbound adapter like HTTP, over the use cases.
+const BACKOFFICE: &str = "mooring-backoffice";
+/// Inbound adapters drive the use cases; only they may depend on them.
+const INBOUND: &[&str] = &[HTTP, BACKOFFICE];
 /// Wire libraries: the AP's JSON, shared by the adapters that hear the AP.
 /// They do no I/O and depend on the domain alone; only adapters use them.
 const WIRE: &[&str] = &["mooring-apwire"];
@@ -109,7 +113,15 @@ fn adapters(graph: &BTreeMap<String, Vec<Edge>>) -> Vec<&str> {
 #[test]
 fn the_expected_crates_exist() {
     let graph = workspace_graph();
-    for c in [DOMAIN, PORTS, USECASES, APP, HTTP, "mooring-store"] {
+    for c in [
+        DOMAIN,
+        PORTS,
+        USECASES,
+        APP,
+        HTTP,
+        BACKOFFICE,
+        "mooring-store",
+    ] {
         assert!(graph.contains_key(c), "{c} is missing from the workspace");
     }
 }
@@ -162,9 +174,22 @@ fn adapters_never_depend_on_each_other_or_on_the_app() {
             let allowed = d == DOMAIN
                 || d == PORTS
                 || WIRE.contains(&d)
-                || (d == USECASES && *adapter == HTTP);
+                || (d == USECASES && INBOUND.contains(adapter));
             assert!(allowed, "adapter {adapter} must not depend on {d}");
         }
+    }
+}
+
+#[test]
+fn the_back_office_reaches_data_only_through_the_use_cases() {
+    let graph = workspace_graph();
+    let deps = normal_deps(&graph, BACKOFFICE);
+    assert!(deps.contains(USECASES), "{deps:?}");
+    for forbidden in ["mooring-store", "diesel", "reqwest", HTTP] {
+        assert!(
+            !deps.contains(forbidden),
+            "{BACKOFFICE} must not depend on {forbidden}"
+        );
     }
 }
 

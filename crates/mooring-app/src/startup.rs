@@ -14,7 +14,8 @@ use mooring_rates::{FeedRates, TableRates};
 use mooring_store::{MigrationsCurrent, SelfCustodian, Store, StoreReachable};
 use mooring_usecases::{
     AuditTrail, DepositService, EngineParts, EventInbox, FeeService, KycService, NoCustodian,
-    Operations, PayoutEngine, Pruner, QuoteService, QuoteServiceParts,
+    Operations, PayoutEngine, PayoutRequests, Pruner, QuoteService, QuoteServiceParts,
+    StaffService,
 };
 use tokio::task::JoinHandle;
 
@@ -68,6 +69,18 @@ pub async fn open_store(settings: &Settings, migrate: bool) -> anyhow::Result<St
 /// The audit trail in a store.
 pub fn audit_trail(store: Store) -> AuditTrail {
     AuditTrail::new(Arc::new(store), Arc::new(SystemClock))
+}
+
+/// The back office's users and sessions over a store, as configured.
+pub fn staff_service(settings: &Settings, store: Store) -> StaffService {
+    let audit = audit_trail(store.clone());
+    StaffService::new(
+        Arc::new(store),
+        audit,
+        Arc::new(SystemClock),
+        settings.backoffice.policy,
+        &settings.backoffice.issuer,
+    )
 }
 
 /// The KYC service over a store, as configured.
@@ -181,6 +194,8 @@ pub struct Application {
     metrics: Option<(u16, ServerHandle, JoinHandle<std::io::Result<()>>)>,
     engine: Option<EngineHandle>,
     housekeeping: Option<crate::housekeeping::Housekeeping>,
+    /// The back office on its own listener (`backoffice.bind`).
+    backoffice: Option<(u16, ServerHandle, JoinHandle<std::io::Result<()>>)>,
 }
 
 impl Application {
@@ -269,9 +284,40 @@ impl Application {
             Arc::new(ops_store.clone()),
             EventInbox::new(Arc::new(ops_store.clone())),
             quotes.over_store(Arc::new(ops_store)),
-            payouts,
+            payouts.clone(),
             Arc::new(SystemClock),
         );
+        let backoffice = if settings.backoffice.enabled {
+            let bind = &settings.backoffice.bind;
+            let listener = TcpListener::bind(bind)
+                .with_context(|| format!("cannot listen on {bind} (backoffice.bind)"))?;
+            let port = listener.local_addr()?.port();
+            if port == settings.server.port {
+                anyhow::bail!("backoffice.bind must not be the callbacks' port ({port})");
+            }
+            let office = mooring_backoffice::BackOffice {
+                staff: staff_service(&settings, store.clone()),
+                kyc: kyc.clone(),
+                audit: kyc.audit().clone(),
+                ops: ops.clone(),
+                payouts: payouts.map(|engine| {
+                    let desk = PayoutRequests::new(
+                        Arc::new(store.clone()),
+                        engine.clone(),
+                        kyc.audit().clone(),
+                        Arc::new(SystemClock),
+                    );
+                    (engine, desk)
+                }),
+                secure_cookies: settings.backoffice.secure_cookies,
+                manual_review: settings.review_mode == mooring_domain::customer::ReviewMode::Manual,
+            };
+            let server = mooring_backoffice::serve(listener, office)?;
+            tracing::info!(port, "back office listening");
+            Some((port, server.handle(), tokio::spawn(server)))
+        } else {
+            None
+        };
         let endpoint = MetricsEndpoint {
             handle: crate::telemetry::metrics_handle(),
             ops: ops.clone(),
@@ -321,11 +367,17 @@ impl Application {
             metrics,
             engine,
             housekeeping,
+            backoffice,
         })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The back office's port, when it is enabled.
+    pub fn backoffice_port(&self) -> Option<u16> {
+        self.backoffice.as_ref().map(|(port, _, _)| *port)
     }
 
     /// The port of `/metrics`' own listener, when `metrics.bind` is set.
@@ -348,7 +400,7 @@ impl Application {
         if let Some(housekeeping) = self.housekeeping {
             housekeeping.stop().await;
         }
-        if let Some((_, handle, task)) = self.metrics {
+        for (_, handle, task) in [self.metrics, self.backoffice].into_iter().flatten() {
             handle.stop(true).await;
             let _ = task.await;
         }

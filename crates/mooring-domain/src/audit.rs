@@ -20,7 +20,7 @@ pub const MAX_DETAIL: usize = 512;
 /// What kind of party acted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ActorKind {
-    /// A person at the CLI (or, later, the back office).
+    /// A person at the CLI or in the back office.
     Operator,
     /// The Anchor Platform, through the callbacks.
     Platform,
@@ -118,6 +118,19 @@ impl std::fmt::Display for Actor {
     }
 }
 
+/// A field name as an entry may name it: as given when it is a SEP-9-like
+/// token (letters, digits, `_`, at most 64), else only that it was not.
+pub fn field_token(name: &str) -> String {
+    if !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        name.to_owned()
+    } else {
+        "<not a field name>".to_owned()
+    }
+}
+
 /// What was done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AuditAction {
@@ -133,10 +146,31 @@ pub enum AuditAction {
     PayoutRefunded,
     /// Data keys were re-wrapped under a new key-encryption key.
     KeysRotated,
+    /// A payout's frozen order (its values) was read by a person.
+    PayoutOrderRead,
+    /// An operator asked for a change that a second one must approve.
+    PayoutRequested,
+    /// A second operator approved or refused a request, or its maker
+    /// withdrew it (the detail says which, and how it ended).
+    PayoutRequestDecided,
+    /// A payout held for approval (over `payout.approval_above`) released.
+    PayoutReleased,
+    /// A back-office user signed in (password and, where needed, TOTP).
+    SignedIn,
+    /// A sign-in failed (the detail says at which step, never what was typed).
+    SignInFailed,
+    SignedOut,
+    /// A user enrolled their TOTP authenticator.
+    TotpEnrolled,
+    UserAdded,
+    /// A user was disabled or enabled, changed role, or had TOTP reset.
+    UserChanged,
+    /// A signed-in user asked for something their role may not do.
+    AccessRefused,
 }
 
 impl AuditAction {
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 20] = [
         Self::CustomerShown,
         Self::PiiRead,
         Self::CustomerApproved,
@@ -146,6 +180,17 @@ impl AuditAction {
         Self::PayoutSettled,
         Self::PayoutRefunded,
         Self::KeysRotated,
+        Self::PayoutOrderRead,
+        Self::PayoutRequested,
+        Self::PayoutRequestDecided,
+        Self::PayoutReleased,
+        Self::SignedIn,
+        Self::SignInFailed,
+        Self::SignedOut,
+        Self::TotpEnrolled,
+        Self::UserAdded,
+        Self::UserChanged,
+        Self::AccessRefused,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -159,6 +204,17 @@ impl AuditAction {
             Self::PayoutSettled => "payout.settled",
             Self::PayoutRefunded => "payout.refunded",
             Self::KeysRotated => "keys.rotated",
+            Self::PayoutOrderRead => "payout.order_read",
+            Self::PayoutRequested => "payout.requested",
+            Self::PayoutRequestDecided => "payout.request_decided",
+            Self::PayoutReleased => "payout.released",
+            Self::SignedIn => "staff.signed_in",
+            Self::SignInFailed => "staff.sign_in_failed",
+            Self::SignedOut => "staff.signed_out",
+            Self::TotpEnrolled => "staff.totp_enrolled",
+            Self::UserAdded => "staff.user_added",
+            Self::UserChanged => "staff.user_changed",
+            Self::AccessRefused => "staff.access_refused",
         }
     }
 

@@ -6,7 +6,8 @@
 //! quotes and fees, priced so that the Anchor Platform accepts every answer.
 //! SEP-31 transactions as the AP holds them, and the payout ledger's state
 //! machine with the checks made before paying; and the audit trail's
-//! actors, actions and entries.
+//! actors, actions and entries; and the back office's people, roles,
+//! sessions and maker-checker rule.
 //!
 //! It must not know HTTP, SQL, JSON or any I/O: it depends on no workspace
 //! crate and on no I/O crate (actix, diesel, reqwest, tokio, serde). Values
@@ -20,6 +21,7 @@ pub mod customer;
 pub mod deposit;
 pub mod payout;
 pub mod quote;
+pub mod staff;
 pub mod stellar;
 pub mod transaction;
 

@@ -23,6 +23,11 @@ pub struct AuditQuery {
     pub transaction: Option<TransactionId>,
     /// Entries at or after this instant.
     pub since: Option<DateTime<Utc>>,
+    /// Entries by this actor name.
+    pub actor: Option<String>,
+    pub action: Option<mooring_domain::audit::AuditAction>,
+    /// Entries before this instant.
+    pub until: Option<DateTime<Utc>>,
     /// Entries older than this one (by sequence), for paging.
     pub before: Option<i64>,
     pub limit: u32,

@@ -99,6 +99,14 @@ pub trait KycStore: Send + Sync + 'static {
         memo: Option<&Memo>,
     ) -> Result<Option<Customer>, KycStoreError>;
 
+    /// A customer's file, opened: its content and content type. `None`
+    /// when the customer or the file is not there.
+    async fn file(
+        &self,
+        id: &CustomerId,
+        name: &str,
+    ) -> Result<Option<(Vec<u8>, Option<String>)>, KycStoreError>;
+
     /// Applies a change and returns the customer as stored afterwards.
     /// Returns `NotFound` when the target is an id that does not exist.
     async fn put(&self, change: PutCustomer) -> Result<Customer, KycStoreError>;

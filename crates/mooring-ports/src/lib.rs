@@ -3,7 +3,8 @@
 //! the deposit addresses it gave, the Anchor Platform's Platform API, the
 //! clock, the payout ledger with its event inbox, the payout rail, the
 //! key-encryption key that guards customer data at rest, the audit trail,
-//! retention, and the readiness check of each dependency.
+//! retention, the back office's users, sessions and maker-checker
+//! requests, and the readiness check of each dependency.
 //!
 //! A port speaks only in domain types. It must not know HTTP, SQL, JSON or
 //! any runtime: implementations live in adapter crates, and each port's
@@ -20,6 +21,7 @@ mod platform;
 mod quotes;
 mod rates;
 mod retention;
+mod staff;
 
 pub use audit::{AuditError, AuditLog, AuditQuery, AuditRecord};
 pub use clock::{Clock, SystemClock};
@@ -35,3 +37,4 @@ pub use platform::{Order, OrderBy, PlatformClient, PlatformError, TransactionQue
 pub use quotes::{QuoteStore, QuoteStoreError};
 pub use rates::{RateSource, RateSourceError};
 pub use retention::{Retention, RetentionError};
+pub use staff::{RequestBook, RequestError, StaffError, StaffSession, StaffStore, StaffUser};

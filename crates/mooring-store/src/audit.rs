@@ -124,6 +124,15 @@ impl AuditLog for Store {
                 if let Some(since) = query.since {
                     q = q.filter(audit::at.ge(since.naive_utc()));
                 }
+                if let Some(until) = query.until {
+                    q = q.filter(audit::at.lt(until.naive_utc()));
+                }
+                if let Some(actor) = &query.actor {
+                    q = q.filter(audit::actor.eq(actor.clone()));
+                }
+                if let Some(action) = query.action {
+                    q = q.filter(audit::action.eq(action.as_str()));
+                }
                 if let Some(before) = query.before {
                     q = q.filter(audit::id.lt(before));
                 }

@@ -24,6 +24,7 @@ mod pii;
 mod quotes;
 mod retention;
 pub mod schema;
+mod staff;
 mod url;
 
 use std::sync::Arc;

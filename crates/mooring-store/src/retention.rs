@@ -129,14 +129,17 @@ impl Retention for Store {
                 // Kept while its customer exists, or while a payout that is
                 // not final still needs the order sealed under it (a
                 // receiver erased mid-step: docs/security.md, "Erasure").
+                // A back-office user's key (`staff:<name>`, sealing their
+                // TOTP secret) is theirs as long as they exist: users are
+                // disabled, never deleted.
                 let owner = || {
-                    exists(customers::table.filter(customers::id.eq(data_keys::customer_id))).or(
-                        exists(
+                    exists(customers::table.filter(customers::id.eq(data_keys::customer_id)))
+                        .or(exists(
                             payouts::table
                                 .filter(payouts::receiver_id.eq(data_keys::customer_id.nullable()))
                                 .filter(payouts::state.eq_any(active_states())),
-                        ),
-                    )
+                        ))
+                        .or(data_keys::customer_id.like(format!("{}%", crate::staff::KEY_PREFIX)))
                 };
                 let ids: Vec<String> = data_keys::table
                     .filter(data_keys::created_at.lt(before))

@@ -178,10 +178,53 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    staff_users (name) {
+        name -> Text,
+        role -> Text,
+        password_hash -> Text,
+        disabled -> Bool,
+        failures -> Integer,
+        locked_until -> Nullable<Timestamp>,
+        totp_sealed -> Nullable<Binary>,
+        totp_enrolled -> Bool,
+        totp_last_step -> Nullable<BigInt>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    staff_sessions (token_hash) {
+        token_hash -> Text,
+        user_name -> Text,
+        verified -> Bool,
+        csrf -> Text,
+        created_at -> Timestamp,
+        last_seen -> Timestamp,
+    }
+}
+
+diesel::table! {
+    payout_requests (id) {
+        id -> Text,
+        transaction_id -> Text,
+        kind -> Text,
+        stellar_hash -> Nullable<Text>,
+        attempt -> BigInt,
+        maker -> Text,
+        made_at -> Timestamp,
+        state -> Text,
+        checker -> Nullable<Text>,
+        decided_at -> Nullable<Timestamp>,
+        outcome -> Text,
+    }
+}
+
 diesel::joinable!(customer_fields -> customers (customer_id));
 diesel::joinable!(quote_fee_details -> quotes (quote_id));
 diesel::joinable!(customer_files -> customers (customer_id));
 diesel::joinable!(customer_transactions -> customers (customer_id));
+diesel::joinable!(staff_sessions -> staff_users (user_name));
 
 diesel::allow_tables_to_appear_in_same_query!(
     customers,
@@ -197,5 +240,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     poll_marks,
     data_keys,
     key_checks,
-    audit
+    audit,
+    staff_users,
+    staff_sessions,
+    payout_requests
 );

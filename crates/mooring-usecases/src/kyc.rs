@@ -350,6 +350,48 @@ impl KycService {
         Ok(view)
     }
 
+    /// A customer as a person who may read their data sees them: the
+    /// assessment, and every value provided (a file as its size and type;
+    /// [`Self::file`] reads it). Recorded in the audit trail, with the
+    /// field names, before anything is shown.
+    pub async fn values(
+        &self,
+        id: &CustomerId,
+        actor: &Actor,
+    ) -> Result<(Customer, CustomerView), KycError> {
+        let customer = self.store.get(id).await?.ok_or(KycError::NotFound)?;
+        let names: Vec<&str> = customer.fields.keys().map(String::as_str).collect();
+        let entry = self
+            .audit
+            .entry(actor, AuditAction::PiiRead)
+            .customer(id)
+            .detail(&format!("values: {}", names.join(",")));
+        self.audit.record(entry).await?;
+        let view = self.view(None, Some(&customer));
+        Ok((customer, view))
+    }
+
+    /// One of a customer's files, with its content type, for a person who
+    /// may read it. Recorded in the audit trail before it is returned.
+    pub async fn file(
+        &self,
+        id: &CustomerId,
+        name: &str,
+        actor: &Actor,
+    ) -> Result<(Vec<u8>, Option<String>), KycError> {
+        let file = self.store.file(id, name).await?.ok_or(KycError::NotFound)?;
+        let entry = self
+            .audit
+            .entry(actor, AuditAction::PiiRead)
+            .customer(id)
+            .detail(&format!(
+                "file: {}",
+                mooring_domain::audit::field_token(name)
+            ));
+        self.audit.record(entry).await?;
+        Ok(file)
+    }
+
     /// A customer's assessment, for Mooring's own checks (a firm quote's
     /// parties): no person sees it, so nothing is audited.
     pub async fn assessment(&self, id: &CustomerId) -> Result<CustomerView, KycError> {

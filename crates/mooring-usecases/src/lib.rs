@@ -11,7 +11,9 @@ pub mod kyc;
 pub mod ops;
 pub mod payout;
 pub mod quotes;
+pub mod requests;
 pub mod retention;
+pub mod staff;
 
 pub use audit::AuditTrail;
 pub use deposit::{DepositError, DepositService, NoCustodian};
@@ -25,4 +27,6 @@ pub use quotes::{
     FeeAmount, FeeRequest, FeeService, QuoteError, QuoteService, QuoteServiceParts, RateRequest,
     RateView,
 };
+pub use requests::{PayoutRequests, RequestOpError};
 pub use retention::{Pruned, Pruner, RetentionPolicy};
+pub use staff::{Enrolment, NextStep, SignedIn, StaffOpError, StaffService, Started};

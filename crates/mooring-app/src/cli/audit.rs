@@ -70,8 +70,8 @@ pub(super) async fn audit(command: AuditCommand, settings: Settings) -> anyhow::
             .map(|t| TransactionId::parse(&t).map_err(|e| anyhow::anyhow!("{e}: {t:?}")))
             .transpose()?,
         since: from.map(|s| since(&s, trail.now())).transpose()?,
-        before: None,
         limit,
+        ..AuditQuery::default()
     };
     let records = trail.list(query).await?;
     println!(

@@ -1,12 +1,12 @@
 //! The command line: `mooring [serve]`, `mooring migrate`, `mooring keys
 //! rotate`, and the back office's `mooring customers|quotes|platform|payouts
-//! |audit …`. Every action on a customer or a payout, and every rotation,
+//! |audit|users …`. Every action on a customer or a payout, and every rotation,
 //! is written to the audit trail under the person running the command
 //! ([`operator`]).
 //!
 //! This file holds the command line's shape, the dispatch and `serve`; each
 //! command family has its room (`audit`, `keys`, `payouts`, `platform`,
-//! `quotes`, `customers`).
+//! `quotes`, `customers`, `users`).
 
 mod audit;
 mod customers;
@@ -14,6 +14,7 @@ mod keys;
 mod payouts;
 mod platform;
 mod quotes;
+mod users;
 
 use std::sync::Arc;
 
@@ -37,6 +38,8 @@ pub use platform::PlatformCommand;
 use platform::platform;
 pub use quotes::QuotesCommand;
 use quotes::quotes;
+pub use users::UsersCommand;
+use users::users;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -75,6 +78,9 @@ pub enum Command {
     /// The audit trail: who did what to which customer or payout
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The back office's users (docs/backoffice.md)
+    #[command(subcommand)]
+    Users(UsersCommand),
     /// Run one retention pass now (a running server does it every
     /// retention.interval_seconds) and print what it removed
     Prune,
@@ -101,6 +107,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Payouts(c) => payouts(c, settings).await,
         Command::Keys(KeysCommand::Rotate) => rotate(settings).await,
         Command::Audit(c) => audit(c, settings).await,
+        Command::Users(c) => users(c, settings).await,
         Command::Prune => {
             let store = open_store(&settings, settings.database.auto_migrate).await?;
             let policy = settings.retention.policy;

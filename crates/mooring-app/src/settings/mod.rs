@@ -12,8 +12,10 @@
 //! from the result; nothing is built twice.
 
 mod auth;
+mod backoffice;
 mod custodian;
 mod data;
+mod de;
 mod engine;
 mod kyc;
 mod quotes;
@@ -28,13 +30,15 @@ use mooring_http::CallbackAuth;
 use mooring_platform::PlatformConfig;
 
 pub use auth::ServerSetting;
+pub use backoffice::BackofficeSetting;
 pub use custodian::CustodianSetting;
 pub use data::{DatabaseSetting, PiiKey, PiiSetting, RetentionSetting};
+pub use de::Kind;
 pub use engine::{EngineSetting, RailSetting};
 pub use quotes::{QuoteSetup, RateSourceSetting};
 pub use raw::{
-    AP_ENV, AssetsSettings, AuthType, CustodianKind, DEFAULTS, Kind, LogFormat, LogSettings,
-    MemoType, MetricsSettings, PlatformApi, PricingSource, RailKind, RawSettings, ReviewKind,
+    AP_ENV, AssetsSettings, AuthType, CustodianKind, DEFAULTS, LogFormat, LogSettings, MemoType,
+    MetricsSettings, PlatformApi, PricingSource, RailKind, RawSettings, ReviewKind,
 };
 
 use crate::assets::{self, AssetsFile};
@@ -72,6 +76,7 @@ pub struct Settings {
     pub retention: RetentionSetting,
     pub metrics: MetricsSettings,
     pub log: LogSettings,
+    pub backoffice: BackofficeSetting,
 }
 
 /// The raw layers only: secrets in them print as `[REDACTED]` (secrecy).
@@ -104,6 +109,7 @@ impl Settings {
         let rail = engine::rail(&raw)?;
         let engine = engine::engine(&raw, &platform, &customer_types, &asset_catalog, env)?;
         let retention = data::retention(&raw)?;
+        let backoffice = backoffice::backoffice(&raw)?;
         Ok(Self {
             metrics: raw.metrics.clone(),
             log: raw.log.clone(),
@@ -123,6 +129,7 @@ impl Settings {
             rail,
             engine,
             retention,
+            backoffice,
         })
     }
 }

@@ -13,6 +13,7 @@ fn mooring(db: &TestDb, args: &[&str], extra_env: &[(&str, &str)]) -> Output {
     command
         .env_clear()
         .env("DATABASE_URL", db.url())
+        .env("MOORING__BACKOFFICE__BIND", "127.0.0.1:0")
         .envs(db.pii_env())
         .args(args);
     for (k, v) in extra_env {

@@ -114,6 +114,8 @@ impl MooringProcess {
     ) -> MooringProcess {
         let port = free_port();
         env.insert("MOORING__SERVER__PORT".into(), port.to_string());
+        env.entry("MOORING__BACKOFFICE__BIND".into())
+            .or_insert_with(|| "127.0.0.1:0".into());
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_mooring"))
             .envs(env)
             .env_remove("RUST_LOG")
@@ -156,6 +158,8 @@ pub struct TestApp {
     pub address: String,
     /// `/metrics`' own listener, when `metrics.bind` is set.
     pub metrics_address: Option<String>,
+    /// The back office's listener, when it is enabled.
+    pub backoffice_address: Option<String>,
     pub client: reqwest::Client,
     pub db: TestDb,
     handle: ServerHandle,
@@ -174,6 +178,10 @@ pub fn base_env(db: &TestDb) -> HashMap<String, String> {
         ("DATABASE_URL".to_owned(), db.url().to_owned()),
         ("MOORING__SERVER__HOST".to_owned(), "127.0.0.1".to_owned()),
         ("MOORING__SERVER__PORT".to_owned(), "0".to_owned()),
+        (
+            "MOORING__BACKOFFICE__BIND".to_owned(),
+            "127.0.0.1:0".to_owned(),
+        ),
         ("MOORING__SERVER__WORKERS".to_owned(), "2".to_owned()),
         ("MOORING__DATABASE__POOL_SIZE".to_owned(), "4".to_owned()),
         // The engine is on only in the tests that give it an AP.
@@ -201,11 +209,15 @@ pub async fn spawn_app_with(db: TestDb, extra: &[(&str, &str)]) -> TestApp {
     let metrics_address = app
         .metrics_port()
         .map(|port| format!("http://127.0.0.1:{port}"));
+    let backoffice_address = app
+        .backoffice_port()
+        .map(|port| format!("http://127.0.0.1:{port}"));
     let handle = app.handle();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
         metrics_address,
+        backoffice_address,
         client: reqwest::Client::new(),
         db,
         handle,

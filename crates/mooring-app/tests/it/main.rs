@@ -2,6 +2,7 @@
 //! port 0, spoken to over HTTP, on SQLite and on PostgreSQL.
 
 mod auth;
+mod backoffice;
 mod cli;
 mod config;
 mod customer_api;

@@ -18,6 +18,7 @@ fn replica(env: &[(String, String)]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_mooring"))
         .envs(env.iter().cloned())
         .env("MOORING__LOG__LEVEL", "warn")
+        .env("MOORING__BACKOFFICE__BIND", "127.0.0.1:0")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -27,6 +27,8 @@ impl Mooring {
             .envs(env.iter().cloned())
             .env("MOORING__SERVER__HOST", "127.0.0.1")
             .env("MOORING__SERVER__PORT", port.to_string())
+            // Several servers may run at once: the back office anywhere free.
+            .env("MOORING__BACKOFFICE__BIND", "127.0.0.1:0")
             // MOORING_BENCH_LOG=info shows the server's work (stderr).
             .env(
                 "MOORING__LOG__LEVEL",

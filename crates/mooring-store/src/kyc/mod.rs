@@ -20,7 +20,7 @@ use crate::pii::Pii;
 use crate::schema::{customer_fields, customer_files, customer_transactions, customers, data_keys};
 use crate::{AnyConnection, Store};
 use load::{Which, exists, load, load_which};
-use values::{FileField, TextField, insert_text, put_value};
+use values::{FileField, Stored as _, TextField, insert_text, put_value};
 
 impl From<Failure> for KycStoreError {
     fn from(f: Failure) -> Self {
@@ -301,6 +301,32 @@ impl KycStore for Store {
             .run(move |conn| load(conn, &pii, &id))
             .await
             .during("reading customer", what)?)
+    }
+
+    #[tracing::instrument(skip_all, fields(customer.id = %id))]
+    async fn file(
+        &self,
+        id: &CustomerId,
+        name: &str,
+    ) -> Result<Option<(Vec<u8>, Option<String>)>, KycStoreError> {
+        let (id, name) = (id.to_string(), name.to_owned());
+        let pii = self.pii().map_err(Failure::from)?;
+        let what = id.clone();
+        Ok(self
+            .run(move |conn| {
+                // A customer with a file has a data key (start-up seals what
+                // an earlier version left in plaintext).
+                let Some(key) = pii.key_of(conn, &id)? else {
+                    return Ok(None);
+                };
+                FileField {
+                    customer: &id,
+                    name: &name,
+                }
+                .read(conn, &key)
+            })
+            .await
+            .during("reading a file of customer", what)?)
     }
 
     #[tracing::instrument(skip_all)]

@@ -10,6 +10,7 @@ mod pii;
 mod quotes;
 mod retention;
 mod schema;
+mod staff;
 
 use std::time::Duration;
 

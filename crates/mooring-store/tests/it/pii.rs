@@ -24,7 +24,7 @@ const NAME: &str = "Zebulon-Plaintext";
 const BANK: &str = "9988776655443";
 const PHOTO: &[u8] = b"JPEG-PASSPORT-PIXELS-0123456789";
 
-async fn connected(db: &TestDb) -> Store {
+pub(crate) async fn connected(db: &TestDb) -> Store {
     let store = Store::connect(StoreConfig {
         url: DatabaseUrl::parse(db.url()).expect("test URL"),
         pool_size: 2,
@@ -36,7 +36,7 @@ async fn connected(db: &TestDb) -> Store {
     store
 }
 
-fn ring(key: &DataKey, previous: &[&DataKey]) -> Arc<Keyring> {
+pub(crate) fn ring(key: &DataKey, previous: &[&DataKey]) -> Arc<Keyring> {
     Arc::new(Keyring::new(
         key.clone(),
         previous.iter().map(|k| (*k).clone()).collect(),

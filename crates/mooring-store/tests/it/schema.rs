@@ -59,6 +59,7 @@ fn diesel_type(engine: Engine, sql_type: &str) -> String {
         (_, "text") => "Text",
         (_, "bigint") => "BigInt",
         (_, "integer") => "Integer",
+        (_, "boolean") => "Bool",
         (Engine::Postgres, "bytea") | (Engine::Sqlite, "blob") => "Binary",
         (Engine::Postgres, "timestamp without time zone") | (Engine::Sqlite, "timestamp") => {
             "Timestamp"

@@ -298,6 +298,34 @@ impl PayoutEngine {
         Ok(p)
     }
 
+    /// A payout's frozen order, values and all, for a person who may read
+    /// it: recorded in the audit trail (with the field names) before it is
+    /// returned. `None` before an order is frozen.
+    pub async fn order_for(
+        &self,
+        id: &TransactionId,
+        actor: &Actor,
+    ) -> Result<Option<mooring_domain::payout::PayoutOrder>, EngineError> {
+        let p = self.get(id).await?;
+        let Some(order) = p.order().cloned() else {
+            return Ok(None);
+        };
+        let names: Vec<&str> = order
+            .receiver_fields
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect();
+        let mut entry = self
+            .parts
+            .audit
+            .entry(actor, AuditAction::PayoutOrderRead)
+            .transaction(id)
+            .detail(&format!("fields: {}", names.join(",")));
+        entry.customer = CustomerId::parse(&order.receiver_id).ok();
+        self.parts.audit.record(entry).await?;
+        Ok(Some(order))
+    }
+
     /// Records a person's action on a payout, once it is done.
     async fn audited(
         &self,

@@ -76,6 +76,22 @@ impl KycStore for FakeKycStore {
         Ok(self.customers.lock().expect("lock").get(id).cloned())
     }
 
+    /// A file's bytes are not kept by the fake: its size in zeros.
+    async fn file(
+        &self,
+        id: &CustomerId,
+        name: &str,
+    ) -> Result<Option<(Vec<u8>, Option<String>)>, KycStoreError> {
+        let customers = self.customers.lock().expect("lock");
+        Ok(match customers.get(id).and_then(|c| c.fields.get(name)) {
+            Some(ProvidedValue::File { size, content_type }) => Some((
+                vec![0; usize::try_from(*size).unwrap_or(0)],
+                content_type.clone(),
+            )),
+            _ => None,
+        })
+    }
+
     async fn find(
         &self,
         account: &StellarAccount,

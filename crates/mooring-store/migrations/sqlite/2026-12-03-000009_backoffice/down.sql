@@ -1,0 +1,3 @@
+DROP TABLE payout_requests;
+DROP TABLE staff_sessions;
+DROP TABLE staff_users;
