@@ -36,10 +36,15 @@
 //! - `cargo xtask api-fuzz [--examples N]`: Schemathesis (in a venv under
 //!   `target/schemathesis/`) against the AP's official callback spec, with
 //!   `mooring` on a free port; any failed check fails it.
+//! - `cargo xtask browser-test [--screenshots]`: the back office in
+//!   Debian's Chromium (installed with apt-get when missing, as root),
+//!   driven by Playwright (`npm ci` of `playwright-core`) against the
+//!   simulator and `mooring`; `--screenshots` refreshes `docs/backoffice/`.
 //! - `cargo xtask openapi`: writes `docs/openapi.json` from the code (a test
 //!   fails while the committed file differs).
 
 mod apifuzz;
+mod browser;
 mod fuzz;
 mod postgres;
 mod stack;
@@ -115,6 +120,12 @@ enum Task {
         #[arg(value_parser = clap::builder::PossibleValuesParser::new(fuzz::TARGETS))]
         targets: Vec<String>,
     },
+    /// The back office in Debian's Chromium, driven by Playwright.
+    BrowserTest {
+        /// Write the pages' screenshots to docs/backoffice/.
+        #[arg(long)]
+        screenshots: bool,
+    },
     /// Schemathesis against the AP's callback spec.
     ApiFuzz {
         /// Examples per operation.
@@ -152,6 +163,7 @@ fn main() -> ExitCode {
         Task::SimTest { seeds, seed, trace } => sim_test(seeds, seed, trace),
         Task::Fuzz { seconds, targets } => fuzz::fuzz(seconds, &targets),
         Task::ApiFuzz { examples } => apifuzz::api_fuzz(examples),
+        Task::BrowserTest { screenshots } => browser::browser_test(screenshots),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

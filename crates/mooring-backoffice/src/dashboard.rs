@@ -46,9 +46,9 @@ async fn dashboard(
         section aria-labelledby="needs" {
             h2 id="needs" { "Needs a person" }
             ul class="tiles" {
-                li { a href="/payouts?state=held" { strong { (count(PayoutState::Held)) } " held payouts" } }
+                li { a href={ "/payouts?state=" (PayoutState::Held.as_str()) } { strong { (count(PayoutState::Held)) } " held payouts" } }
                 li { a href="/requests" { strong { (waiting.map_or_else(|| "—".to_owned(), |n| n.to_string())) } " requests awaiting approval" } }
-                li { a href="/payouts?state=awaiting_kyc" { strong { (count(PayoutState::AwaitingKyc)) } " payouts waiting for KYC" } }
+                li { a href={ "/payouts?state=" (PayoutState::AwaitingKyc.as_str()) } { strong { (count(PayoutState::AwaitingKyc)) } " payouts waiting for KYC" } }
             }
         }
         section aria-labelledby="states" {
