@@ -392,5 +392,18 @@ fn lint() -> Result<(), String> {
         "-D",
         "warnings",
     ]);
-    run(fuzzing, "cargo clippy -p mooring-http --features fuzzing")
+    run(fuzzing, "cargo clippy -p mooring-http --features fuzzing")?;
+    // fuzz/ has a lock file of its own, which a new dependency of the
+    // workspace must reach too (`cargo xtask fuzz` builds with --locked).
+    let mut lock = cargo();
+    lock.args([
+        "metadata",
+        "--manifest-path",
+        "fuzz/Cargo.toml",
+        "--locked",
+        "--format-version",
+        "1",
+    ])
+    .stdout(std::process::Stdio::null());
+    run(lock, "fuzz/Cargo.lock is current (cargo metadata --locked)")
 }
