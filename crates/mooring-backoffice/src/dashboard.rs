@@ -47,7 +47,8 @@ async fn dashboard(
             h2 id="needs" { "Needs a person" }
             ul class="tiles" {
                 li { a href={ "/payouts?state=" (PayoutState::Held.as_str()) } { strong { (count(PayoutState::Held)) } " held payouts" } }
-                li { a href="/requests" { strong { (waiting.map_or_else(|| "—".to_owned(), |n| n.to_string())) } " requests awaiting approval" } }
+                li { a href="/requests" { strong { (waiting.map_or_else(|| "—".to_owned(), |n| n.to_string())) } " requests awaiting a second operator" } }
+                li { a href={ "/payouts?state=" (PayoutState::AwaitingApproval.as_str()) } { strong { (count(PayoutState::AwaitingApproval)) } " payouts awaiting approval" } }
                 li { a href={ "/payouts?state=" (PayoutState::AwaitingKyc.as_str()) } { strong { (count(PayoutState::AwaitingKyc)) } " payouts waiting for KYC" } }
             }
         }

@@ -22,6 +22,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/payouts", web::get().to(list))
         .route("/payouts/{id}", web::get().to(detail))
         .route("/payouts/{id}/requests", web::post().to(ask))
+        .route("/payouts/{id}/release", web::post().to(release))
         .route("/requests", web::get().to(requests))
         .route("/requests/{id}/approve", web::post().to(approve))
         .route("/requests/{id}/refuse", web::post().to(refuse));
@@ -279,6 +280,14 @@ async fn detail(
         }
         h2 { "Requests" }
         (request_table(&person, &asked, false))
+        @if may_act && p.state() == PayoutState::AwaitingApproval {
+            h2 { "Approval" }
+            p { "This payout is over the approval limit for its asset (payout.approval_above). Nothing has been sent; releasing it sends the frozen order to the rail." }
+            form method="post" action={ "/payouts/" (p.transaction_id) "/release" } class="inline" {
+                (csrf_field(&person.who))
+                button type="submit" data-confirm="Release this payout to the rail?" { "Release to the rail" }
+            }
+        }
         @if may_act {
             h2 { "Ask for a change (a second operator approves it)" }
             form method="post" action={ "/payouts/" (p.transaction_id) "/requests" } class="stack" {
@@ -333,6 +342,25 @@ async fn ask(
     desk.ask(&person.who, &person.origin, &id, kind)
         .await
         .map_err(request_error)?;
+    Ok(redirect(&format!("/payouts/{id}")))
+}
+
+async fn release(
+    req: HttpRequest,
+    office: web::Data<BackOffice>,
+    path: web::Path<String>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, PageError> {
+    let person = Person::of(&req, &office).await?;
+    person
+        .may_change(&office, Duty::ActOnPayouts, &form.csrf)
+        .await?;
+    let id = transaction_id(&path)?;
+    let (engine, _) = engine(&office)?;
+    engine
+        .release_approved(&id, &person.actor())
+        .await
+        .map_err(engine_error)?;
     Ok(redirect(&format!("/payouts/{id}")))
 }
 

@@ -160,6 +160,26 @@ pub(super) fn rail(raw: &RawSettings) -> Result<RailSetting, SettingsError> {
 
 /// `payout.http.fields`: `default` replaces the built-in list of names and
 /// bank fields; every other key is a delivery method.
+/// `payout.approval_above`: SEP-38 asset names to positive amounts.
+fn approval_above(
+    raw: &RawSettings,
+) -> Result<BTreeMap<mooring_domain::AssetId, rust_decimal::Decimal>, SettingsError> {
+    raw.payout
+        .approval_above
+        .iter()
+        .map(|(asset, limit)| {
+            let id = mooring_domain::AssetId::parse(asset)
+                .map_err(|e| SettingsError(format!("payout.approval_above.{asset:?}: {e}")))?;
+            if *limit < rust_decimal::Decimal::ZERO {
+                return Err(SettingsError(format!(
+                    "payout.approval_above.{asset:?}: {limit} is negative"
+                )));
+            }
+            Ok((id, *limit))
+        })
+        .collect()
+}
+
 fn provider_fields(raw: &RawSettings) -> Result<ProviderFields, SettingsError> {
     let mut lists: BTreeMap<String, Vec<String>> = raw
         .payout
@@ -253,6 +273,7 @@ pub(super) fn engine(
     config.rail_follow = ms(p.follow_ms);
     config.completion_message = p.completion_message.clone();
     config.provider_fields = provider_fields(raw)?;
+    config.approval_above = approval_above(raw)?;
     Ok(EngineSetting {
         enabled: pl.enabled,
         poll_interval: Duration::from_millis(pl.poll_interval_ms),

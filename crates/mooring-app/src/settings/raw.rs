@@ -196,6 +196,10 @@ pub struct PayoutSettings {
     pub retry_base_ms: u64,
     pub retry_max_ms: u64,
     pub completion_message: String,
+    /// Per asset paid out (its SEP-38 name): payouts over this amount wait
+    /// for an operator's approval.
+    #[serde(default, deserialize_with = "exact_decimals")]
+    pub approval_above: BTreeMap<String, Decimal>,
     pub simulated: SimulatedRailSettings,
     pub http: PayoutHttpSettings,
 }

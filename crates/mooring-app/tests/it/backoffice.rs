@@ -655,6 +655,66 @@ async fn a_refund_takes_two_operators(db: TestDb) {
     assert!(sim.sim.payouts().is_empty(), "no payout was ever made");
 }
 
+async fn a_payout_over_the_approval_limit_waits_for_an_operator_and_is_paid_once(db: TestDb) {
+    let sim = spawn(Simulator::new(false), SimAuth::None).expect("simulator");
+    // Every test transaction pays 99 USDC out; the limit is 50.
+    let file =
+        crate::helpers::config_file(&format!("[payout.approval_above]\n\"{USDC}\" = \"50\"\n"));
+    let path = file.path().to_str().expect("utf-8").to_owned();
+    let app = start(db, &sim, "rpc", &[("MOORING_CONFIG", &path)]).await;
+    let parties = receiver(&app, "74", true).await;
+    let id = sim.sim.create(transaction(&parties));
+    assert!(sim.sim.receive(&id, None));
+    let (mut olga, _) = signed_in(&app, "olga", Role::Operator).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let page = loop {
+        let page = olga.get(&format!("/payouts/{id}")).await;
+        if page.body.contains("awaiting_approval") {
+            break page;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", page.body);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(page.body.contains("Release to the rail"));
+    // Held: nothing at the rail, the AP not moved on.
+    assert!(sim.sim.payouts().is_empty());
+    assert_eq!(status_of(&sim.sim, &id), "pending_receiver");
+    let dashboard = olga.get("/").await;
+    assert!(dashboard.body.contains("payouts awaiting approval"));
+    // A viewer sees no button and is refused.
+    let (mut vera, _) = signed_in(&app, "vera", Role::Viewer).await;
+    let seen = vera.get(&format!("/payouts/{id}")).await;
+    assert!(!seen.body.contains("Release to the rail"));
+    let refused = vera
+        .post(&format!("/payouts/{id}/release"), &[("csrf", &seen.csrf())])
+        .await;
+    assert_eq!(refused.status, 403);
+    // The operator releases it: paid once, completed.
+    let released = olga
+        .post(&format!("/payouts/{id}/release"), &[("csrf", &page.csrf())])
+        .await;
+    assert_eq!(released.status, 303, "{}", released.body);
+    wait_for(
+        &sim.sim,
+        std::slice::from_ref(&id),
+        "completed",
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(sim.sim.payouts().len(), 1, "paid once");
+    let twice = olga
+        .post(&format!("/payouts/{id}/release"), &[("csrf", &page.csrf())])
+        .await;
+    assert_eq!(twice.status, 409, "released once");
+    assert_eq!(sim.sim.payouts().len(), 1);
+    assert_eq!(
+        audit_of(&app, AuditAction::PayoutReleased, "olga")
+            .await
+            .len(),
+        1
+    );
+}
+
 fn status_of(sim: &Simulator, id: &str) -> String {
     sim.transaction(id)
         .and_then(|t| t["status"].as_str().map(str::to_owned))
@@ -668,4 +728,5 @@ on_both_backends!(
     roles_are_checked_on_the_server_and_every_view_of_a_value_is_audited,
     a_form_without_this_sessions_csrf_token_changes_nothing,
     a_refund_takes_two_operators,
+    a_payout_over_the_approval_limit_waits_for_an_operator_and_is_paid_once,
 );

@@ -45,6 +45,10 @@ pub enum PayoutState {
     Received,
     /// A party's KYC is not ACCEPTED yet; rechecked until it is.
     AwaitingKyc,
+    /// The checks passed and the order is frozen, but the amount is over
+    /// `payout.approval_above`: nothing is sent until an operator releases
+    /// it in the back office (then `submitted`, under the same key).
+    AwaitingApproval,
     /// The frozen order was (or is being) sent to the rail under its key.
     Submitted,
     /// The rail's answer needs a person: the key was reused with other
@@ -77,11 +81,12 @@ pub enum PayoutState {
 }
 
 impl PayoutState {
-    pub const ALL: [Self; 16] = [
+    pub const ALL: [Self; 17] = [
         Self::New,
         Self::AwaitingFunds,
         Self::Received,
         Self::AwaitingKyc,
+        Self::AwaitingApproval,
         Self::Submitted,
         Self::Held,
         Self::Confirmed,
@@ -102,6 +107,7 @@ impl PayoutState {
             Self::AwaitingFunds => "awaiting_funds",
             Self::Received => "received",
             Self::AwaitingKyc => "awaiting_kyc",
+            Self::AwaitingApproval => "awaiting_approval",
             Self::Submitted => "submitted",
             Self::Held => "needs_attention",
             Self::Confirmed => "confirmed",
@@ -356,6 +362,9 @@ pub enum Stage {
     AwaitingFunds,
     Received,
     AwaitingKyc,
+    /// The order frozen, nothing sent: `submitted_at` is when it was frozen
+    /// (a release sets it again, when the key is first used).
+    AwaitingApproval(AtRail),
     Submitted(AtRail),
     Held {
         at_rail: AtRail,
@@ -408,6 +417,7 @@ impl Stage {
             Self::AwaitingFunds => P::AwaitingFunds,
             Self::Received => P::Received,
             Self::AwaitingKyc => P::AwaitingKyc,
+            Self::AwaitingApproval(_) => P::AwaitingApproval,
             Self::Submitted(_) => P::Submitted,
             Self::Held { .. } => P::Held,
             Self::Confirmed { .. } => P::Confirmed,
@@ -521,11 +531,13 @@ impl Payout {
         }
     }
 
-    /// What the rail has of the current attempt, while a payout may be
-    /// under way.
+    /// What the rail has (or, awaiting approval, is to get) of the current
+    /// attempt, while a payout may be under way or is about to be.
     pub fn at_rail(&self) -> Option<&AtRail> {
         match &self.stage {
-            Stage::Submitted(r) | Stage::Held { at_rail: r, .. } => Some(r),
+            Stage::AwaitingApproval(r) | Stage::Submitted(r) | Stage::Held { at_rail: r, .. } => {
+                Some(r)
+            }
             _ => None,
         }
     }
@@ -671,6 +683,55 @@ impl Payout {
             order_erased: false,
         };
         self.step_to(&[PayoutState::Received], Stage::Submitted(at_rail), now)
+    }
+
+    /// The checks passed but the amount needs a person's approval: the
+    /// order is frozen and the entry waits, sending nothing. Only from
+    /// `received`, with an order under this entry's own key.
+    pub fn await_approval(
+        &mut self,
+        order: PayoutOrder,
+        now: DateTime<Utc>,
+    ) -> Result<(), IllegalMove> {
+        if order.idempotency_key != self.idempotency_key()
+            || order.transaction_id != self.transaction_id.as_str()
+        {
+            return Err(IllegalMove {
+                from: self.state(),
+                to: PayoutState::AwaitingApproval,
+            });
+        }
+        let at_rail = AtRail {
+            order: Some(order),
+            submitted_at: now,
+            payout_id: None,
+            told_pending: false,
+            order_erased: false,
+        };
+        self.step_to(
+            &[PayoutState::Received],
+            Stage::AwaitingApproval(at_rail),
+            now,
+        )
+    }
+
+    /// An operator approved the amount: the frozen order goes to the rail,
+    /// unchanged, in the next step (`submitted`, due now; the key is first
+    /// used from now).
+    pub fn release(&mut self, now: DateTime<Utc>) -> Result<(), IllegalMove> {
+        let Stage::AwaitingApproval(r) = &self.stage else {
+            return Err(IllegalMove {
+                from: self.state(),
+                to: PayoutState::Submitted,
+            });
+        };
+        let mut at_rail = r.clone();
+        at_rail.submitted_at = now;
+        self.step_to(
+            &[PayoutState::AwaitingApproval],
+            Stage::Submitted(at_rail),
+            now,
+        )
     }
 
     /// An entry an earlier version submitted without freezing its order:
@@ -1291,6 +1352,47 @@ mod tests {
     }
 
     #[test]
+    fn a_payout_awaiting_approval_sends_nothing_until_released_once() {
+        let frozen = Utc::now();
+        let later = frozen + chrono::Duration::minutes(30);
+        let mut p = Payout::new(TransactionId::parse("t1").expect("id"), Stage::New, frozen);
+        let order = order_for(&p);
+        assert!(
+            p.await_approval(order.clone(), frozen).is_err(),
+            "only from received"
+        );
+        p.receive(frozen).expect("funded");
+        let mut other = order.clone();
+        other.idempotency_key = "t1:attempt-2".into();
+        assert!(
+            p.await_approval(other, frozen).is_err(),
+            "only under its own key"
+        );
+        p.await_approval(order.clone(), frozen).expect("awaits");
+        let state = p.state();
+        assert_eq!(
+            (state, p.order()),
+            (PayoutState::AwaitingApproval, Some(&order))
+        );
+        // Nothing for the engine to do, nothing at the rail, and not final.
+        assert!(!state.is_active() && !state.payout_possible() && !state.is_final());
+        assert!(state.knows_funds());
+        assert_eq!(p.payout_id(), None);
+        p.release(later).expect("released");
+        assert_eq!(
+            (p.state(), p.order(), p.at_rail().map(|r| r.submitted_at)),
+            (PayoutState::Submitted, Some(&order), Some(later)),
+            "the same order, its key first used at the release"
+        );
+        assert_eq!(p.due_at, later, "due at once");
+        assert!(p.release(later).is_err(), "released once");
+        assert_eq!(
+            PayoutState::parse("awaiting_approval"),
+            Some(PayoutState::AwaitingApproval)
+        );
+    }
+
+    #[test]
     fn final_entries_keep_the_rails_id_and_a_reopened_one_its_key() {
         let now = Utc::now();
         let id = TransactionId::parse("t1").expect("id");
@@ -1334,6 +1436,7 @@ mod tests {
             Stage::AwaitingFunds,
             Stage::Received,
             Stage::AwaitingKyc,
+            Stage::AwaitingApproval(at_rail.clone()),
             Stage::Submitted(at_rail.clone()),
             Stage::Held {
                 at_rail,
@@ -1372,7 +1475,7 @@ mod tests {
             PayoutState::ALL
         );
         type Move = fn(&mut Payout, DateTime<Utc>) -> Result<(), IllegalMove>;
-        let moves: [(&str, Move, &[P]); 10] = [
+        let moves: [(&str, Move, &[P]); 11] = [
             (
                 "receive",
                 |p, t| p.receive(t),
@@ -1400,6 +1503,7 @@ mod tests {
                 &[P::New, P::Received, P::Rejecting, P::RailFailed],
             ),
             ("hold", |p, t| p.hold("r".into(), t), &[P::Submitted]),
+            ("release", |p, t| p.release(t), &[P::AwaitingApproval]),
             ("paid", |p, t| p.paid("x".into(), t), &[P::Submitted]),
             ("complete", |p, t| p.complete(t), &[P::Confirmed]),
             (
@@ -1436,7 +1540,10 @@ mod tests {
         // Payouts are possible only where the rail may have the order.
         for stage in &stages {
             let p = Payout::new(id.clone(), stage.clone(), now);
-            if p.order().is_some() || p.at_rail().is_some() {
+            // Awaiting approval holds an order the rail has never seen.
+            if (p.order().is_some() || p.at_rail().is_some())
+                && p.state() != PayoutState::AwaitingApproval
+            {
                 assert!(p.state().payout_possible(), "{}", p.state());
             }
             if p.state().is_final() {

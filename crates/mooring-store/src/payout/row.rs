@@ -134,7 +134,13 @@ impl PayoutRow {
 
 /// Whether an entry in this state keeps its frozen order.
 fn state_has_order(state: &str) -> bool {
-    state == PayoutState::Submitted.as_str() || state == PayoutState::Held.as_str()
+    [
+        PayoutState::AwaitingApproval,
+        PayoutState::Submitted,
+        PayoutState::Held,
+    ]
+    .iter()
+    .any(|s| s.as_str() == state)
 }
 
 fn clamp(n: u32) -> i32 {
@@ -279,7 +285,7 @@ impl PayoutRow {
         let reason = || self.reason.clone().unwrap_or_default();
         let payout_id = self.payout_id.clone();
         let stage = match state {
-            PayoutState::Submitted | PayoutState::Held => {
+            PayoutState::AwaitingApproval | PayoutState::Submitted | PayoutState::Held => {
                 let at_rail = AtRail {
                     order: order
                         .clone()
@@ -293,13 +299,13 @@ impl PayoutRow {
                     told_pending: self.told_pending != 0,
                     order_erased: order.is_none(),
                 };
-                if state == PayoutState::Held {
-                    Stage::Held {
+                match state {
+                    PayoutState::Held => Stage::Held {
                         at_rail,
                         reason: reason(),
-                    }
-                } else {
-                    Stage::Submitted(at_rail)
+                    },
+                    PayoutState::AwaitingApproval => Stage::AwaitingApproval(at_rail),
+                    _ => Stage::Submitted(at_rail),
                 }
             }
             PayoutState::Confirmed => Stage::Confirmed { payout_id },

@@ -298,6 +298,54 @@ impl PayoutEngine {
         Ok(p)
     }
 
+    /// Releases a payout held for approval (over `payout.approval_above`):
+    /// its frozen order goes to the rail, unchanged, under its key, in the
+    /// engine's next step. Two operators releasing at once: the row lock
+    /// lets one move it; the other is told it is no longer awaiting
+    /// approval. The engine never claims an entry awaiting approval, so no
+    /// step races the release.
+    pub async fn release_approved(
+        &self,
+        id: &TransactionId,
+        actor: &Actor,
+    ) -> Result<Payout, EngineError> {
+        let p = self.get(id).await?;
+        if p.state() != PayoutState::AwaitingApproval {
+            return Err(EngineError::Ledger(LedgerError::WrongState(p.state())));
+        }
+        // While it waited, the AP may have finished the transaction (expired,
+        // refunded by hand): then nothing is paid.
+        let tx = match self.parts.platform.transaction(id).await {
+            Ok(tx) => Some(tx),
+            Err(mooring_ports::PlatformError::NotFound) => None,
+            Err(e) => return Err(e.into()),
+        };
+        if mooring_domain::payout::decide::decide_received(tx.as_ref())
+            != mooring_domain::payout::decide::ReceivedStep::Check
+        {
+            return Err(EngineError::BadRequest(format!(
+                "the AP no longer has this transaction funded and open ({}); it is not released",
+                tx.map_or_else(|| "not found".to_owned(), |t| t.status.as_str().to_owned())
+            )));
+        }
+        let now = self.now();
+        let edit = on_checked(&p, Box::new(move |p| p.release(now)));
+        let p = self
+            .parts
+            .ledger
+            .reopen(id, &[PayoutState::AwaitingApproval], edit)
+            .await?;
+        tracing::info!(transaction.id = %id, "payout released by an operator");
+        let detail = p
+            .amount_out
+            .as_ref()
+            .map(|a| format!("amount={} {}", a.amount, a.asset))
+            .unwrap_or_default();
+        self.audited(actor, AuditAction::PayoutReleased, id, &p, &detail)
+            .await?;
+        Ok(p)
+    }
+
     /// A payout's frozen order, values and all, for a person who may read
     /// it: recorded in the audit trail (with the field names) before it is
     /// returned. `None` before an order is frozen.

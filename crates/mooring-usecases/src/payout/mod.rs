@@ -77,6 +77,10 @@ pub struct EngineConfig {
     pub completion_message: String,
     /// Which receiver fields the provider gets (`payout.http.fields`).
     pub provider_fields: ProviderFields,
+    /// Per asset paid out: a payout of more than this waits in
+    /// `awaiting_approval` until an operator releases it
+    /// (`payout.approval_above`; an asset not listed never waits).
+    pub approval_above: std::collections::BTreeMap<mooring_domain::AssetId, rust_decimal::Decimal>,
 }
 
 impl EngineConfig {
@@ -99,7 +103,15 @@ impl EngineConfig {
             ),
             completion_message: "a deposit to the recipient's bank has been initiated".into(),
             provider_fields: ProviderFields::default(),
+            approval_above: std::collections::BTreeMap::new(),
         }
+    }
+
+    /// Whether paying `out` needs an operator's approval first.
+    pub fn needs_approval(&self, out: &mooring_domain::transaction::Amount) -> bool {
+        self.approval_above
+            .get(&out.asset)
+            .is_some_and(|limit| out.amount > *limit)
     }
 
     /// The part of a lease kept back from a step: the step's deadline is
@@ -315,6 +327,7 @@ impl PayoutEngine {
             PayoutState::Recovering => self.on_recovering(&mut p, &mut step).await,
             PayoutState::Refunding => self.on_refunding(&mut p, &mut step).await,
             PayoutState::AwaitingFunds
+            | PayoutState::AwaitingApproval
             | PayoutState::Held
             | PayoutState::Completed
             | PayoutState::Rejected

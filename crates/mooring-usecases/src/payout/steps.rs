@@ -141,7 +141,13 @@ impl PayoutEngine {
                     self.tell_ap(step, p, tell).await??;
                 }
                 let order = self.order(p, &out, quote.as_ref(), receiver, true)?;
-                p.submit(order, now)?;
+                // Over the approval limit: frozen, and nothing sent until an
+                // operator releases it (docs/payouts.md).
+                if self.config.needs_approval(&out) {
+                    p.await_approval(order, now)?;
+                } else {
+                    p.submit(order, now)?;
+                }
             }
             GateStep::Reject(reason) => p.reject(reason, now)?,
             GateStep::AwaitKyc { first } => {

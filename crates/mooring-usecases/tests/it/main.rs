@@ -1,5 +1,6 @@
 //! Use-case tests against in-memory fake ports.
 
+mod approval;
 mod contracts;
 mod deposit;
 mod fakes;
