@@ -1,6 +1,7 @@
 //! `cargo xtask up` and `cargo xtask down`: Mooring and the in-repo AP
 //! simulator on loopback, in the background, with a demo flow that walks
-//! one payment from KYC to `completed`.
+//! one payment from KYC to `completed`, and the back office with a demo
+//! admin whose password and TOTP secret it prints.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -15,6 +16,10 @@ use crate::{USDC, USDC_ISSUER as DISTRIBUTION, build_stack, root};
 
 const MOORING_PORT: u16 = 8081;
 const SIM_PORT: u16 = 8085;
+/// The back office's default port (`backoffice.bind`).
+const BACKOFFICE_PORT: u16 = 8082;
+/// The demo user's password (a throwaway database of this machine).
+const DEMO_PASSWORD: &str = "demo-password-mooring";
 const ACCOUNT: &str = "GDJUOFZGW5WYBK4GIETCSSM6MTTIJ4SUMCQITPTLUWMQ6B4UIX2IEX47";
 
 fn dir() -> PathBuf {
@@ -47,7 +52,7 @@ pub fn up() -> Result<(), String> {
     if !running_pids().is_empty() {
         return Err("the stack is already up: `cargo xtask down` first".into());
     }
-    for port in [MOORING_PORT, SIM_PORT] {
+    for port in [MOORING_PORT, SIM_PORT, BACKOFFICE_PORT] {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {
             return Err(format!("port {port} is taken by another program"));
         }
@@ -70,27 +75,35 @@ pub fn up() -> Result<(), String> {
         &format!("http://127.0.0.1:{MOORING_PORT}"),
     ]);
     let sim = background(sim, log("ap-simulator.log")?, "ap-simulator")?;
-    let mut mooring = Command::new(bin.join("mooring"));
-    mooring
-        .envs([
-            ("MOORING__SERVER__HOST", "127.0.0.1"),
-            ("MOORING__SERVER__PORT", &MOORING_PORT.to_string()),
-            (
-                "PLATFORM_API_BASE_URL",
-                &format!("http://127.0.0.1:{SIM_PORT}"),
-            ),
-            ("MOORING__PLATFORM__API", "rest"),
-            ("MOORING__PLATFORM__POLL_INTERVAL_MS", "250"),
-            ("MOORING__PAYOUT__RAIL", "http"),
-            (
-                "MOORING__PAYOUT__HTTP__URL",
-                &format!("http://127.0.0.1:{SIM_PORT}/_rail/payouts"),
-            ),
-            ("MOORING__CUSTODIAN__DISTRIBUTION_ACCOUNT", DISTRIBUTION),
-            ("MOORING__LOG__FORMAT", "json"),
-        ])
-        .env("MOORING__DATABASE__DATA_DIR", dir.join("data"))
-        .env_remove("DATABASE_URL");
+    let env = [
+        ("MOORING__SERVER__HOST", "127.0.0.1".to_owned()),
+        ("MOORING__SERVER__PORT", MOORING_PORT.to_string()),
+        (
+            "PLATFORM_API_BASE_URL",
+            format!("http://127.0.0.1:{SIM_PORT}"),
+        ),
+        ("MOORING__PLATFORM__API", "rest".to_owned()),
+        ("MOORING__PLATFORM__POLL_INTERVAL_MS", "250".to_owned()),
+        ("MOORING__PAYOUT__RAIL", "http".to_owned()),
+        (
+            "MOORING__PAYOUT__HTTP__URL",
+            format!("http://127.0.0.1:{SIM_PORT}/_rail/payouts"),
+        ),
+        (
+            "MOORING__CUSTODIAN__DISTRIBUTION_ACCOUNT",
+            DISTRIBUTION.to_owned(),
+        ),
+        ("MOORING__LOG__FORMAT", "json".to_owned()),
+    ];
+    let mooring_command = || {
+        let mut c = Command::new(bin.join("mooring"));
+        c.envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .env("MOORING__DATABASE__DATA_DIR", dir.join("data"))
+            .env_remove("DATABASE_URL");
+        c
+    };
+    let demo_user = demo_user(mooring_command())?;
+    let mooring = mooring_command();
     let mooring = background(mooring, log("mooring.log")?, "mooring")?;
     fs::write(pid_file(), format!("{sim} {mooring}\n"))
         .map_err(|e| format!("cannot write the pid file: {e}"))?;
@@ -109,11 +122,40 @@ pub fn up() -> Result<(), String> {
     eprintln!(
         "\nxtask: the stack is up (logs in {}):\n\
          \x20 mooring       http://127.0.0.1:{MOORING_PORT}  (/health /ready /metrics /openapi.json; SQLite in target/xtask-up/data)\n\
+         \x20 back office   http://127.0.0.1:{BACKOFFICE_PORT}  (user demo, an admin; password {DEMO_PASSWORD}; TOTP secret {demo_user}:\n\
+         \x20               add it to an authenticator app, or `oathtool --totp -b {demo_user}`)\n\
          \x20 AP simulator  http://127.0.0.1:{SIM_PORT}  (Platform API; /_sim/transactions to create payments)\n\
          xtask: `cargo xtask down` stops both.",
         dir.display()
     );
     demo
+}
+
+/// Adds the demo admin with its TOTP provisioned (`mooring users add
+/// --with-totp`), before the server starts; returns the TOTP secret.
+fn demo_user(mut mooring: Command) -> Result<String, String> {
+    use std::io::Write as _;
+    let mut add = mooring
+        .args(["users", "add", "demo", "--role", "admin", "--with-totp"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run mooring users add: {e}"))?;
+    if let Some(mut stdin) = add.stdin.take() {
+        writeln!(stdin, "{DEMO_PASSWORD}").map_err(|e| format!("cannot give the password: {e}"))?;
+    }
+    let out = add.wait_with_output().map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err(format!(
+            "mooring users add demo failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("totp secret: ").map(str::to_owned))
+        .ok_or_else(|| "mooring users add printed no TOTP secret".into())
 }
 
 /// Stops what `up` started (SIGTERM, then waits for a clean exit).

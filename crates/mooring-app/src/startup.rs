@@ -298,6 +298,7 @@ impl Application {
             let office = mooring_backoffice::BackOffice {
                 staff: staff_service(&settings, store.clone()),
                 kyc: kyc.clone(),
+                quotes: quotes.clone(),
                 audit: kyc.audit().clone(),
                 ops: ops.clone(),
                 payouts: payouts.map(|engine| {

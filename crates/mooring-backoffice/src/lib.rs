@@ -15,6 +15,7 @@ mod customers;
 mod dashboard;
 mod page;
 mod payouts;
+mod quotes;
 mod session;
 mod signin;
 
@@ -24,7 +25,7 @@ use actix_web::dev::Server;
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use mooring_usecases::{
-    AuditTrail, KycService, Operations, PayoutEngine, PayoutRequests, StaffService,
+    AuditTrail, KycService, Operations, PayoutEngine, PayoutRequests, QuoteService, StaffService,
 };
 
 pub use session::SESSION_COOKIE;
@@ -42,6 +43,7 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
 pub struct BackOffice {
     pub staff: StaffService,
     pub kyc: KycService,
+    pub quotes: QuoteService,
     pub audit: AuditTrail,
     pub ops: Operations,
     /// The payment engine and its maker-checker desk; `None` with the
@@ -78,6 +80,7 @@ pub fn configure(office: BackOffice) -> impl FnOnce(&mut web::ServiceConfig) + C
             .configure(dashboard::routes)
             .configure(customers::routes)
             .configure(payouts::routes)
+            .configure(quotes::routes)
             .configure(admin::routes)
             .default_service(web::to(page::not_found));
     }

@@ -135,11 +135,12 @@ pub fn bare(title: &str, body: Markup) -> Markup {
 
 /// A page for a signed-in person: navigation shows what their role may do.
 pub fn layout(who: &SignedIn, title: &str, body: Markup) -> Markup {
-    let links: [(&str, &str, Duty); 6] = [
+    let links: [(&str, &str, Duty); 7] = [
         ("/", "Dashboard", Duty::See),
         ("/customers", "Customers", Duty::See),
         ("/payouts", "Payouts", Duty::See),
         ("/requests", "Approvals", Duty::See),
+        ("/quotes", "Quotes", Duty::See),
         ("/audit", "Audit trail", Duty::ReadAudit),
         ("/users", "Users", Duty::ManageUsers),
     ];

@@ -19,6 +19,10 @@ pub enum UsersCommand {
         name: String,
         #[arg(long, value_parser = parse_role)]
         role: Role,
+        /// Provision the TOTP authenticator now and print its secret (to
+        /// hand over out of band) instead of enrolling at first sign-in
+        #[arg(long)]
+        with_totp: bool,
     },
     /// Disable a user: their sessions end and they cannot sign in
     Disable { name: String },
@@ -59,22 +63,24 @@ pub(super) async fn users(command: UsersCommand, settings: Settings) -> anyhow::
     let who = operator();
     let done = |e| anyhow::anyhow!("{e}");
     match command {
-        UsersCommand::Add { name, role } => {
+        UsersCommand::Add {
+            name,
+            role,
+            with_totp,
+        } => {
             let password = read_password()?;
             let user = staff
                 .add_user(&name, role, &password, &who)
                 .await
                 .map_err(done)?;
-            println!(
-                "added {} as {}{}",
-                user.name,
-                user.role,
-                if role.needs_second_factor() {
-                    "; they set up TOTP at first sign-in"
-                } else {
-                    ""
-                }
-            );
+            println!("added {} as {}", user.name, user.role);
+            if with_totp {
+                let enrolment = staff.provision_totp(&name, &who).await.map_err(done)?;
+                println!("totp secret: {}", enrolment.secret_base32);
+                println!("totp uri: {}", enrolment.uri);
+            } else if role.needs_second_factor() {
+                println!("they set up TOTP at first sign-in");
+            }
         }
         UsersCommand::Disable { name } => {
             staff.set_disabled(&name, true, &who).await.map_err(done)?;

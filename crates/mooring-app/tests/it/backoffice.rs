@@ -348,6 +348,41 @@ async fn signing_in_refuses_wrong_passwords_and_codes_and_locks_out(db: TestDb) 
     );
 }
 
+async fn a_provisioned_authenticator_signs_in_without_enrolment(db: TestDb) {
+    let app = spawn_app_with(db, &[]).await;
+    add_user(&app, "dana", Role::Admin).await;
+    let settings = Settings::load(&base_env(&app.db)).expect("settings");
+    let store = open_store(&settings, false).await.expect("store");
+    let enrolment = staff_service(&settings, store)
+        .provision_totp("dana", &Actor::operator("tester", "cli@test"))
+        .await
+        .expect("provisioned");
+    assert!(
+        enrolment
+            .uri
+            .starts_with("otpauth://totp/Mooring%3Adana?secret=")
+    );
+    let secret = base32_decode(&enrolment.secret_base32);
+    let mut b = Browser::new(&app);
+    let step = b
+        .post("/signin", &[("name", "dana"), ("password", PASSWORD)])
+        .await;
+    assert_eq!(
+        step.location.as_deref(),
+        Some("/signin/code"),
+        "no enrolment"
+    );
+    let page = b.get("/signin/code").await;
+    let done = b
+        .post(
+            "/signin/code",
+            &[("csrf", &page.csrf()), ("code", &code_now(&secret, 0))],
+        )
+        .await;
+    assert_eq!(done.location.as_deref(), Some("/"), "{}", done.body);
+    assert_eq!(b.get("/users").await.status, 200);
+}
+
 async fn an_idle_session_ends(db: TestDb) {
     let app = spawn_app_with(db, &[("MOORING__BACKOFFICE__IDLE_TIMEOUT_SECONDS", "1")]).await;
     let (mut b, _) = signed_in(&app, "ivy", Role::Viewer).await;
@@ -715,6 +750,44 @@ async fn a_payout_over_the_approval_limit_waits_for_an_operator_and_is_paid_once
     );
 }
 
+async fn firm_quotes_and_reserved_liquidity_are_listed(db: TestDb) {
+    let app = spawn_app_with(db, &[]).await;
+    let firm = app
+        .client
+        .get(app.url("/rate"))
+        .query(&[
+            ("type", "firm"),
+            ("sell_asset", USDC),
+            ("buy_asset", "iso4217:MXN"),
+            ("buy_amount", "1000"),
+            ("client_id", ACCOUNT),
+        ])
+        .send()
+        .await
+        .expect("sent");
+    let (status, firm) = status_and_json(firm).await;
+    assert_eq!(status, 200, "{firm}");
+    let id = firm["rate"]["id"].as_str().expect("id").to_owned();
+    let (mut vera, _) = signed_in(&app, "vesna", Role::Viewer).await;
+    let page = vera.get("/quotes").await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains(&id) && page.body.contains("reserving"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("iso4217:MXN"));
+    let mine = vera
+        .get(&format!("/quotes?client={ACCOUNT}&state=reserving"))
+        .await;
+    assert!(mine.body.contains(&id));
+    let used = vera.get("/quotes?state=used").await;
+    assert!(!used.body.contains(&id));
+    let other = vera.get("/quotes?client=GOTHER").await;
+    assert!(!other.body.contains(&id));
+    assert_eq!(vera.get("/quotes?state=sold").await.status, 400);
+}
+
 fn status_of(sim: &Simulator, id: &str) -> String {
     sim.transaction(id)
         .and_then(|t| t["status"].as_str().map(str::to_owned))
@@ -724,9 +797,11 @@ fn status_of(sim: &Simulator, id: &str) -> String {
 on_both_backends!(
     signing_in_refuses_wrong_passwords_and_codes_and_locks_out,
     an_idle_session_ends,
+    a_provisioned_authenticator_signs_in_without_enrolment,
     every_page_carries_the_security_headers_and_cookies_are_strict,
     roles_are_checked_on_the_server_and_every_view_of_a_value_is_audited,
     a_form_without_this_sessions_csrf_token_changes_nothing,
     a_refund_takes_two_operators,
     a_payout_over_the_approval_limit_waits_for_an_operator_and_is_paid_once,
+    firm_quotes_and_reserved_liquidity_are_listed,
 );

@@ -412,6 +412,28 @@ impl StaffService {
         Ok(Started { token, next })
     }
 
+    /// Provisions an authenticator out of band (the CLI's `--with-totp`, a
+    /// demo stack): a fresh secret, enrolled at once, returned to be given
+    /// to the user. Their sessions end.
+    pub async fn provision_totp(
+        &self,
+        name: &str,
+        actor: &Actor,
+    ) -> Result<Enrolment, StaffOpError> {
+        let name = StaffName::parse(name)?;
+        let enrolment = self.begin_enrolment(&name).await?;
+        // Step 0 is long past: enrolled, and every real code is later.
+        self.store.use_totp_step(&name, 0).await?;
+        self.store.end_sessions_of(&name).await?;
+        self.audit(
+            actor,
+            AuditAction::TotpEnrolled,
+            &format!("user {name} provisioned"),
+        )
+        .await?;
+        Ok(enrolment)
+    }
+
     /// A fresh secret for a user who has no confirmed authenticator.
     async fn begin_enrolment(&self, name: &StaffName) -> Result<Enrolment, StaffOpError> {
         let mut secret = [0u8; TOTP_SECRET_LEN];
