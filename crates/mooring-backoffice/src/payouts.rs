@@ -23,6 +23,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/payouts/{id}", web::get().to(detail))
         .route("/payouts/{id}/requests", web::post().to(ask))
         .route("/payouts/{id}/release", web::post().to(release))
+        .route("/payouts/{id}/decline", web::post().to(decline))
         .route("/requests", web::get().to(requests))
         .route("/requests/{id}/approve", web::post().to(approve))
         .route("/requests/{id}/refuse", web::post().to(refuse));
@@ -174,13 +175,13 @@ fn request_row(person: &Person, r: &PayoutRequest, show_payout: bool) -> Markup 
             td { @if let Some(c) = &r.checker { (c) } }
             td {
                 @if open && may_act {
-                    @if r.maker != person.who.name {
+                    @if r.maker != person.who.name && r.state == RequestState::Pending {
                         form method="post" action={ "/requests/" (r.id) "/approve" } class="inline" {
                             (csrf_field(&person.who))
                             button type="submit" data-confirm="Approve and carry out this request?" { "Approve" }
                         }
                     }
-                    @if r.state == RequestState::Pending {
+                    @if r.state == RequestState::Pending || r.maker != person.who.name {
                         form method="post" action={ "/requests/" (r.id) "/refuse" } class="inline" {
                             (csrf_field(&person.who))
                             button type="submit" class="danger" {
@@ -244,7 +245,10 @@ async fn detail(
             @if let Some(r) = p.reason() { dt { "Reason" } dd { (r) } }
             @if let Some(e) = &p.last_error { dt { "Last error (being retried)" } dd { (e) } }
             @if let Some(id) = p.payout_id() { dt { "Rail's payout id" } dd { code { (id) } } }
-            @if let Some(r) = p.at_rail() { dt { "Rail's last answer" } dd { (format!("{r:?}")) } }
+            @if let Some(r) = p.at_rail().filter(|_| p.state().payout_possible()) {
+                dt { "At the rail since" } dd { (when(r.submitted_at)) }
+                dt { "The AP told it is pending" } dd { (if r.told_pending { "yes" } else { "no" }) }
+            }
             @if let Some(r) = p.refund_reference() { dt { "Refund (Stellar hash)" } dd { code { (r) } } }
             @if let Some(a) = &p.amount_in { dt { "Amount in" } dd { (a.amount) " " (a.asset) } }
             @if let Some(a) = &p.amount_out { dt { "Amount out" } dd { (a.amount) " " (a.asset) } }
@@ -285,7 +289,14 @@ async fn detail(
             p { "This payout is over the approval limit for its asset (payout.approval_above). Nothing has been sent; releasing it sends the frozen order to the rail." }
             form method="post" action={ "/payouts/" (p.transaction_id) "/release" } class="inline" {
                 (csrf_field(&person.who))
+                input type="hidden" name="seen" value=(p.updated_at.timestamp_micros());
                 button type="submit" data-confirm="Release this payout to the rail?" { "Release to the rail" }
+            }
+            form method="post" action={ "/payouts/" (p.transaction_id) "/decline" } class="stack" {
+                (csrf_field(&person.who))
+                label for="decline-reason" { "Or decline it: the reason (the AP is told, and nothing is paid)" }
+                input id="decline-reason" name="reason" type="text" required maxlength="500";
+                button type="submit" class="danger" data-confirm="Decline this payout?" { "Decline" }
             }
         }
         @if may_act {
@@ -345,11 +356,18 @@ async fn ask(
     Ok(redirect(&format!("/payouts/{id}")))
 }
 
+#[derive(Deserialize)]
+pub struct ReleaseForm {
+    csrf: String,
+    /// The entry's `updated_at` (µs) as the page showed it.
+    seen: i64,
+}
+
 async fn release(
     req: HttpRequest,
     office: web::Data<BackOffice>,
     path: web::Path<String>,
-    form: web::Form<CsrfForm>,
+    form: web::Form<ReleaseForm>,
 ) -> Result<HttpResponse, PageError> {
     let person = Person::of(&req, &office).await?;
     person
@@ -358,7 +376,33 @@ async fn release(
     let id = transaction_id(&path)?;
     let (engine, _) = engine(&office)?;
     engine
-        .release_approved(&id, &person.actor())
+        .release_approved(&id, Some(form.seen), &person.actor())
+        .await
+        .map_err(engine_error)?;
+    Ok(redirect(&format!("/payouts/{id}")))
+}
+
+#[derive(Deserialize)]
+pub struct DeclineForm {
+    csrf: String,
+    #[serde(default)]
+    reason: String,
+}
+
+async fn decline(
+    req: HttpRequest,
+    office: web::Data<BackOffice>,
+    path: web::Path<String>,
+    form: web::Form<DeclineForm>,
+) -> Result<HttpResponse, PageError> {
+    let person = Person::of(&req, &office).await?;
+    person
+        .may_change(&office, Duty::ActOnPayouts, &form.csrf)
+        .await?;
+    let id = transaction_id(&path)?;
+    let (engine, _) = engine(&office)?;
+    engine
+        .decline_approval(&id, &form.reason, &person.actor())
         .await
         .map_err(engine_error)?;
     Ok(redirect(&format!("/payouts/{id}")))

@@ -155,6 +155,8 @@ pub enum AuditAction {
     PayoutRequestDecided,
     /// A payout held for approval (over `payout.approval_above`) released.
     PayoutReleased,
+    /// A payout held for approval declined: nothing paid, the AP told.
+    PayoutDeclined,
     /// A back-office user signed in (password and, where needed, TOTP).
     SignedIn,
     /// A sign-in failed (the detail says at which step, never what was typed).
@@ -170,7 +172,7 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
-    pub const ALL: [Self; 20] = [
+    pub const ALL: [Self; 21] = [
         Self::CustomerShown,
         Self::PiiRead,
         Self::CustomerApproved,
@@ -184,6 +186,7 @@ impl AuditAction {
         Self::PayoutRequested,
         Self::PayoutRequestDecided,
         Self::PayoutReleased,
+        Self::PayoutDeclined,
         Self::SignedIn,
         Self::SignInFailed,
         Self::SignedOut,
@@ -208,6 +211,7 @@ impl AuditAction {
             Self::PayoutRequested => "payout.requested",
             Self::PayoutRequestDecided => "payout.request_decided",
             Self::PayoutReleased => "payout.released",
+            Self::PayoutDeclined => "payout.declined",
             Self::SignedIn => "staff.signed_in",
             Self::SignInFailed => "staff.sign_in_failed",
             Self::SignedOut => "staff.signed_out",

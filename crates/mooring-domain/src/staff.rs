@@ -262,9 +262,9 @@ impl RequestKind {
 pub enum RequestState {
     Pending,
     /// Approved by a second person, and being carried out. A request left
-    /// here (a crash between the approval and the engine's answer) may be
-    /// approved again by any checker: the engine fences a second run off
-    /// (it acts only on the attempt the request was about).
+    /// here (a crash between the approval and the engine's answer) is never
+    /// run again: an operator looks at the payout and refuses it, and asks
+    /// again if the change did not happen.
     Approving,
     /// Approved by a second person and carried out.
     Approved,
@@ -328,25 +328,26 @@ pub enum CheckError {
 
 impl PayoutRequest {
     /// Whether `checker` may approve this request: not its maker, and the
-    /// request pending (or approved and not carried out to the end).
+    /// request pending. It is approved, and carried out, once.
     pub fn may_approve(&self, checker: &StaffName) -> Result<(), CheckError> {
         if &self.maker == checker {
             return Err(CheckError::SamePerson);
         }
         match self.state {
-            RequestState::Pending | RequestState::Approving => Ok(()),
+            RequestState::Pending => Ok(()),
             other => Err(CheckError::Decided(other.as_str())),
         }
     }
 
-    /// Whether `checker` may refuse it: not its maker, and still pending.
-    /// Its maker may only withdraw it ([`Self::may_withdraw`]).
+    /// Whether `checker` may refuse it: not its maker, and pending, or
+    /// left `approving` by a run cut short (closing it, never running it
+    /// again). Its maker may only withdraw it ([`Self::may_withdraw`]).
     pub fn may_refuse(&self, checker: &StaffName) -> Result<(), CheckError> {
         if &self.maker == checker {
             return Err(CheckError::SamePerson);
         }
         match self.state {
-            RequestState::Pending => Ok(()),
+            RequestState::Pending | RequestState::Approving => Ok(()),
             other => Err(CheckError::Decided(other.as_str())),
         }
     }
@@ -467,11 +468,11 @@ mod tests {
             prop_assert_eq!(r.may_approve(&maker), Err(CheckError::SamePerson));
             prop_assert_eq!(r.may_refuse(&maker), Err(CheckError::SamePerson));
             let open = matches!(r.state, RequestState::Pending | RequestState::Approving);
-            prop_assert_eq!(r.may_approve(&checker).is_ok(), checker != maker && open);
             prop_assert_eq!(
-                r.may_refuse(&checker).is_ok(),
+                r.may_approve(&checker).is_ok(),
                 checker != maker && r.state == RequestState::Pending
             );
+            prop_assert_eq!(r.may_refuse(&checker).is_ok(), checker != maker && open);
             prop_assert_eq!(r.may_withdraw(&checker), checker == maker && r.state == RequestState::Pending);
         }
     }

@@ -147,10 +147,11 @@ pub trait RequestBook: Send + Sync + 'static {
     ) -> Result<Vec<PayoutRequest>, RequestError>;
 
     /// Decides a request, atomically, with its checker. `Approving` is
-    /// taken from `Pending` or `Approving` (a run cut short), `Refused`
-    /// only from `Pending`; neither when the checker is the maker, except
-    /// that a maker may withdraw (`Refused`, `withdraw` true). Returns false
-    /// when the request was not in a state it could be taken from.
+    /// taken only from `Pending` (so a request runs once), `Refused` from
+    /// `Pending` or `Approving` (closing a run cut short); neither when the
+    /// checker is the maker, except that a maker may withdraw (`Refused`,
+    /// `withdraw` true). Returns false when the request was not in a state
+    /// it could be taken from.
     async fn decide(
         &self,
         id: &str,

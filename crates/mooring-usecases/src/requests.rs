@@ -7,10 +7,10 @@
 //!   request from `pending` in one UPDATE, so one wins; the other is told
 //!   it was decided;
 //! - a crash between the approval and the engine's answer leaves the
-//!   request `approving`; a checker approves it again, and the engine acts
-//!   only on the attempt the request was about, so a retry that already ran
-//!   is seen as done (the attempt moved on) and not run twice; a refund that
-//!   already ran is seen in the payout's state;
+//!   request `approving`; it is never approved again (the store takes an
+//!   approval only from `pending`), so it never runs twice: an operator
+//!   looks at the payout, refuses the request, and asks again if the change
+//!   did not happen;
 //! - the payout moved on between the request and the approval (the engine,
 //!   or another person): the request fails, saying so, and nothing is done.
 

@@ -110,6 +110,11 @@ impl Settings {
         let engine = engine::engine(&raw, &platform, &customer_types, &asset_catalog, env)?;
         let retention = data::retention(&raw)?;
         let backoffice = backoffice::backoffice(&raw)?;
+        if !engine.config.approval_above.is_empty() && !backoffice.enabled {
+            return Err(SettingsError(
+                "payout.approval_above holds payouts for an operator's release in the back office: it needs backoffice.enabled = true".into(),
+            ));
+        }
         Ok(Self {
             metrics: raw.metrics.clone(),
             log: raw.log.clone(),

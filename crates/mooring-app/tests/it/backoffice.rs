@@ -718,15 +718,36 @@ async fn a_payout_over_the_approval_limit_waits_for_an_operator_and_is_paid_once
     assert!(dashboard.body.contains("payouts awaiting approval"));
     // A viewer sees no button and is refused.
     let (mut vera, _) = signed_in(&app, "vera", Role::Viewer).await;
-    let seen = vera.get(&format!("/payouts/{id}")).await;
-    assert!(!seen.body.contains("Release to the rail"));
+    let viewed = vera.get(&format!("/payouts/{id}")).await;
+    assert!(!viewed.body.contains("Release to the rail"));
     let refused = vera
-        .post(&format!("/payouts/{id}/release"), &[("csrf", &seen.csrf())])
+        .post(
+            &format!("/payouts/{id}/release"),
+            &[("csrf", &viewed.csrf()), ("seen", "1")],
+        )
         .await;
     assert_eq!(refused.status, 403);
     // The operator releases it: paid once, completed.
+    let seen = {
+        let marker = "name=\"seen\" value=\"";
+        let start = page.body.find(marker).expect("the version shown") + marker.len();
+        let end = page.body[start..].find('"').expect("closed") + start;
+        page.body[start..end].to_owned()
+    };
+    // A stale page releases nothing.
+    let stale = olga
+        .post(
+            &format!("/payouts/{id}/release"),
+            &[("csrf", &page.csrf()), ("seen", "1")],
+        )
+        .await;
+    assert_eq!(stale.status, 409, "{}", stale.body);
+    assert!(sim.sim.payouts().is_empty());
     let released = olga
-        .post(&format!("/payouts/{id}/release"), &[("csrf", &page.csrf())])
+        .post(
+            &format!("/payouts/{id}/release"),
+            &[("csrf", &page.csrf()), ("seen", &seen)],
+        )
         .await;
     assert_eq!(released.status, 303, "{}", released.body);
     wait_for(
@@ -738,7 +759,10 @@ async fn a_payout_over_the_approval_limit_waits_for_an_operator_and_is_paid_once
     .await;
     assert_eq!(sim.sim.payouts().len(), 1, "paid once");
     let twice = olga
-        .post(&format!("/payouts/{id}/release"), &[("csrf", &page.csrf())])
+        .post(
+            &format!("/payouts/{id}/release"),
+            &[("csrf", &page.csrf()), ("seen", &seen)],
+        )
         .await;
     assert_eq!(twice.status, 409, "released once");
     assert_eq!(sim.sim.payouts().len(), 1);

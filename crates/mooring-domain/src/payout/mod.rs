@@ -647,7 +647,8 @@ impl Payout {
     /// A check failed before any payout: the AP is to be told `error`.
     pub fn reject(&mut self, reason: String, now: DateTime<Utc>) -> Result<(), IllegalMove> {
         use PayoutState as P;
-        let from = [P::New, P::Received, P::AwaitingKyc];
+        // Also an operator's decline of a payout awaiting approval.
+        let from = [P::New, P::Received, P::AwaitingKyc, P::AwaitingApproval];
         self.step_to(&from, Stage::Rejecting { reason }, now)
     }
 
@@ -659,7 +660,14 @@ impl Payout {
     pub fn close(&mut self, reason: String, now: DateTime<Utc>) -> Result<(), IllegalMove> {
         use PayoutState as P;
         let payout_id = self.payout_id().map(str::to_owned);
-        let from = [P::New, P::Received, P::Rejecting, P::RailFailed];
+        // Also a payout awaiting approval that the AP finished meanwhile.
+        let from = [
+            P::New,
+            P::Received,
+            P::AwaitingApproval,
+            P::Rejecting,
+            P::RailFailed,
+        ];
         self.step_to(&from, Stage::Closed { reason, payout_id }, now)
     }
 
@@ -1495,12 +1503,18 @@ mod tests {
             (
                 "reject",
                 |p, t| p.reject("r".into(), t),
-                &[P::New, P::Received, P::AwaitingKyc],
+                &[P::New, P::Received, P::AwaitingKyc, P::AwaitingApproval],
             ),
             (
                 "close",
                 |p, t| p.close("r".into(), t),
-                &[P::New, P::Received, P::Rejecting, P::RailFailed],
+                &[
+                    P::New,
+                    P::Received,
+                    P::AwaitingApproval,
+                    P::Rejecting,
+                    P::RailFailed,
+                ],
             ),
             ("hold", |p, t| p.hold("r".into(), t), &[P::Submitted]),
             ("release", |p, t| p.release(t), &[P::AwaitingApproval]),

@@ -155,11 +155,11 @@ impl RequestBook for Store {
     ) -> Result<bool, RequestError> {
         let (id, checker, outcome) = (id.to_owned(), checker.clone(), outcome.to_owned());
         let from: Vec<&'static str> = match state {
-            RequestState::Approving => vec![
+            RequestState::Approving => vec![RequestState::Pending.as_str()],
+            RequestState::Refused => vec![
                 RequestState::Pending.as_str(),
                 RequestState::Approving.as_str(),
             ],
-            RequestState::Refused => vec![RequestState::Pending.as_str()],
             other => {
                 return Err(RequestError::Unknown(anyhow::anyhow!(
                     "a request is not decided to {}",

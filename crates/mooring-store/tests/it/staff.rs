@@ -272,8 +272,9 @@ async fn a_request_is_decided_once_and_never_by_its_maker(db: TestDb) {
             .await
             .expect("tried")
     );
-    // Decided, the payout may have a new request; an approval cut short may
-    // be approved again, then finished once.
+    // Decided, the payout may have a new request. An approval is taken
+    // once: a second checker cannot approve a request left `approving`
+    // (a run cut short), only close it.
     store
         .add_request(&request("r3", "tx-1", "olga"))
         .await
@@ -285,10 +286,11 @@ async fn a_request_is_decided_once_and_never_by_its_maker(db: TestDb) {
             .expect("approving")
     );
     assert!(
-        store
+        !store
             .decide("r3", &name("uma"), RequestState::Approving, false, now, "")
             .await
-            .expect("again")
+            .expect("again"),
+        "never approved twice"
     );
     store
         .finish("r3", RequestState::Approved, "done")
@@ -298,6 +300,30 @@ async fn a_request_is_decided_once_and_never_by_its_maker(db: TestDb) {
         store.finish("r3", RequestState::Failed, "late").await,
         Err(RequestError::NotFound)
     ));
+    store
+        .add_request(&request("r5", "tx-3", "olga"))
+        .await
+        .expect("added");
+    assert!(
+        store
+            .decide("r5", &name("otto"), RequestState::Approving, false, now, "")
+            .await
+            .expect("approving")
+    );
+    assert!(
+        store
+            .decide(
+                "r5",
+                &name("uma"),
+                RequestState::Refused,
+                false,
+                now,
+                "cut short"
+            )
+            .await
+            .expect("closed"),
+        "a run cut short is closed by refusing it"
+    );
     let open = store
         .requests(&[RequestState::Pending, RequestState::Approving], None, 10)
         .await

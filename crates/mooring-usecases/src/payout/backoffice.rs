@@ -300,36 +300,81 @@ impl PayoutEngine {
 
     /// Releases a payout held for approval (over `payout.approval_above`):
     /// its frozen order goes to the rail, unchanged, under its key, in the
-    /// engine's next step. Two operators releasing at once: the row lock
-    /// lets one move it; the other is told it is no longer awaiting
-    /// approval. The engine never claims an entry awaiting approval, so no
-    /// step races the release.
+    /// engine's next step. Refused unless, read afresh:
+    /// - the entry is as the operator saw it (`seen`, its `updated_at`),
+    ///   so a stale page never releases an order nobody looked at;
+    /// - the AP still has the transaction `pending_receiver` (one it has
+    ///   finished is closed here, with nothing paid);
+    /// - both parties' KYC is still ACCEPTED (a reviewer may have rejected
+    ///   one while it waited).
+    ///
+    /// Two operators releasing at once: the row lock lets one move it; the
+    /// other is told it is no longer awaiting approval. The engine never
+    /// claims an entry awaiting approval, so no step races the release.
     pub async fn release_approved(
         &self,
         id: &TransactionId,
+        seen: Option<i64>,
         actor: &Actor,
     ) -> Result<Payout, EngineError> {
         let p = self.get(id).await?;
         if p.state() != PayoutState::AwaitingApproval {
             return Err(EngineError::Ledger(LedgerError::WrongState(p.state())));
         }
-        // While it waited, the AP may have finished the transaction (expired,
-        // refunded by hand): then nothing is paid.
+        let changed = move |q: &Payout| seen.is_some_and(|s| q.updated_at.timestamp_micros() != s);
+        if changed(&p) {
+            return Err(EngineError::BadRequest(
+                "the payout changed since the page was shown; look at it again".into(),
+            ));
+        }
+        if p.order().is_none() {
+            return Err(EngineError::BadRequest(
+                "the frozen order can no longer be opened (the receiver was erased); decline it"
+                    .into(),
+            ));
+        }
         let tx = match self.parts.platform.transaction(id).await {
             Ok(tx) => Some(tx),
             Err(mooring_ports::PlatformError::NotFound) => None,
             Err(e) => return Err(e.into()),
         };
-        if mooring_domain::payout::decide::decide_received(tx.as_ref())
-            != mooring_domain::payout::decide::ReceivedStep::Check
-        {
-            return Err(EngineError::BadRequest(format!(
-                "the AP no longer has this transaction funded and open ({}); it is not released",
-                tx.map_or_else(|| "not found".to_owned(), |t| t.status.as_str().to_owned())
-            )));
-        }
         let now = self.now();
-        let edit = on_checked(&p, Box::new(move |p| p.release(now)));
+        match mooring_domain::payout::decide::decide_received(tx.as_ref()) {
+            mooring_domain::payout::decide::ReceivedStep::Close(reason) => {
+                // The AP finished it while it waited: nothing is paid.
+                let edit = on_checked(&p, Box::new(move |q| q.close(reason, now)));
+                self.parts
+                    .ledger
+                    .reopen(id, &[PayoutState::AwaitingApproval], edit)
+                    .await?;
+                return Err(EngineError::BadRequest(format!(
+                    "the AP no longer has this transaction open ({}); it was closed, and nothing was paid",
+                    tx.map_or_else(|| "not found".to_owned(), |t| t.status.as_str().to_owned())
+                )));
+            }
+            _ if tx.as_ref().map(|t| &t.status)
+                != Some(&mooring_domain::transaction::TransactionStatus::PendingReceiver) =>
+            {
+                return Err(EngineError::BadRequest(format!(
+                    "the AP has this transaction {}, not pending_receiver; it is not released",
+                    tx.map_or_else(|| "not found".to_owned(), |t| t.status.as_str().to_owned())
+                )));
+            }
+            _ => {}
+        }
+        self.parties_still_accepted(&p).await?;
+        let edit = on_checked(
+            &p,
+            Box::new(move |q| {
+                if changed(q) {
+                    return Err(IllegalMove {
+                        from: q.state(),
+                        to: PayoutState::Submitted,
+                    });
+                }
+                q.release(now)
+            }),
+        );
         let p = self
             .parts
             .ledger
@@ -342,6 +387,64 @@ impl PayoutEngine {
             .map(|a| format!("amount={} {}", a.amount, a.asset))
             .unwrap_or_default();
         self.audited(actor, AuditAction::PayoutReleased, id, &p, &detail)
+            .await?;
+        Ok(p)
+    }
+
+    /// Both parties of an entry ACCEPTED now, as the types of its asset.
+    async fn parties_still_accepted(&self, p: &Payout) -> Result<(), EngineError> {
+        let asset = p.amount_in.as_ref().map(|a| &a.asset);
+        let (sender_type, receiver_type) = self.config.sep31_types.for_asset(asset);
+        for (who, id, kind) in [
+            ("sender", p.sender_id.as_deref(), sender_type),
+            ("receiver", p.receiver_id.as_deref(), receiver_type),
+        ] {
+            let id = id
+                .and_then(|i| CustomerId::parse(i).ok())
+                .ok_or_else(|| EngineError::BadRequest(format!("the payout names no {who}")))?;
+            let kyc = self.parts.kyc.party(&id, kind).await.map_err(|e| {
+                EngineError::BadRequest(format!("the {who}'s KYC could not be read: {e}"))
+            })?;
+            if !kyc.is_some_and(|k| k.status == mooring_domain::customer::CustomerStatus::Accepted)
+            {
+                return Err(EngineError::BadRequest(format!(
+                    "the {who}'s KYC is no longer ACCEPTED; decline the payout, or release it once it is"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Declines a payout held for approval: nothing is paid, and the AP is
+    /// told `error` with the reason (then the funds can be refunded, as for
+    /// any rejected transaction). The reason is for the sender's side and
+    /// the audit keeps only that there was one.
+    pub async fn decline_approval(
+        &self,
+        id: &TransactionId,
+        reason: &str,
+        actor: &Actor,
+    ) -> Result<Payout, EngineError> {
+        let reason = reason.trim();
+        if reason.is_empty() || reason.len() > 500 {
+            return Err(EngineError::BadRequest(
+                "a decline needs a reason of 1 to 500 characters".into(),
+            ));
+        }
+        let p = self.get(id).await?;
+        if p.state() != PayoutState::AwaitingApproval {
+            return Err(EngineError::Ledger(LedgerError::WrongState(p.state())));
+        }
+        let now = self.now();
+        let reason = format!("declined by an operator: {reason}");
+        let edit = on_checked(&p, Box::new(move |q| q.reject(reason, now)));
+        let p = self
+            .parts
+            .ledger
+            .reopen(id, &[PayoutState::AwaitingApproval], edit)
+            .await?;
+        tracing::info!(transaction.id = %id, "payout declined by an operator");
+        self.audited(actor, AuditAction::PayoutDeclined, id, &p, "")
             .await?;
         Ok(p)
     }

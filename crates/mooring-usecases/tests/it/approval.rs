@@ -43,14 +43,22 @@ async fn a_payout_over_the_limit_waits_for_an_operator_then_is_paid_once() {
     let frozen = w.engine.get(&id).await.expect("entry").order().cloned();
     assert!(frozen.is_some(), "the order is frozen while it waits");
 
+    let entry = w.engine.get(&id).await.expect("entry");
+    let seen = Some(entry.updated_at.timestamp_micros());
+    // A page older than the entry releases nothing.
+    let stale = w.engine.release_approved(&id, Some(0), &who()).await;
+    assert!(
+        matches!(&stale, Err(EngineError::BadRequest(m)) if m.contains("changed")),
+        "{stale:?}"
+    );
     let released = w
         .engine
-        .release_approved(&id, &who())
+        .release_approved(&id, seen, &who())
         .await
         .expect("released");
     assert_eq!(released.state(), PayoutState::Submitted);
     // A second operator a moment later: refused, nothing moves twice.
-    let again = w.engine.release_approved(&id, &who()).await;
+    let again = w.engine.release_approved(&id, seen, &who()).await;
     assert!(
         matches!(
             again,
@@ -110,7 +118,7 @@ async fn at_the_limit_or_in_another_asset_a_payout_does_not_wait() {
     // Only a payout awaiting approval is released.
     let done = other
         .engine
-        .release_approved(&TransactionId::parse("t2").expect("id"), &who())
+        .release_approved(&TransactionId::parse("t2").expect("id"), None, &who())
         .await;
     assert!(matches!(
         done,
@@ -119,7 +127,7 @@ async fn at_the_limit_or_in_another_asset_a_payout_does_not_wait() {
 }
 
 #[tokio::test]
-async fn a_payout_the_ap_finished_while_it_waited_is_not_released() {
+async fn a_payout_the_ap_finished_while_it_waited_is_closed_not_released() {
     let w = world_with(ReviewMode::Auto, limit("50"));
     let receiver = w.receiver("1", true).await;
     w.funded("t1", &receiver, w.now());
@@ -131,12 +139,60 @@ async fn a_payout_the_ap_finished_while_it_waited_is_not_released() {
     tx.status = mooring_domain::transaction::TransactionStatus::Refunded;
     w.platform.insert(tx);
     let id = TransactionId::parse("t1").expect("id");
-    let refused = w.engine.release_approved(&id, &who()).await;
+    let refused = w.engine.release_approved(&id, None, &who()).await;
     assert!(
-        matches!(&refused, Err(EngineError::BadRequest(m)) if m.contains("refunded")),
+        matches!(&refused, Err(EngineError::BadRequest(m)) if m.contains("closed")),
+        "{refused:?}"
+    );
+    assert_eq!(w.state("t1"), Some(PayoutState::Closed));
+    w.drive().await;
+    assert!(w.rail.made().is_empty());
+}
+
+#[tokio::test]
+async fn a_party_rejected_while_it_waited_is_not_paid_and_a_decline_tells_the_ap() {
+    let w = world_with(ReviewMode::Auto, limit("50"));
+    let receiver = w.receiver("1", true).await;
+    w.funded("t1", &receiver, w.now());
+    w.engine.poll().await.expect("poll");
+    w.drive().await;
+    assert_eq!(w.state("t1"), Some(PayoutState::AwaitingApproval));
+    // A reviewer rejects the receiver (a sanctions hit, say).
+    let receiver_id = mooring_domain::customer::CustomerId::parse(&receiver).expect("id");
+    w.kyc
+        .reject(&receiver_id, "on a sanctions list", &who())
+        .await
+        .expect("rejected");
+    let id = TransactionId::parse("t1").expect("id");
+    let refused = w.engine.release_approved(&id, None, &who()).await;
+    assert!(
+        matches!(&refused, Err(EngineError::BadRequest(m)) if m.contains("receiver's KYC")),
         "{refused:?}"
     );
     assert_eq!(w.state("t1"), Some(PayoutState::AwaitingApproval));
+    // Declined instead: nothing paid, the AP told error, then refundable.
+    assert!(
+        w.engine.decline_approval(&id, " ", &who()).await.is_err(),
+        "a reason is needed"
+    );
+    let declined = w
+        .engine
+        .decline_approval(&id, "the receiver failed screening", &who())
+        .await
+        .expect("declined");
+    assert_eq!(declined.state(), PayoutState::Rejecting);
     w.drive().await;
+    assert_eq!(w.state("t1"), Some(PayoutState::Rejected));
+    assert_eq!(
+        w.platform.tx("t1").status,
+        mooring_domain::transaction::TransactionStatus::Error
+    );
     assert!(w.rail.made().is_empty());
+    assert!(
+        matches!(
+            w.engine.decline_approval(&id, "again", &who()).await,
+            Err(EngineError::Ledger(LedgerError::WrongState(_)))
+        ),
+        "declined once"
+    );
 }
