@@ -158,9 +158,8 @@ pub(super) fn rail(raw: &RawSettings) -> Result<RailSetting, SettingsError> {
     }
 }
 
-/// `payout.http.fields`: `default` replaces the built-in list of names and
-/// bank fields; every other key is a delivery method.
-/// `payout.approval_above`: SEP-38 asset names to positive amounts.
+/// `payout.approval_above`: SEP-38 asset names to amounts of zero or more
+/// (zero holds every payout of the asset).
 fn approval_above(
     raw: &RawSettings,
 ) -> Result<BTreeMap<mooring_domain::AssetId, rust_decimal::Decimal>, SettingsError> {
@@ -180,6 +179,8 @@ fn approval_above(
         .collect()
 }
 
+/// `payout.http.fields`: `default` replaces the built-in list of names and
+/// bank fields; every other key is a delivery method.
 fn provider_fields(raw: &RawSettings) -> Result<ProviderFields, SettingsError> {
     let mut lists: BTreeMap<String, Vec<String>> = raw
         .payout

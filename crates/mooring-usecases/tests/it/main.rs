@@ -11,3 +11,4 @@ mod payout;
 mod quotes;
 mod retention;
 mod simulation;
+mod staff;
