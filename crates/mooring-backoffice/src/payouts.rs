@@ -226,6 +226,7 @@ async fn detail(
     } else {
         None
     };
+    let timeline = engine.history(&id).await.map_err(engine_error)?;
     let history = office
         .audit
         .list(AuditQuery {
@@ -268,7 +269,26 @@ async fn detail(
                 @for (name, value) in &o.receiver_fields { dt { (name) } dd { (value) } }
             }
         }
-        h2 { "Actions by people and the engine's operator steps" }
+        h2 { "Timeline" }
+        table {
+            thead { tr {
+                th scope="col" { "When" } th scope="col" { "From" } th scope="col" { "To" }
+                th scope="col" { "Cause" } th scope="col" { "Rail's payout id" } th scope="col" { "Reason" }
+            } }
+            tbody {
+                @for c in &timeline {
+                    tr {
+                        td { (when(c.at)) }
+                        td { @if let Some(f) = c.from { (badge(f.as_str())) } @else { "created" } }
+                        td { (badge(c.to.as_str())) }
+                        td { (c.cause) }
+                        td { @if let Some(id) = &c.payout_id { code { (id) } } }
+                        td { @if let Some(r) = &c.reason { (r) } }
+                    }
+                }
+            }
+        }
+        h2 { "Actions by people (the audit trail)" }
         table {
             thead { tr { th scope="col" { "When" } th scope="col" { "What" } th scope="col" { "Who" } th scope="col" { "Detail" } } }
             tbody {

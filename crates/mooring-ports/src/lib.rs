@@ -30,8 +30,8 @@ pub use health::ReadinessCheck;
 pub use keys::{DataKey, KEY_LEN, KeyEncryptionKey, KeyError, WrappedKey};
 pub use kyc::{CustomerTarget, FileUpload, KycStore, KycStoreError, PutCustomer};
 pub use payout::{
-    Claim, Claimed, EventStore, InboxEvent, LedgerError, OperatorEdit, PayoutLedger, PayoutOrder,
-    PayoutRail, PollMarks, RailError, RailReceipt, RailStatus,
+    Claim, Claimed, EventStore, InboxEvent, LedgerError, OperatorEdit, PayoutChange, PayoutLedger,
+    PayoutOrder, PayoutRail, PollMarks, RailError, RailReceipt, RailStatus,
 };
 pub use platform::{Order, OrderBy, PlatformClient, PlatformError, TransactionQuery};
 pub use quotes::{QuoteStore, QuoteStoreError};

@@ -82,6 +82,22 @@ pub struct Claimed {
 /// compare-and-set on the claim's token and the state the owner read. Leases
 /// are set and judged by the **database's clock**, never by a replica's:
 /// `lease` arguments are durations from the database's "now".
+/// One change in a payout's timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayoutChange {
+    pub at: DateTime<Utc>,
+    /// `None` when the entry was created.
+    pub from: Option<PayoutState>,
+    pub to: PayoutState,
+    /// Who moved it: `engine`, `poll`, `event`, `person` (`unknown` for a
+    /// change an earlier version wrote).
+    pub cause: String,
+    /// The entry's reason after the change (a rejection's, a hold's).
+    pub reason: Option<String>,
+    /// The rail's payout id after the change.
+    pub payout_id: Option<String>,
+}
+
 #[async_trait]
 pub trait PayoutLedger: Send + Sync + 'static {
     /// Records a sighting of a transaction ([`PayoutState::on_sighting`]):
@@ -152,6 +168,13 @@ pub trait PayoutLedger: Send + Sync + 'static {
 
     /// Entries per state.
     async fn counts(&self) -> Result<Vec<(PayoutState, u64)>, LedgerError>;
+
+    /// The entry's timeline, oldest first: every change of its state or of
+    /// the rail's payout id, with why. A ledger that keeps no timeline (the
+    /// in-memory fakes) answers none.
+    async fn history(&self, _id: &TransactionId) -> Result<Vec<PayoutChange>, LedgerError> {
+        Ok(Vec::new())
+    }
 
     /// The operator's move: `edit` is applied to the entry as the ledger
     /// has it, under its lock, and the result written, if the entry is in

@@ -121,6 +121,7 @@ diesel::table! {
         legacy_order -> Nullable<Text>,
         submitted_at -> Nullable<Timestamp>,
         sealed_order -> Nullable<Binary>,
+        changed_by -> Nullable<Text>,
     }
 }
 
@@ -220,6 +221,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    payout_history (id) {
+        id -> BigInt,
+        transaction_id -> Text,
+        at -> Timestamp,
+        from_state -> Nullable<Text>,
+        to_state -> Text,
+        cause -> Text,
+        reason -> Nullable<Text>,
+        payout_id -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(customer_fields -> customers (customer_id));
 diesel::joinable!(quote_fee_details -> quotes (quote_id));
 diesel::joinable!(customer_files -> customers (customer_id));
@@ -243,5 +257,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit,
     staff_users,
     staff_sessions,
-    payout_requests
+    payout_requests,
+    payout_history
 );

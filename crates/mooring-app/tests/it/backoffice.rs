@@ -772,6 +772,24 @@ async fn a_payout_over_the_approval_limit_waits_for_an_operator_and_is_paid_once
             .len(),
         1
     );
+    // The timeline shows each change with its cause: the person's release
+    // among the engine's steps.
+    let detail = olga.get(&format!("/payouts/{id}")).await;
+    let timeline = detail
+        .body
+        .split("<h2>Timeline</h2>")
+        .nth(1)
+        .and_then(|rest| rest.split("</table>").next())
+        .expect("a timeline")
+        .to_owned();
+    for part in [
+        "awaiting_approval",
+        "<td>person</td>",
+        "<td>engine</td>",
+        "completed",
+    ] {
+        assert!(timeline.contains(part), "{part}: {timeline}");
+    }
 }
 
 async fn firm_quotes_and_reserved_liquidity_are_listed(db: TestDb) {

@@ -14,7 +14,7 @@ use crate::schema::{events, payouts};
 use crate::{AnyConnection, Store};
 
 use super::Failure;
-use super::ledger::sight_in;
+use super::ledger::{BY_EVENT, sight_in};
 
 /// One event applier at a time, across replicas: events apply in order.
 const INBOX_LOCK: &str = "mooring:events";
@@ -88,7 +88,7 @@ fn apply_in(conn: &mut AnyConnection, limit: u32, now: DateTime<Utc>) -> Result<
             event.sighting.as_deref().and_then(sighting_of),
         ) && let Ok(id) = TransactionId::parse(id)
         {
-            sight_in(conn, &id, sighting, now)?;
+            sight_in(conn, &id, sighting, now, BY_EVENT)?;
         }
         if let Some(customer) = &event.customer_id {
             wake_in(conn, customer, now)?;

@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, Text};
 use mooring_domain::payout::{Payout, PayoutState, Sighting, SightingEffect, Stage};
 use mooring_domain::transaction::TransactionId;
-use mooring_ports::{Claim, Claimed, LedgerError, OperatorEdit, PayoutLedger};
+use mooring_ports::{Claim, Claimed, LedgerError, OperatorEdit, PayoutChange, PayoutLedger};
 
 use crate::conn::{Bind, CachedSql, write_tx};
 use crate::error::by_backend;
@@ -62,13 +62,15 @@ pub(crate) fn register_db_clock(conn: &mut diesel::SqliteConnection) -> QueryRes
 /// running it, three times per payout).
 static SAVE_KEEPING_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "UPDATE payouts SET {SAVE_COLUMNS}, claimed_by = ?, lease_until = mooring_lease_end(?) \
+        "UPDATE payouts SET {SAVE_COLUMNS}, changed_by = 'engine', claimed_by = ?, \
+         lease_until = mooring_lease_end(?) \
          WHERE transaction_id = ? AND state = ? AND claimed_by = ? AND claim_token = ?"
     )
 });
 static SAVE_RELEASING_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "UPDATE payouts SET {SAVE_COLUMNS}, claimed_by = NULL, lease_until = NULL \
+        "UPDATE payouts SET {SAVE_COLUMNS}, changed_by = 'engine', claimed_by = NULL, \
+         lease_until = NULL \
          WHERE transaction_id = ? AND state = ? AND claimed_by = ? AND claim_token = ?"
     )
 });
@@ -116,12 +118,19 @@ fn locked_state(conn: &mut AnyConnection, id: &str) -> Result<Option<PayoutState
         .transpose()
 }
 
-/// A sighting, inside the caller's write transaction.
+/// Why an entry changed, as its timeline (`payout_history`) records it.
+pub(super) const BY_POLL: &str = "poll";
+pub(super) const BY_EVENT: &str = "event";
+const BY_PERSON: &str = "person";
+
+/// A sighting, inside the caller's write transaction; `cause` is where it
+/// came from ([`BY_POLL`], [`BY_EVENT`]).
 pub(super) fn sight_in(
     conn: &mut AnyConnection,
     id: &TransactionId,
     sighting: Sighting,
     now: DateTime<Utc>,
+    cause: &'static str,
 ) -> Result<PayoutState, Failure> {
     let current = locked_state(conn, id.as_str())?;
     match PayoutState::on_sighting(current, sighting) {
@@ -130,7 +139,7 @@ pub(super) fn sight_in(
             let stage = Stage::plain(next).ok_or(Failure::WrongState(next))?;
             let row = PayoutRow::from_payout(&Payout::new(id.clone(), stage, now));
             let insert = diesel::insert_into(payouts::table)
-                .values(&row)
+                .values((&row, payouts::changed_by.eq(cause)))
                 .on_conflict_do_nothing();
             let inserted = by_backend!(conn, |c| insert.execute(c))?;
             if inserted == 1 {
@@ -145,11 +154,12 @@ pub(super) fn sight_in(
                 current,
                 PayoutState::on_sighting(Some(current), sighting),
                 now,
+                cause,
             )
         }
         effect => {
             let current = current.ok_or(Failure::NotFound)?;
-            apply_effect(conn, id.as_str(), current, effect, now)
+            apply_effect(conn, id.as_str(), current, effect, now, cause)
         }
     }
 }
@@ -161,11 +171,12 @@ fn apply_effect(
     current: PayoutState,
     effect: SightingEffect,
     now: DateTime<Utc>,
+    cause: &'static str,
 ) -> Result<PayoutState, Failure> {
     match effect {
         SightingEffect::Create(_) | SightingEffect::Nothing => Ok(current),
         SightingEffect::Move(next) => {
-            move_to(conn, id, next, now)?;
+            move_to(conn, id, next, now, cause)?;
             Ok(next)
         }
         SightingEffect::Wake => {
@@ -184,11 +195,13 @@ fn move_to(
     id: &str,
     state: PayoutState,
     now: DateTime<Utc>,
+    cause: &'static str,
 ) -> Result<(), Failure> {
     let now = now.naive_utc();
     diesel::update(payouts::table.find(id))
         .set((
             payouts::state.eq(state.as_str()),
+            payouts::changed_by.eq(cause),
             payouts::due_at.eq(now),
             payouts::updated_at.eq(now),
             payouts::failures.eq(0),
@@ -272,7 +285,7 @@ impl PayoutLedger for Store {
     ) -> Result<PayoutState, LedgerError> {
         let id = id.clone();
         self.ledger("sighting payout", id.clone(), move |conn| {
-            write_tx(conn, |c| sight_in(c, &id, sighting, now))
+            write_tx(conn, |c| sight_in(c, &id, sighting, now, BY_POLL))
         })
         .await
     }
@@ -293,7 +306,7 @@ impl PayoutLedger for Store {
             write_tx(conn, |c| {
                 let mut states = vec![PayoutState::New; count];
                 for (i, id, sighting) in &order {
-                    states[*i] = sight_in(c, id, *sighting, now)?;
+                    states[*i] = sight_in(c, id, *sighting, now, BY_POLL)?;
                 }
                 Ok(states)
             })
@@ -515,6 +528,10 @@ impl PayoutLedger for Store {
         .await
     }
 
+    async fn history(&self, id: &TransactionId) -> Result<Vec<PayoutChange>, LedgerError> {
+        super::history::read(self, id).await
+    }
+
     async fn reopen(
         &self,
         id: &TransactionId,
@@ -545,6 +562,7 @@ impl PayoutLedger for Store {
                 let n = diesel::update(payouts::table.find(&row.transaction_id).filter(lapsed))
                     .set((
                         &row,
+                        payouts::changed_by.eq(BY_PERSON),
                         payouts::claimed_by.eq(None::<String>),
                         payouts::lease_until.eq(None::<NaiveDateTime>),
                         payouts::claim_token.eq(payouts::claim_token + 1),

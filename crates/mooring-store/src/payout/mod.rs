@@ -10,6 +10,7 @@
 //! set and compared in SQL with the database's own clock (`ledger::db_now`), so
 //! replicas whose clocks disagree still agree on whose claim lapsed.
 
+mod history;
 mod inbox;
 mod ledger;
 mod marks;

@@ -4,6 +4,7 @@
 mod contracts;
 mod deposit;
 mod health;
+mod history;
 mod kyc;
 mod payout;
 mod pii;

@@ -81,6 +81,14 @@ impl PayoutEngine {
         Ok(self.parts.ledger.list(states, limit).await?)
     }
 
+    /// The entry's timeline, oldest first.
+    pub async fn history(
+        &self,
+        id: &TransactionId,
+    ) -> Result<Vec<mooring_ports::PayoutChange>, EngineError> {
+        Ok(self.parts.ledger.history(id).await?)
+    }
+
     pub async fn counts(&self) -> Result<Vec<(PayoutState, u64)>, EngineError> {
         Ok(self.parts.ledger.counts().await?)
     }
