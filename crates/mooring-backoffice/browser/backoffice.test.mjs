@@ -219,7 +219,9 @@ try {
   await otto.getByRole("button", { name: "Approve" }).click();
   await waitForStatus(short, "refunded");
   await otto.goto(`${OFFICE}/payouts/${short}`);
-  const ended = await otto.locator("table").nth(1).innerText();
+  // The table under the "Requests" heading (the timeline and the audit
+  // trail come before it).
+  const ended = await otto.locator("h2:text-is('Requests') + table").innerText();
   assert.match(ended, /approved/, "the request is approved");
   assert.match(ended, /refund recorded/, `the request says how it ended: ${ended}`);
 
