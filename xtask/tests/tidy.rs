@@ -4,7 +4,7 @@
 //! - Every source file under `crates/*/src` and `xtask/src` opens with a
 //!   `//!` paragraph saying what it is for.
 //! - No test is switched off or turned into an expected panic: no
-//!   `#[ignore]`, no `#[should_panic]`, anywhere in the tree.
+//!   ignore attribute and no should-panic attribute, anywhere in the tree.
 //! - No source file has more than [`MAX_LINES`] lines before its test
 //!   module, unless [`LONG_FILES`] lists it with its reason (and a listed
 //!   file that has shrunk under the limit must leave the list).
