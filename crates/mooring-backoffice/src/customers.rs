@@ -1,7 +1,9 @@
 //! Customers: search by id or by account and memo; a detail page with the
 //! status and each field with its status, and for reviewers and above its
-//! value and files (every view written to the audit trail first); approve
-//! and reject.
+//! value and files (every view written to the audit trail first); approve,
+//! reject, and reject one field. Each decision carries the version of the
+//! customer the page showed (`seen`): a customer who changed since is not
+//! decided on unseen.
 //!
 //! A file is never rendered as HTML or run: an image of an allowed type is
 //! served as that type (shown inline by an `<img>`), anything else as
@@ -9,6 +11,7 @@
 //! every file carries `Content-Security-Policy: sandbox`.
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Utc};
 use maud::html;
 use mooring_domain::customer::{CustomerId, ProvidedValue};
 use mooring_domain::staff::Duty;
@@ -25,7 +28,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/customers/{id}", web::get().to(detail))
         .route("/customers/{id}/files/{name}", web::get().to(file))
         .route("/customers/{id}/approve", web::post().to(approve))
-        .route("/customers/{id}/reject", web::post().to(reject));
+        .route("/customers/{id}/reject", web::post().to(reject))
+        .route(
+            "/customers/{id}/fields/{name}/reject",
+            web::post().to(reject_field),
+        );
 }
 
 /// Image types shown inline; every other file is downloaded.
@@ -35,6 +42,7 @@ fn kyc_error(e: KycError) -> PageError {
     match e {
         KycError::NotFound => PageError::NotFound,
         KycError::BadRequest(m) => PageError::BadRequest(m),
+        e @ KycError::Changed => PageError::Conflict(e.to_string()),
         other => PageError::unavailable(&other),
     }
 }
@@ -132,7 +140,9 @@ async fn detail(
         (None, view)
     };
     let a = &view.assessment;
-    let may_review = person.who.role.may(Duty::ReviewCustomer);
+    // A decision needs the values seen: a reviewer reads them.
+    let seen = customer.as_ref().map(|c| c.updated_at.timestamp_micros());
+    let may_review = person.who.role.may(Duty::ReviewCustomer) && seen.is_some();
     let body = html! {
         dl {
             dt { "Id" } dd { code { (id) } }
@@ -154,6 +164,7 @@ async fn detail(
             thead { tr {
                 th scope="col" { "Field" } th scope="col" { "Status" }
                 @if with_values { th scope="col" { "Value" } }
+                @if may_review { th scope="col" { "Reject this field" } }
             } }
             tbody {
                 @for f in &a.provided {
@@ -175,6 +186,18 @@ async fn detail(
                                 }
                             }
                         }
+                        @if may_review {
+                            td {
+                                @let input = format!("reason-{}", f.field.name);
+                                form method="post" action={ "/customers/" (id) "/fields/" (f.field.name) "/reject" } class="inline" {
+                                    (csrf_field(&person.who))
+                                    input type="hidden" name="seen" value=[seen];
+                                    label for=(input) class="visually-hidden" { "Reason for rejecting " (f.field.name) }
+                                    input id=(input) name="reason" type="text" required maxlength="500" placeholder="Reason";
+                                    button type="submit" class="danger" data-confirm={ "Reject " (f.field.name) "? The customer will be asked for it again." } { "Reject field" }
+                                }
+                            }
+                        }
                     }
                 }
             }
@@ -187,10 +210,12 @@ async fn detail(
             h2 { "Decision" }
             form method="post" action={ "/customers/" (id) "/approve" } class="inline" {
                 (csrf_field(&person.who))
+                input type="hidden" name="seen" value=[seen];
                 button type="submit" data-confirm="Approve this customer?" { "Approve" }
             }
             form method="post" action={ "/customers/" (id) "/reject" } class="stack" {
                 (csrf_field(&person.who))
+                input type="hidden" name="seen" value=[seen];
                 label for="reason" { "Reason for rejecting (shown to the sender)" }
                 input id="reason" name="reason" type="text" required maxlength="500";
                 button type="submit" class="danger" data-confirm="Reject this customer?" { "Reject" }
@@ -242,16 +267,38 @@ async fn file(
     Ok(response.body(bytes))
 }
 
+/// A decision's form: the CSRF token, and the version of the customer the
+/// page showed.
 #[derive(Deserialize)]
-pub struct CsrfForm {
+pub struct DecisionForm {
     csrf: String,
+    /// Optional here so that the role and the CSRF token are checked
+    /// first; a decision without it is refused.
+    #[serde(default)]
+    seen: Option<i64>,
+    #[serde(default)]
+    reason: String,
+}
+
+impl DecisionForm {
+    fn seen(&self) -> Result<Option<DateTime<Utc>>, PageError> {
+        self.seen
+            .and_then(DateTime::from_timestamp_micros)
+            .map(Some)
+            .ok_or_else(|| {
+                PageError::BadRequest(
+                    "the form does not say which version of the customer it decides on; reload the page"
+                        .into(),
+                )
+            })
+    }
 }
 
 async fn approve(
     req: HttpRequest,
     office: web::Data<BackOffice>,
     path: web::Path<String>,
-    form: web::Form<CsrfForm>,
+    form: web::Form<DecisionForm>,
 ) -> Result<HttpResponse, PageError> {
     let person = Person::of(&req, &office).await?;
     person
@@ -260,24 +307,17 @@ async fn approve(
     let id = customer_id(&path)?;
     office
         .kyc
-        .approve(&id, &person.actor())
+        .approve(&id, form.seen()?, &person.actor())
         .await
         .map_err(kyc_error)?;
     Ok(redirect(&format!("/customers/{id}")))
-}
-
-#[derive(Deserialize)]
-pub struct RejectForm {
-    csrf: String,
-    #[serde(default)]
-    reason: String,
 }
 
 async fn reject(
     req: HttpRequest,
     office: web::Data<BackOffice>,
     path: web::Path<String>,
-    form: web::Form<RejectForm>,
+    form: web::Form<DecisionForm>,
 ) -> Result<HttpResponse, PageError> {
     let person = Person::of(&req, &office).await?;
     person
@@ -286,7 +326,27 @@ async fn reject(
     let id = customer_id(&path)?;
     office
         .kyc
-        .reject(&id, &form.reason, &person.actor())
+        .reject(&id, &form.reason, form.seen()?, &person.actor())
+        .await
+        .map_err(kyc_error)?;
+    Ok(redirect(&format!("/customers/{id}")))
+}
+
+async fn reject_field(
+    req: HttpRequest,
+    office: web::Data<BackOffice>,
+    path: web::Path<(String, String)>,
+    form: web::Form<DecisionForm>,
+) -> Result<HttpResponse, PageError> {
+    let person = Person::of(&req, &office).await?;
+    person
+        .may_change(&office, Duty::ReviewCustomer, &form.csrf)
+        .await?;
+    let (id, field) = path.into_inner();
+    let id = customer_id(&id)?;
+    office
+        .kyc
+        .reject_field(&id, &field, &form.reason, form.seen()?, &person.actor())
         .await
         .map_err(kyc_error)?;
     Ok(redirect(&format!("/customers/{id}")))

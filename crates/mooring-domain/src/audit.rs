@@ -140,6 +140,9 @@ pub enum AuditAction {
     PiiRead,
     CustomerApproved,
     CustomerRejected,
+    /// One provided field of a customer was rejected (the detail names the
+    /// field, never the reason).
+    FieldRejected,
     CustomerDeleted,
     PayoutRetried,
     PayoutSettled,
@@ -172,11 +175,12 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
-    pub const ALL: [Self; 21] = [
+    pub const ALL: [Self; 22] = [
         Self::CustomerShown,
         Self::PiiRead,
         Self::CustomerApproved,
         Self::CustomerRejected,
+        Self::FieldRejected,
         Self::CustomerDeleted,
         Self::PayoutRetried,
         Self::PayoutSettled,
@@ -202,6 +206,7 @@ impl AuditAction {
             Self::PiiRead => "customer.pii_read",
             Self::CustomerApproved => "customer.approved",
             Self::CustomerRejected => "customer.rejected",
+            Self::FieldRejected => "customer.field_rejected",
             Self::CustomerDeleted => "customer.deleted",
             Self::PayoutRetried => "payout.retried",
             Self::PayoutSettled => "payout.settled",

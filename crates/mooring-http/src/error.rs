@@ -97,6 +97,8 @@ impl From<KycError> for ApiError {
         match e {
             KycError::BadRequest(message) => Self::bad_request(message),
             KycError::NotFound => Self::not_found("customer not found"),
+            // No callback fences by a version; a conflict all the same.
+            e @ KycError::Changed => Self::new(StatusCode::CONFLICT, e.to_string()),
             KycError::Unknown(cause) => Self::internal(&cause),
             KycError::Audit(cause) => Self::internal(&anyhow::Error::new(cause)),
         }

@@ -77,6 +77,13 @@ pub enum KycStoreError {
     /// The customer named by id does not exist.
     #[error("customer not found")]
     NotFound,
+    /// The customer has no value for the field named.
+    #[error("the customer has provided no such field")]
+    NoSuchField,
+    /// The customer changed after the decision's `seen` version: whoever
+    /// decided has not seen what is there now.
+    #[error("the customer changed since it was looked at")]
+    Changed,
     /// Anything else: the store is unreachable, a query failed.
     #[error(transparent)]
     Unknown(#[from] anyhow::Error),
@@ -115,12 +122,29 @@ pub trait KycStore: Send + Sync + 'static {
     /// `NotFound` when there is no such customer.
     async fn delete(&self, id: &CustomerId) -> Result<(), KycStoreError>;
 
-    /// Records the operator's decision. Returns `NotFound` when there is no
-    /// such customer.
+    /// Records the operator's decision. An approval also clears every field
+    /// rejection. With `seen` (the `updated_at` the decider was shown), the
+    /// customer must still be that version, else `Changed`. Returns
+    /// `NotFound` when there is no such customer.
     async fn set_review(
         &self,
         id: &CustomerId,
         review: Review,
+        seen: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<Customer, KycStoreError>;
+
+    /// Rejects one provided field (a text value or a file) with the reason
+    /// the customer is shown, until a new value for it replaces the one
+    /// rejected. `seen` as for [`KycStore::set_review`]. Returns `NotFound`
+    /// when there is no such customer, `NoSuchField` when they have no
+    /// value for the field.
+    async fn reject_field(
+        &self,
+        id: &CustomerId,
+        field: &str,
+        reason: &str,
+        seen: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<Customer, KycStoreError>;
 }

@@ -43,6 +43,12 @@ pub(crate) enum Failure {
     /// The record asked for is not there.
     #[error("not found")]
     NotFound,
+    /// The customer has no value for the field named.
+    #[error("no such field")]
+    NoField,
+    /// The record changed after the version the caller saw.
+    #[error("changed since seen")]
+    Changed,
     /// A firm quote past its expiry.
     #[error("quote expired")]
     Expired,

@@ -23,6 +23,7 @@ diesel::table! {
         legacy_value -> Text,
         updated_at -> Timestamp,
         sealed -> Nullable<Binary>,
+        rejected -> Nullable<Text>,
     }
 }
 
@@ -35,6 +36,7 @@ diesel::table! {
         size_bytes -> BigInt,
         updated_at -> Timestamp,
         sealed -> Nullable<Binary>,
+        rejected -> Nullable<Text>,
     }
 }
 

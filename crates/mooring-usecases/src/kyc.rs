@@ -3,11 +3,13 @@
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+
 use crate::AuditTrail;
 use mooring_domain::audit::{Actor, AuditAction};
 use mooring_domain::customer::{
     Assessment, Customer, CustomerId, CustomerStatus, CustomerTypeSpec, CustomerTypes,
-    ProvidedValue, Review, ReviewMode, assess, sep9,
+    ProvidedValue, Review, ReviewMode, assess, review_reason, sep9,
 };
 use mooring_domain::transaction::TransactionId;
 use mooring_domain::{Memo, StellarAccount};
@@ -24,6 +26,9 @@ pub enum KycError {
     /// No such customer, or not for this account and memo.
     #[error("customer not found")]
     NotFound,
+    /// A decision on a customer who changed since the decider looked.
+    #[error("the customer changed since you looked: look again before deciding")]
+    Changed,
     #[error(transparent)]
     Unknown(anyhow::Error),
     /// The action was done, but its audit entry could not be written (or,
@@ -42,6 +47,10 @@ impl From<KycStoreError> for KycError {
     fn from(e: KycStoreError) -> Self {
         match e {
             KycStoreError::NotFound => Self::NotFound,
+            KycStoreError::NoSuchField => {
+                Self::BadRequest("the customer has provided no such field".into())
+            }
+            KycStoreError::Changed => Self::Changed,
             KycStoreError::Unknown(e) => Self::Unknown(e),
         }
     }
@@ -273,11 +282,19 @@ impl KycService {
         Ok(())
     }
 
-    /// The operator approves a customer (manual review).
-    pub async fn approve(&self, id: &CustomerId, actor: &Actor) -> Result<CustomerView, KycError> {
+    /// A reviewer approves a customer (manual review), and with it every
+    /// value they provided: no field stays rejected. With `seen` (the
+    /// customer's `updated_at` the reviewer was shown), a customer who
+    /// changed since is refused with [`KycError::Changed`].
+    pub async fn approve(
+        &self,
+        id: &CustomerId,
+        seen: Option<DateTime<Utc>>,
+        actor: &Actor,
+    ) -> Result<CustomerView, KycError> {
         let customer = self
             .store
-            .set_review(id, Review::Approved, self.clock.now())
+            .set_review(id, Review::Approved, seen, self.clock.now())
             .await?;
         tracing::info!(customer.id = %id, "customer approved");
         self.audited(actor, AuditAction::CustomerApproved, id)
@@ -285,26 +302,61 @@ impl KycService {
         Ok(self.view(None, Some(&customer)))
     }
 
-    /// The operator rejects a customer; the reason becomes the message.
+    /// A reviewer rejects a customer; the reason becomes the message.
     /// The audit entry does not keep the reason (free text may name the
-    /// person); the customer's message does.
+    /// person); the customer's message does. `seen` as for
+    /// [`Self::approve`].
     pub async fn reject(
         &self,
         id: &CustomerId,
         reason: &str,
+        seen: Option<DateTime<Utc>>,
         actor: &Actor,
     ) -> Result<CustomerView, KycError> {
-        let reason = reason.trim();
-        if reason.is_empty() {
-            return Err(KycError::BadRequest("a rejection needs a reason".into()));
-        }
-        let review = Review::Rejected {
-            reason: reason.to_owned(),
-        };
-        let customer = self.store.set_review(id, review, self.clock.now()).await?;
+        let reason = review_reason(reason).map_err(KycError::BadRequest)?;
+        let review = Review::Rejected { reason };
+        let customer = self
+            .store
+            .set_review(id, review, seen, self.clock.now())
+            .await?;
         tracing::info!(customer.id = %id, "customer rejected");
         self.audited(actor, AuditAction::CustomerRejected, id)
             .await?;
+        Ok(self.view(None, Some(&customer)))
+    }
+
+    /// A reviewer rejects one field the customer provided: it is `REJECTED`
+    /// with the reason (the SEP-12 `error` the sender is shown), and the
+    /// customer `NEEDS_INFO` until a new value for it replaces this one. A
+    /// payout waiting on this customer asks the AP for the update. The
+    /// audit entry names the field, never the reason. `seen` as for
+    /// [`Self::approve`].
+    pub async fn reject_field(
+        &self,
+        id: &CustomerId,
+        field: &str,
+        reason: &str,
+        seen: Option<DateTime<Utc>>,
+        actor: &Actor,
+    ) -> Result<CustomerView, KycError> {
+        if sep9::lookup(field).is_none() {
+            return Err(KycError::BadRequest(format!(
+                "{} is not a SEP-9 field",
+                mooring_domain::audit::field_token(field)
+            )));
+        }
+        let reason = review_reason(reason).map_err(KycError::BadRequest)?;
+        let customer = self
+            .store
+            .reject_field(id, field, &reason, seen, self.clock.now())
+            .await?;
+        tracing::info!(customer.id = %id, field, "customer field rejected");
+        let entry = self
+            .audit
+            .entry(actor, AuditAction::FieldRejected)
+            .customer(id)
+            .detail(&format!("field: {field}"));
+        self.audit.record(entry).await?;
         Ok(self.view(None, Some(&customer)))
     }
 

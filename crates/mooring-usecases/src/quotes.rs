@@ -424,6 +424,7 @@ impl FeeService {
             Ok(view) => view,
             Err(crate::KycError::NotFound) => return Err(unknown()),
             Err(crate::KycError::BadRequest(m)) => return Err(QuoteError::BadRequest(m)),
+            Err(e @ crate::KycError::Changed) => return Err(QuoteError::Unknown(e.into())),
             Err(crate::KycError::Unknown(e)) => return Err(QuoteError::Unknown(e)),
             Err(e @ crate::KycError::Audit(_)) => return Err(QuoteError::Unknown(e.into())),
         };

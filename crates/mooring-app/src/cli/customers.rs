@@ -1,4 +1,5 @@
-//! `mooring customers …`: show (audited), approve, reject and delete.
+//! `mooring customers …`: show (audited), approve, reject, and reject one
+//! field.
 
 use clap::Subcommand;
 use mooring_domain::customer::CustomerId;
@@ -21,6 +22,14 @@ pub enum CustomersCommand {
         #[arg(long)]
         reason: String,
     },
+    /// Reject one field the customer provided: they are NEEDS_INFO until they send a new value
+    RejectField {
+        id: String,
+        /// The SEP-9 field (e.g. photo_id_front)
+        field: String,
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 pub(super) async fn customers(command: CustomersCommand, settings: Settings) -> anyhow::Result<()> {
@@ -30,8 +39,16 @@ pub(super) async fn customers(command: CustomersCommand, settings: Settings) -> 
     let who = operator();
     let view = match command {
         CustomersCommand::Show { id } => kyc.show(&parse(&id)?, &who).await,
-        CustomersCommand::Approve { id } => kyc.approve(&parse(&id)?, &who).await,
-        CustomersCommand::Reject { id, reason } => kyc.reject(&parse(&id)?, &reason, &who).await,
+        // A person at a shell decides on what they name: no page version
+        // to fence by (`customers show` first).
+        CustomersCommand::Approve { id } => kyc.approve(&parse(&id)?, None, &who).await,
+        CustomersCommand::Reject { id, reason } => {
+            kyc.reject(&parse(&id)?, &reason, None, &who).await
+        }
+        CustomersCommand::RejectField { id, field, reason } => {
+            kyc.reject_field(&parse(&id)?, &field, &reason, None, &who)
+                .await
+        }
     }
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     print_view(&view);

@@ -45,6 +45,14 @@ impl Page {
         self.body[start..end].to_owned()
     }
 
+    /// The value of the first hidden field of this name.
+    fn hidden(&self, name: &str) -> String {
+        let marker = format!("type=\"hidden\" name=\"{name}\" value=\"");
+        let start = self.body.find(&marker).expect("the hidden field") + marker.len();
+        let end = self.body[start..].find('"').expect("closed") + start;
+        self.body[start..end].to_owned()
+    }
+
     fn text_of(&self, id: &str) -> String {
         let marker = format!("id=\"{id}\">");
         let start = self.body.find(&marker).expect("element") + marker.len();
@@ -521,7 +529,7 @@ async fn roles_are_checked_on_the_server_and_every_view_of_a_value_is_audited(db
     let approved = reviewer
         .post(
             &format!("/customers/{id}/approve"),
-            &[("csrf", &page.csrf())],
+            &[("csrf", &page.csrf()), ("seen", &page.hidden("seen"))],
         )
         .await;
     assert_eq!(approved.status, 303, "{}", approved.body);
@@ -553,6 +561,118 @@ async fn roles_are_checked_on_the_server_and_every_view_of_a_value_is_audited(db
     for page in [&trail, &users] {
         assert!(!page.body.contains(mooring_testsupport::TEST_PII_KEY));
     }
+}
+
+async fn a_reviewer_rejects_one_field_and_the_customer_is_asked_for_it_again(db: TestDb) {
+    let app = spawn_app_with(db, &[("MOORING__KYC__REVIEW", "manual")]).await;
+    let id = a_new_customer(&app, "73").await;
+    let field_status = |view: &serde_json::Value, name: &str| {
+        let f = &view["provided_fields"][name];
+        (
+            f["status"].as_str().map(str::to_owned),
+            f["error"].as_str().map(str::to_owned),
+        )
+    };
+    let (mut reviewer, _) = signed_in(&app, "rita", Role::Reviewer).await;
+    let page = reviewer.get(&format!("/customers/{id}")).await;
+    assert!(
+        page.body
+            .contains(&format!("/customers/{id}/fields/last_name/reject"))
+    );
+    let (csrf, seen) = (page.csrf(), page.hidden("seen"));
+
+    // A viewer who posts one by hand is refused.
+    let (mut viewer, _) = signed_in(&app, "vera", Role::Viewer).await;
+    let own = viewer.get(&format!("/customers/{id}")).await;
+    assert!(
+        !own.body.contains("/fields/"),
+        "a viewer finds no reject button"
+    );
+    let refused = viewer
+        .post(
+            &format!("/customers/{id}/fields/last_name/reject"),
+            &[("csrf", &own.csrf()), ("seen", &seen), ("reason", "x")],
+        )
+        .await;
+    assert_eq!(refused.status, 403);
+
+    // Refused with a 4xx: no reason, a field not provided, not a field.
+    for (field, reason, status) in [
+        ("last_name", " ", 400),
+        ("birth_date", "unreadable", 400),
+        ("no_such_field", "unreadable", 400),
+    ] {
+        let answer = reviewer
+            .post(
+                &format!("/customers/{id}/fields/{field}/reject"),
+                &[("csrf", &csrf), ("seen", &seen), ("reason", reason)],
+            )
+            .await;
+        assert_eq!(answer.status, status, "{field}: {}", answer.body);
+    }
+    let rejected = reviewer
+        .post(
+            &format!("/customers/{id}/fields/last_name/reject"),
+            &[
+                ("csrf", &csrf),
+                ("seen", &seen),
+                ("reason", "does not match the passport"),
+            ],
+        )
+        .await;
+    assert_eq!(rejected.status, 303, "{}", rejected.body);
+
+    // The AP's GET /customer now asks for it again.
+    let (_, view) = app.get_customer(&[("id", &id)]).await;
+    assert_eq!(view["status"], "NEEDS_INFO", "{view}");
+    assert_eq!(
+        field_status(&view, "last_name"),
+        (
+            Some("REJECTED".into()),
+            Some("does not match the passport".into())
+        )
+    );
+    assert_eq!(
+        field_status(&view, "first_name").0.as_deref(),
+        Some("PROCESSING")
+    );
+    let shown = reviewer.get(&format!("/customers/{id}")).await;
+    assert!(shown.body.contains("does not match the passport"));
+    assert_eq!(
+        audit_of(&app, AuditAction::FieldRejected, "rita").await,
+        ["field: last_name"]
+    );
+
+    // The page the reviewer decided on is stale now: an approval from it is
+    // refused, and nothing changes.
+    let stale = reviewer
+        .post(
+            &format!("/customers/{id}/approve"),
+            &[("csrf", &csrf), ("seen", &seen)],
+        )
+        .await;
+    assert_eq!(stale.status, 409, "{}", stale.body);
+    assert!(stale.body.contains("look again"), "{}", stale.body);
+    let without = reviewer
+        .post(&format!("/customers/{id}/approve"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(without.status, 400);
+    assert_eq!(
+        app.get_customer(&[("id", &id)]).await.1["status"],
+        "NEEDS_INFO"
+    );
+
+    // The sender sends a new last name: under review again.
+    let (status, _) = app
+        .put_customer(&serde_json::json!({ "id": id, "last_name": "Silva Santos" }))
+        .await;
+    assert_eq!(status, 200);
+    let (_, view) = app.get_customer(&[("id", &id)]).await;
+    assert_eq!(view["status"], "PROCESSING", "{view}");
+    assert_eq!(
+        field_status(&view, "last_name"),
+        (Some("PROCESSING".into()), None)
+    );
 }
 
 async fn a_form_without_this_sessions_csrf_token_changes_nothing(db: TestDb) {
@@ -843,6 +963,7 @@ on_both_backends!(
     every_page_carries_the_security_headers_and_cookies_are_strict,
     roles_are_checked_on_the_server_and_every_view_of_a_value_is_audited,
     a_form_without_this_sessions_csrf_token_changes_nothing,
+    a_reviewer_rejects_one_field_and_the_customer_is_asked_for_it_again,
     a_refund_takes_two_operators,
     a_payout_over_the_approval_limit_waits_for_an_operator_and_is_paid_once,
     firm_quotes_and_reserved_liquidity_are_listed,

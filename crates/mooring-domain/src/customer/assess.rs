@@ -77,8 +77,9 @@ pub struct Assessment {
 /// Assesses `customer` (or a customer not known yet) as a `spec` customer.
 ///
 /// - A rejected review is `REJECTED`, with the reason as the message.
-/// - A missing required field, or any provided value that fails its check,
-///   is `NEEDS_INFO` (the failing field is `REJECTED` with its error).
+/// - A missing required field, any provided value that fails its check, or
+///   a field a reviewer rejected is `NEEDS_INFO` (the field is `REJECTED`
+///   with its error, or the reviewer's reason).
 /// - Otherwise `ACCEPTED` under [`ReviewMode::Auto`]; under
 ///   [`ReviewMode::Manual`], `PROCESSING` until approved.
 pub fn assess(
@@ -113,10 +114,12 @@ pub fn assess(
                 }
                 ProvidedValue::File { size, .. } => validate::check_file(*size),
             };
-            let (status, error) = match verdict {
-                Err(e) => (FieldStatus::Rejected, Some(e)),
-                Ok(()) if awaiting_review => (FieldStatus::Processing, None),
-                Ok(()) => (FieldStatus::Accepted, None),
+            let reviewed = customer.and_then(|c| c.rejected_fields.get(field.name));
+            let (status, error) = match (verdict, reviewed) {
+                (Err(e), _) => (FieldStatus::Rejected, Some(e)),
+                (Ok(()), Some(reason)) => (FieldStatus::Rejected, Some(reason.clone())),
+                (Ok(()), None) if awaiting_review => (FieldStatus::Processing, None),
+                (Ok(()), None) => (FieldStatus::Accepted, None),
             };
             Some(ProvidedField {
                 field,
@@ -172,6 +175,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), ProvidedValue::Text((*v).to_owned())))
                 .collect::<BTreeMap<_, _>>(),
+            rejected_fields: BTreeMap::new(),
             transaction_ids: vec![],
             created_at: Utc::now(),
             updated_at: Utc::now(),
@@ -325,6 +329,69 @@ mod tests {
         );
         assert_eq!(a.status, CustomerStatus::Rejected);
         assert_eq!(a.message.as_deref(), Some("document expired"));
+    }
+
+    #[test]
+    fn a_field_a_reviewer_rejected_needs_info_even_when_approved() {
+        let types = CustomerTypes::builtin();
+        let spec = types.get("sep31-sender").expect("type");
+        for (review, mode) in [
+            (Review::Pending, ReviewMode::Auto),
+            (Review::Pending, ReviewMode::Manual),
+            (Review::Approved, ReviewMode::Manual),
+        ] {
+            let mut c = customer(SENDER, review);
+            c.rejected_fields
+                .insert("last_name".into(), "does not match the passport".into());
+            let a = assess(spec, Some(&c), mode);
+            assert_eq!(a.status, CustomerStatus::NeedsInfo, "{mode:?}");
+            let verdicts: Vec<_> = a
+                .provided
+                .iter()
+                .map(|f| (f.field.name, f.status, f.error.as_deref()))
+                .collect();
+            let other = if mode == ReviewMode::Auto || c.review == Review::Approved {
+                FieldStatus::Accepted
+            } else {
+                FieldStatus::Processing
+            };
+            assert_eq!(
+                verdicts,
+                [
+                    (
+                        "last_name",
+                        FieldStatus::Rejected,
+                        Some("does not match the passport")
+                    ),
+                    ("first_name", other, None),
+                    ("email_address", other, None),
+                ]
+            );
+            assert!(
+                a.fields.is_empty(),
+                "a rejected field is provided, not missing"
+            );
+        }
+    }
+
+    #[test]
+    fn a_customer_rejection_wins_over_a_field_rejection() {
+        let types = CustomerTypes::builtin();
+        let mut c = customer(
+            SENDER,
+            Review::Rejected {
+                reason: "sanctions".into(),
+            },
+        );
+        c.rejected_fields
+            .insert("first_name".into(), "blurred".into());
+        let a = assess(
+            types.get("sep31-sender").expect("type"),
+            Some(&c),
+            ReviewMode::Auto,
+        );
+        assert_eq!(a.status, CustomerStatus::Rejected);
+        assert_eq!(a.message.as_deref(), Some("sanctions"));
     }
 
     #[test]

@@ -123,6 +123,10 @@ pub struct Customer {
     pub review: Review,
     /// Provided SEP-9 values, keyed by field name.
     pub fields: BTreeMap<String, ProvidedValue>,
+    /// Provided fields a reviewer rejected, with the reason the customer is
+    /// shown. A new value for the field clears its rejection; so does an
+    /// approval of the customer.
+    pub rejected_fields: BTreeMap<String, String>,
     /// Transactions this customer was linked to by a PUT with `transaction_id`.
     pub transaction_ids: Vec<String>,
     pub created_at: DateTime<Utc>,
@@ -139,8 +143,32 @@ impl fmt::Debug for Customer {
                 &matches!(self.review, Review::Rejected { .. }).then_some("rejected"),
             )
             .field("fields", &self.fields.keys().collect::<Vec<_>>())
+            .field(
+                "rejected_fields",
+                &self.rejected_fields.keys().collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
+}
+
+/// The longest reason a reviewer may give, in characters.
+pub const MAX_REASON_CHARS: usize = 500;
+
+/// A reviewer's reason for rejecting a customer or one of their fields, as
+/// the sender is shown it: trimmed, not empty, at most
+/// [`MAX_REASON_CHARS`] characters, and without control characters.
+pub fn review_reason(reason: &str) -> Result<String, String> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err("a rejection needs a reason".into());
+    }
+    if reason.chars().count() > MAX_REASON_CHARS {
+        return Err(format!("a reason is at most {MAX_REASON_CHARS} characters"));
+    }
+    if reason.chars().any(char::is_control) {
+        return Err("a reason is one line of text, without control characters".into());
+    }
+    Ok(reason.to_owned())
 }
 
 impl Customer {
@@ -163,7 +191,42 @@ impl Customer {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        #[test]
+        fn a_reason_taken_is_trimmed_bounded_and_one_line(reason in "\\PC{0,600}|[ \\t\\n]{0,3}[a-z]{1,5}[ \\t\\n]{0,3}|[a-z]{1,3}[\\x00-\\x1f][a-z]{1,3}") {
+            match review_reason(&reason) {
+                Ok(kept) => {
+                    prop_assert_eq!(kept.as_str(), reason.trim());
+                    prop_assert!(!kept.is_empty());
+                    prop_assert!(kept.chars().count() <= MAX_REASON_CHARS);
+                    prop_assert!(!kept.chars().any(char::is_control));
+                }
+                Err(_) => {
+                    let t = reason.trim();
+                    prop_assert!(
+                        t.is_empty()
+                            || t.chars().count() > MAX_REASON_CHARS
+                            || t.chars().any(char::is_control)
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn reasons_are_refused_with_why() {
+        assert_eq!(
+            review_reason("  blurred photo \n"),
+            Ok("blurred photo".into())
+        );
+        assert!(review_reason(" \t").is_err_and(|e| e.contains("needs a reason")));
+        assert!(review_reason(&"x".repeat(501)).is_err_and(|e| e.contains("500")));
+        assert!(review_reason("two\nlines").is_err_and(|e| e.contains("one line")));
+    }
 
     #[test]
     fn customer_ids_are_canonical_uuids() {
@@ -204,6 +267,7 @@ mod tests {
                 ProvidedValue::Text("Johnathan".into()),
             )]
             .into(),
+            rejected_fields: [("first_name".to_owned(), "field secret".to_owned())].into(),
             transaction_ids: vec![],
             created_at: Utc::now(),
             updated_at: Utc::now(),
@@ -211,6 +275,7 @@ mod tests {
         let debug = format!("{customer:?}");
         for secret in [
             "Johnathan",
+            "field secret",
             "780284017",
             "secret reason",
             "GDJUOFZGW5WYBK4GIETCSSM6MTTIJ4SUMCQITPTLUWMQ6B4UIX2IEX47",

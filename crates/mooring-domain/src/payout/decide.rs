@@ -141,18 +141,23 @@ pub fn decide_gate(status: &TransactionStatus, gate: Gate, receiver: &KycVerdict
 /// What an `awaiting_kyc` entry's recheck decides (no AP read).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KycRecheck {
-    /// Both ACCEPTED: back to `received`, which reads the AP and checks
-    /// everything again before paying.
+    /// Both ACCEPTED, or a party now needs to provide more while the AP is
+    /// not known to wait for it (a reviewer rejected one of their fields):
+    /// back to `received`, which reads the AP and checks everything again
+    /// before paying, or asks the AP for the customer info.
     Received,
     Reject(String),
     /// Still awaited: checked again later.
     Wait,
 }
 
-pub fn decide_kyc_recheck(gate: Gate) -> KycRecheck {
+/// `asked`: the AP is known to wait for customer info already
+/// ([`crate::payout::Payout::asked_for_info`]).
+pub fn decide_kyc_recheck(gate: Gate, asked: bool) -> KycRecheck {
     match gate {
         Gate::Pay => KycRecheck::Received,
         Gate::Reject(reason) => KycRecheck::Reject(reason),
+        Gate::NeedsInfo { .. } if !asked => KycRecheck::Received,
         Gate::NeedsInfo { .. } | Gate::Wait => KycRecheck::Wait,
     }
 }
@@ -657,15 +662,24 @@ mod tests {
                             decide_gate(&status, gate.clone(), &receiver),
                             GateStep::Reject(_)
                         ));
-                        assert!(matches!(
-                            decide_kyc_recheck(gate.clone()),
-                            KycRecheck::Reject(_)
-                        ));
+                        for asked in [false, true] {
+                            assert!(matches!(
+                                decide_kyc_recheck(gate.clone(), asked),
+                                KycRecheck::Reject(_)
+                            ));
+                        }
                     }
                 }
+                // Back to `received` to pay, or to ask the AP for the info
+                // a party must now provide, once: never while it waits.
+                let needs_info = matches!(gate, Gate::NeedsInfo { .. });
                 assert_eq!(
-                    decide_kyc_recheck(gate) == KycRecheck::Received,
+                    decide_kyc_recheck(gate.clone(), true) == KycRecheck::Received,
                     both_accepted(s, r)
+                );
+                assert_eq!(
+                    decide_kyc_recheck(gate, false) == KycRecheck::Received,
+                    both_accepted(s, r) || needs_info
                 );
             }
         }

@@ -361,7 +361,12 @@ pub enum Stage {
     New,
     AwaitingFunds,
     Received,
-    AwaitingKyc,
+    /// A party's KYC is awaited. `asked`: the AP is known to wait for
+    /// customer info (Mooring told it so, or saw it waiting), so a party
+    /// who still needs to provide more is not asked for again.
+    AwaitingKyc {
+        asked: bool,
+    },
     /// The order frozen, nothing sent: `submitted_at` is when it was frozen
     /// (a release sets it again, when the key is first used).
     AwaitingApproval(AtRail),
@@ -416,7 +421,7 @@ impl Stage {
             Self::New => P::New,
             Self::AwaitingFunds => P::AwaitingFunds,
             Self::Received => P::Received,
-            Self::AwaitingKyc => P::AwaitingKyc,
+            Self::AwaitingKyc { .. } => P::AwaitingKyc,
             Self::AwaitingApproval(_) => P::AwaitingApproval,
             Self::Submitted(_) => P::Submitted,
             Self::Held { .. } => P::Held,
@@ -441,7 +446,7 @@ impl Stage {
             P::New => Self::New,
             P::AwaitingFunds => Self::AwaitingFunds,
             P::Received => Self::Received,
-            P::AwaitingKyc => Self::AwaitingKyc,
+            P::AwaitingKyc => Self::AwaitingKyc { asked: false },
             P::Recovering => Self::Recovering,
             _ => return None,
         })
@@ -639,9 +644,33 @@ impl Payout {
         recheck: DateTime<Utc>,
     ) -> Result<(), IllegalMove> {
         use PayoutState as P;
-        self.step_to(&[P::Received, P::AwaitingKyc], Stage::AwaitingKyc, now)?;
+        let asked = self.asked_for_info();
+        self.step_to(
+            &[P::Received, P::AwaitingKyc],
+            Stage::AwaitingKyc { asked },
+            now,
+        )?;
         self.due_at = recheck;
         Ok(())
+    }
+
+    /// As [`Self::await_kyc`], with the AP known to wait for customer info
+    /// (told now, or seen waiting).
+    pub fn await_info(
+        &mut self,
+        now: DateTime<Utc>,
+        recheck: DateTime<Utc>,
+    ) -> Result<(), IllegalMove> {
+        use PayoutState as P;
+        let stage = Stage::AwaitingKyc { asked: true };
+        self.step_to(&[P::Received, P::AwaitingKyc], stage, now)?;
+        self.due_at = recheck;
+        Ok(())
+    }
+
+    /// Awaiting KYC, with the AP known to wait for customer info.
+    pub fn asked_for_info(&self) -> bool {
+        matches!(self.stage, Stage::AwaitingKyc { asked: true })
     }
 
     /// A check failed before any payout: the AP is to be told `error`.
@@ -1443,7 +1472,7 @@ mod tests {
             Stage::New,
             Stage::AwaitingFunds,
             Stage::Received,
-            Stage::AwaitingKyc,
+            Stage::AwaitingKyc { asked: true },
             Stage::AwaitingApproval(at_rail.clone()),
             Stage::Submitted(at_rail.clone()),
             Stage::Held {

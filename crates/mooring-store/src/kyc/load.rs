@@ -59,6 +59,9 @@ struct LoadRow {
     /// A text value, sealed; or the wrapped data key (kind `key`).
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Binary>)]
     sealed: Option<Vec<u8>>,
+    /// A reviewer's reason for rejecting this value or file.
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    rejected: Option<String>,
 }
 
 /// A customer with everything they provided, in one statement (one round
@@ -68,19 +71,22 @@ struct LoadRow {
 /// in each branch. (SQLite takes `CAST(NULL AS BYTEA)` as a plain NULL.)
 const LOAD_SQL: &str = "SELECT c.id, c.account, c.memo, c.memo_type, c.customer_type, c.review, \
        c.review_message, c.created_at, c.updated_at, 'text' AS kind, f.name AS name, f.legacy_value AS value, \
-       CAST(NULL AS BIGINT) AS size_bytes, CAST(NULL AS TIMESTAMP) AS linked_at, f.sealed AS sealed \
+       CAST(NULL AS BIGINT) AS size_bytes, CAST(NULL AS TIMESTAMP) AS linked_at, f.sealed AS sealed, \
+       f.rejected AS rejected \
      FROM customers c LEFT JOIN customer_fields f ON f.customer_id = c.id WHERE {C} \
      UNION ALL SELECT c.id, c.account, c.memo, c.memo_type, c.customer_type, c.review, \
        c.review_message, c.created_at, c.updated_at, 'file', fi.name, fi.content_type, fi.size_bytes, \
-       CAST(NULL AS TIMESTAMP), CAST(NULL AS BYTEA) \
+       CAST(NULL AS TIMESTAMP), CAST(NULL AS BYTEA), fi.rejected \
      FROM customers c JOIN customer_files fi ON fi.customer_id = c.id WHERE {C} \
      UNION ALL SELECT c.id, c.account, c.memo, c.memo_type, c.customer_type, c.review, \
        c.review_message, c.created_at, c.updated_at, 'transaction', t.transaction_id, \
-       CAST(NULL AS TEXT), CAST(NULL AS BIGINT), t.created_at, CAST(NULL AS BYTEA) \
+       CAST(NULL AS TEXT), CAST(NULL AS BIGINT), t.created_at, CAST(NULL AS BYTEA), \
+       CAST(NULL AS TEXT) \
      FROM customers c JOIN customer_transactions t ON t.customer_id = c.id WHERE {C} \
      UNION ALL SELECT c.id, c.account, c.memo, c.memo_type, c.customer_type, c.review, \
        c.review_message, c.created_at, c.updated_at, 'key', k.kek_id, \
-       CAST(NULL AS TEXT), CAST(NULL AS BIGINT), CAST(NULL AS TIMESTAMP), k.wrapped \
+       CAST(NULL AS TEXT), CAST(NULL AS BIGINT), CAST(NULL AS TIMESTAMP), k.wrapped, \
+       CAST(NULL AS TEXT) \
      FROM customers c JOIN data_keys k ON k.customer_id = c.id WHERE {C}";
 
 /// [`LOAD_SQL`] for one customer by id, and by account and memo.
@@ -142,8 +148,14 @@ pub(super) fn load_which(
         .map(|(kek_id, wrapped)| pii.unwrap_key(&row.id, kek_id, wrapped))
         .transpose()?;
     let mut fields = BTreeMap::new();
+    let mut rejected_fields = BTreeMap::new();
     let mut links = Vec::new();
     for r in &rows {
+        if let (Some("text" | "file"), Some(name), Some(reason)) =
+            (r.kind.as_deref(), &r.name, &r.rejected)
+        {
+            rejected_fields.insert(name.clone(), reason.clone());
+        }
         match (r.kind.as_deref(), &r.name) {
             (Some("text"), Some(name)) => {
                 let value = match &r.sealed {
@@ -181,6 +193,7 @@ pub(super) fn load_which(
         customer_type: row.customer_type.clone(),
         review,
         fields,
+        rejected_fields,
         transaction_ids: links.into_iter().map(|(_, t)| t).collect(),
         created_at: row.created_at.and_utc(),
         updated_at: row.updated_at.and_utc(),

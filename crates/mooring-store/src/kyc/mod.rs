@@ -26,6 +26,8 @@ impl From<Failure> for KycStoreError {
     fn from(f: Failure) -> Self {
         match f {
             Failure::NotFound => Self::NotFound,
+            Failure::NoField => Self::NoSuchField,
+            Failure::Changed => Self::Changed,
             other => Self::Unknown(other.unknown()),
         }
     }
@@ -148,6 +150,14 @@ fn link_transaction(
     Ok(())
 }
 
+/// `now` as both backends keep it, to the microsecond: so is the customer
+/// returned, and so is the `seen` a decision is fenced by.
+fn micros(now: DateTime<Utc>) -> NaiveDateTime {
+    now.naive_utc()
+        .with_nanosecond(now.timestamp_subsec_micros() * 1000)
+        .unwrap_or_default()
+}
+
 fn put(conn: &mut AnyConnection, pii: &Pii, change: PutCustomer) -> Result<Customer, Failure> {
     let PutCustomer {
         target,
@@ -157,11 +167,7 @@ fn put(conn: &mut AnyConnection, pii: &Pii, change: PutCustomer) -> Result<Custo
         transaction_id,
         now,
     } = change;
-    // Both backends keep microseconds: so does the customer returned here.
-    let now = now
-        .naive_utc()
-        .with_nanosecond(now.timestamp_subsec_micros() * 1000)
-        .unwrap_or_default();
+    let now = micros(now);
     let id = match resolve(conn, target, customer_type.as_deref(), now)? {
         Resolved::Existing(id) => id,
         Resolved::Created { id, account, memo } => {
@@ -204,6 +210,7 @@ fn put(conn: &mut AnyConnection, pii: &Pii, change: PutCustomer) -> Result<Custo
                 customer_type,
                 review: Review::Pending,
                 fields,
+                rejected_fields: BTreeMap::new(),
                 transaction_ids: transaction_id.into_iter().collect(),
                 created_at: now.and_utc(),
                 updated_at: now.and_utc(),
@@ -268,24 +275,79 @@ fn delete(conn: &mut AnyConnection, id: &str) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Locks the customer for a decision and checks that it is the version the
+/// decider saw (to the microsecond stored), when they name one.
+fn lock_seen(
+    conn: &mut AnyConnection,
+    id: &str,
+    seen: Option<DateTime<Utc>>,
+) -> Result<(), Failure> {
+    lock_row(conn, "customers", "id", id)?;
+    let updated: Option<NaiveDateTime> = customers::table
+        .find(id)
+        .select(customers::updated_at)
+        .first(conn)
+        .optional()?;
+    let updated = updated.ok_or(Failure::NotFound)?;
+    match seen {
+        Some(seen) if seen.timestamp_micros() != updated.and_utc().timestamp_micros() => {
+            Err(Failure::Changed)
+        }
+        _ => Ok(()),
+    }
+}
+
 fn set_review(
     conn: &mut AnyConnection,
     pii: &Pii,
     id: &str,
     review: &Review,
+    seen: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> Result<Customer, Failure> {
+    lock_seen(conn, id, seen)?;
     let (state, message) = review_columns(review);
-    let updated = diesel::update(customers::table.find(id))
+    diesel::update(customers::table.find(id))
         .set((
             customers::review.eq(state),
             customers::review_message.eq(message),
-            customers::updated_at.eq(now.naive_utc()),
+            customers::updated_at.eq(micros(now)),
         ))
         .execute(conn)?;
-    if updated == 0 {
-        return Err(Failure::NotFound);
+    if *review == Review::Approved {
+        // The reviewer approves what is there: no field stays rejected.
+        diesel::update(customer_fields::table.filter(customer_fields::customer_id.eq(id)))
+            .set(customer_fields::rejected.eq(None::<String>))
+            .execute(conn)?;
+        diesel::update(customer_files::table.filter(customer_files::customer_id.eq(id)))
+            .set(customer_files::rejected.eq(None::<String>))
+            .execute(conn)?;
     }
+    load(conn, pii, id)?.ok_or(Failure::NotFound)
+}
+
+fn reject_field(
+    conn: &mut AnyConnection,
+    pii: &Pii,
+    id: &str,
+    name: &str,
+    reason: &str,
+    seen: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<Customer, Failure> {
+    lock_seen(conn, id, seen)?;
+    let text = diesel::update(customer_fields::table.find((id, name)))
+        .set(customer_fields::rejected.eq(reason))
+        .execute(conn)?;
+    let file = diesel::update(customer_files::table.find((id, name)))
+        .set(customer_files::rejected.eq(reason))
+        .execute(conn)?;
+    if text + file == 0 {
+        return Err(Failure::NoField);
+    }
+    diesel::update(customers::table.find(id))
+        .set(customers::updated_at.eq(micros(now)))
+        .execute(conn)?;
     load(conn, pii, id)?.ok_or(Failure::NotFound)
 }
 
@@ -386,14 +448,37 @@ impl KycStore for Store {
         &self,
         id: &CustomerId,
         review: Review,
+        seen: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<Customer, KycStoreError> {
         let id = id.to_string();
         let pii = self.pii().map_err(Failure::from)?;
         let what = id.clone();
         Ok(self
-            .run(move |conn| write_tx(conn, |c| set_review(c, &pii, &id, &review, now)))
+            .run(move |conn| write_tx(conn, |c| set_review(c, &pii, &id, &review, seen, now)))
             .await
             .during("reviewing customer", what)?)
+    }
+
+    #[tracing::instrument(skip_all, fields(customer.id = %id))]
+    async fn reject_field(
+        &self,
+        id: &CustomerId,
+        field: &str,
+        reason: &str,
+        seen: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<Customer, KycStoreError> {
+        let (id, field, reason) = (id.to_string(), field.to_owned(), reason.to_owned());
+        let pii = self.pii().map_err(Failure::from)?;
+        let what = id.clone();
+        Ok(self
+            .run(move |conn| {
+                write_tx(conn, |c| {
+                    reject_field(c, &pii, &id, &field, &reason, seen, now)
+                })
+            })
+            .await
+            .during("rejecting a field of customer", what)?)
     }
 }

@@ -126,6 +126,7 @@ impl Stored for TextField<'_> {
                     customer_fields::legacy_value.eq(""),
                     customer_fields::sealed.eq(Some(sealed)),
                     customer_fields::updated_at.eq(now),
+                    customer_fields::rejected.eq(None::<String>),
                 ))
                 .execute(conn)
         } else {
@@ -210,6 +211,7 @@ impl Stored for FileField<'_> {
                     customer_files::content_type.eq(new.content_type.as_deref()),
                     customer_files::size_bytes.eq(size_of(new)),
                     customer_files::updated_at.eq(now),
+                    customer_files::rejected.eq(None::<String>),
                 ))
                 .execute(conn)
         } else {

@@ -167,7 +167,11 @@ impl PayoutRow {
             amount_out,
             amount_out_asset,
             payout_id: p.payout_id().map(str::to_owned),
-            told_pending: i32::from(p.at_rail().is_some_and(|r| r.told_pending)),
+            // At the rail: told the AP the payout is pending. Awaiting KYC:
+            // the AP waits for customer info.
+            told_pending: i32::from(
+                p.at_rail().is_some_and(|r| r.told_pending) || p.asked_for_info(),
+            ),
             reason: p.reason().map(str::to_owned),
             last_error: p.last_error.clone(),
             failures: clamp(p.failures),
@@ -308,6 +312,9 @@ impl PayoutRow {
                     _ => Stage::Submitted(at_rail),
                 }
             }
+            PayoutState::AwaitingKyc => Stage::AwaitingKyc {
+                asked: self.told_pending != 0,
+            },
             PayoutState::Confirmed => Stage::Confirmed { payout_id },
             PayoutState::Completed => Stage::Completed { payout_id },
             PayoutState::Rejecting => Stage::Rejecting { reason: reason() },

@@ -20,6 +20,10 @@ async fn the_store_keeps_the_kyc_stores_contract(db: TestDb) {
     contract::kyc_store(&migrated_store(&db).await).await;
 }
 
+async fn the_store_keeps_the_field_review_contract(db: TestDb) {
+    contract::kyc_field_review(&migrated_store(&db).await).await;
+}
+
 async fn the_store_keeps_the_deposit_addresses_contract(db: TestDb) {
     contract::deposit_addresses(&migrated_store(&db).await).await;
 }
@@ -27,5 +31,6 @@ async fn the_store_keeps_the_deposit_addresses_contract(db: TestDb) {
 on_both_backends!(
     the_store_keeps_the_ledgers_contract,
     the_store_keeps_the_kyc_stores_contract,
+    the_store_keeps_the_field_review_contract,
     the_store_keeps_the_deposit_addresses_contract
 );

@@ -105,7 +105,7 @@ async fn unknown_ids_are_not_found(db: TestDb) {
         Err(KycStoreError::NotFound)
     ));
     assert!(matches!(
-        store.set_review(&id, Review::Approved, now()).await,
+        store.set_review(&id, Review::Approved, None, now()).await,
         Err(KycStoreError::NotFound)
     ));
 }
@@ -243,7 +243,7 @@ async fn an_approval_lapses_when_a_value_changes_and_a_rejection_stays(db: TestD
     assert_eq!(c.review, Review::Pending);
     assert_eq!(
         store
-            .set_review(&c.id, Review::Approved, now())
+            .set_review(&c.id, Review::Approved, None, now())
             .await
             .expect("approved")
             .review,
@@ -268,7 +268,7 @@ async fn an_approval_lapses_when_a_value_changes_and_a_rejection_stays(db: TestD
     };
     assert_eq!(
         store
-            .set_review(&c.id, rejected.clone(), now())
+            .set_review(&c.id, rejected.clone(), None, now())
             .await
             .expect("rejected")
             .review,

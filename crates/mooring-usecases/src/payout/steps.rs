@@ -151,17 +151,25 @@ impl PayoutEngine {
             }
             GateStep::Reject(reason) => p.reject(reason, now)?,
             GateStep::AwaitKyc { first } => {
+                let recheck = now + self.config.kyc_recheck;
                 if let Some(tell) = first {
                     self.tell_ap(step, p, tell).await??;
+                    p.await_info(now, recheck)?;
+                } else if tx.status == TransactionStatus::PendingCustomerInfoUpdate {
+                    p.await_info(now, recheck)?;
+                } else {
+                    p.await_kyc(now, recheck)?;
                 }
-                p.await_kyc(now, now + self.config.kyc_recheck)?;
             }
         }
         Ok(())
     }
 
     /// A party's KYC is awaited: the gate again, on the parties the entry
-    /// took from the transaction (no AP read while waiting).
+    /// took from the transaction (no AP read while waiting). A party who
+    /// must now provide more (a reviewer rejected one of their fields) while
+    /// the AP is not known to wait for it sends the entry back to
+    /// `received`, which reads the AP and asks it for the info.
     pub(super) async fn on_awaiting_kyc(&self, p: &mut Payout, step: &mut Step<'_>) -> StepResult {
         let now = step.now;
         if p.sender_id.is_none() {
@@ -170,7 +178,8 @@ impl PayoutEngine {
             return Ok(p.receive(now)?);
         }
         let parties = self.entry_parties(step, p).await?;
-        match decide::decide_kyc_recheck(kyc_gate(&parties.sender, &parties.receiver)) {
+        let gate = kyc_gate(&parties.sender, &parties.receiver);
+        match decide::decide_kyc_recheck(gate, p.asked_for_info()) {
             KycRecheck::Received => p.receive(now)?,
             KycRecheck::Reject(reason) => p.reject(reason, now)?,
             KycRecheck::Wait => p.await_kyc(now, now + self.config.kyc_recheck)?,

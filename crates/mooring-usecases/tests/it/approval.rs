@@ -160,7 +160,7 @@ async fn a_party_rejected_while_it_waited_is_not_paid_and_a_decline_tells_the_ap
     // A reviewer rejects the receiver (a sanctions hit, say).
     let receiver_id = mooring_domain::customer::CustomerId::parse(&receiver).expect("id");
     w.kyc
-        .reject(&receiver_id, "on a sanctions list", &who())
+        .reject(&receiver_id, "on a sanctions list", None, &who())
         .await
         .expect("rejected");
     let id = TransactionId::parse("t1").expect("id");

@@ -26,6 +26,11 @@ async fn the_fake_kyc_store_keeps_the_kyc_stores_contract() {
 }
 
 #[tokio::test]
+async fn the_fake_kyc_store_keeps_the_field_review_contract() {
+    contract::kyc_field_review(&FakeKycStore::default()).await;
+}
+
+#[tokio::test]
 async fn the_fake_deposit_addresses_keep_their_contract() {
     contract::deposit_addresses(&FakeDepositAddresses::default()).await;
 }

@@ -62,6 +62,7 @@ impl FakeKycStore {
                 customer_type: None,
                 review: Review::Approved,
                 fields,
+                rejected_fields: BTreeMap::new(),
                 transaction_ids: vec![],
                 created_at: now,
                 updated_at: now,
@@ -131,6 +132,7 @@ impl KycStore for FakeKycStore {
                                 customer_type: None,
                                 review: Review::Pending,
                                 fields: BTreeMap::new(),
+                                rejected_fields: BTreeMap::new(),
                                 transaction_ids: vec![],
                                 created_at: change.now,
                                 updated_at: change.now,
@@ -144,8 +146,13 @@ impl KycStore for FakeKycStore {
         let customer = customers.get_mut(&id).expect("resolved above");
         let before = customer.fields.clone();
         for (name, value) in change.text {
-            match value {
-                Some(v) => customer.fields.insert(name, ProvidedValue::Text(v)),
+            let new = value.map(ProvidedValue::Text);
+            if customer.fields.get(&name) != new.as_ref() {
+                // A new value (or none) for a rejected field clears it.
+                customer.rejected_fields.remove(&name);
+            }
+            match new {
+                Some(v) => customer.fields.insert(name, v),
                 None => customer.fields.remove(&name),
             };
         }
@@ -158,6 +165,7 @@ impl KycStore for FakeKycStore {
                     let new = (f.content.clone(), f.content_type.clone());
                     if files.get(&key) != Some(&new) {
                         changed = true;
+                        customer.rejected_fields.remove(&name);
                         files.insert(key, new);
                     }
                     customer.fields.insert(
@@ -170,6 +178,7 @@ impl KycStore for FakeKycStore {
                 }
                 None => {
                     changed |= files.remove(&key).is_some();
+                    customer.rejected_fields.remove(&name);
                     customer.fields.remove(&name);
                 }
             };
@@ -206,11 +215,41 @@ impl KycStore for FakeKycStore {
         &self,
         id: &CustomerId,
         review: Review,
+        seen: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<Customer, KycStoreError> {
         let mut customers = self.customers.lock().expect("lock");
         let customer = customers.get_mut(id).ok_or(KycStoreError::NotFound)?;
+        if seen.is_some_and(|seen| seen != customer.updated_at) {
+            return Err(KycStoreError::Changed);
+        }
+        if review == Review::Approved {
+            customer.rejected_fields.clear();
+        }
         customer.review = review;
+        customer.updated_at = now;
+        Ok(customer.clone())
+    }
+
+    async fn reject_field(
+        &self,
+        id: &CustomerId,
+        field: &str,
+        reason: &str,
+        seen: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<Customer, KycStoreError> {
+        let mut customers = self.customers.lock().expect("lock");
+        let customer = customers.get_mut(id).ok_or(KycStoreError::NotFound)?;
+        if seen.is_some_and(|seen| seen != customer.updated_at) {
+            return Err(KycStoreError::Changed);
+        }
+        if !customer.fields.contains_key(field) {
+            return Err(KycStoreError::NoSuchField);
+        }
+        customer
+            .rejected_fields
+            .insert(field.to_owned(), reason.to_owned());
         customer.updated_at = now;
         Ok(customer.clone())
     }
@@ -471,6 +510,8 @@ pub struct FakePlatform {
     /// The next reads of one transaction hang this many milliseconds
     /// (tokio's clock) before they answer, in order.
     pub read_hangs: Mutex<VecDeque<u64>>,
+    /// Reads of one transaction, by id.
+    read_counts: Mutex<BTreeMap<String, u32>>,
 }
 
 /// What happens at the AP just before a page of `transactions` is read.
@@ -505,6 +546,16 @@ impl FakePlatform {
     }
 
     /// The kinds of move applied to `id`, in order.
+    /// How many times the transaction was read on its own.
+    pub fn reads(&self, id: &str) -> u32 {
+        self.read_counts
+            .lock()
+            .expect("lock")
+            .get(id)
+            .copied()
+            .unwrap_or_default()
+    }
+
     pub fn moves(&self, id: &str) -> Vec<&'static str> {
         self.applied
             .lock()
@@ -587,6 +638,12 @@ impl PlatformClient for FakePlatform {
             tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
         }
         self.read_down()?;
+        *self
+            .read_counts
+            .lock()
+            .expect("lock")
+            .entry(id.as_str().to_owned())
+            .or_default() += 1;
         self.txs
             .lock()
             .expect("lock")

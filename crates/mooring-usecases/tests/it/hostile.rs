@@ -524,7 +524,8 @@ async fn an_entry_an_earlier_version_left_awaiting_kyc_without_a_sender_is_check
     let w = world();
     let receiver = w.receiver("1", true).await;
     w.funded("t1", &receiver, w.now());
-    let mut p = mooring_domain::payout::Payout::new(id("t1"), Stage::AwaitingKyc, w.now());
+    let mut p =
+        mooring_domain::payout::Payout::new(id("t1"), Stage::AwaitingKyc { asked: false }, w.now());
     p.receiver_id = Some(receiver);
     p.amount_in = Some(usdc("100"));
     w.ledger.put(p);
@@ -609,6 +610,7 @@ async fn a_rejected_sender_is_never_paid_out() {
         .reject(
             &CustomerId::parse(SENDER).expect("id"),
             "sanctions screening",
+            None,
             &who(),
         )
         .await

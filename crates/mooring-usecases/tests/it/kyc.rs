@@ -299,7 +299,7 @@ async fn manual_review_processing_approve_change_reject() {
     );
     let id = put.id.expect("id");
     assert_eq!(
-        kyc.approve(&id, &who())
+        kyc.approve(&id, None, &who())
             .await
             .expect("approved")
             .assessment
@@ -326,7 +326,7 @@ async fn manual_review_processing_approve_change_reject() {
         CustomerStatus::Processing
     );
     let rejected = kyc
-        .reject(&id, "document does not match", &who())
+        .reject(&id, "document does not match", None, &who())
         .await
         .expect("rejected");
     assert_eq!(rejected.assessment.status, CustomerStatus::Rejected);
@@ -342,11 +342,11 @@ async fn manual_review_processing_approve_change_reject() {
     let after = kyc.put(again).await.expect("stored");
     assert_eq!(after.assessment.status, CustomerStatus::Rejected);
     assert!(matches!(
-        kyc.reject(&id, "  ", &who()).await,
+        kyc.reject(&id, "  ", None, &who()).await,
         Err(KycError::BadRequest(_))
     ));
     assert!(matches!(
-        kyc.approve(&CustomerId::generate(), &who()).await,
+        kyc.approve(&CustomerId::generate(), None, &who()).await,
         Err(KycError::NotFound)
     ));
 }
@@ -470,6 +470,99 @@ async fn trail(kyc: &KycService, id: &CustomerId) -> Vec<(AuditAction, Actor)> {
 }
 
 #[tokio::test]
+async fn a_rejected_field_asks_the_customer_again_until_a_new_value_comes() {
+    let (kyc, _) = service(ReviewMode::Auto);
+    let id = kyc
+        .put(put_by_account("1", "sep31-sender", sender_fields()))
+        .await
+        .expect("stored")
+        .id
+        .expect("id");
+    // Refused with why, and nothing recorded: not a field, not provided,
+    // no reason, a stale page.
+    for (field, reason) in [
+        ("favourite_colour", "blurred"),
+        ("photo_id_front", "blurred"),
+        ("last_name", "  "),
+    ] {
+        assert!(
+            matches!(
+                kyc.reject_field(&id, field, reason, None, &who()).await,
+                Err(KycError::BadRequest(_))
+            ),
+            "{field}"
+        );
+    }
+    let before = kyc.assessment(&id).await.expect("assessed");
+    assert_eq!(before.assessment.status, CustomerStatus::Accepted);
+    let stale = chrono::DateTime::UNIX_EPOCH;
+    assert!(matches!(
+        kyc.reject_field(&id, "last_name", "misspelt", Some(stale), &who())
+            .await,
+        Err(KycError::Changed)
+    ));
+    assert!(trail(&kyc, &id).await.is_empty());
+
+    let view = kyc
+        .reject_field(
+            &id,
+            "last_name",
+            "does not match the passport",
+            None,
+            &who(),
+        )
+        .await
+        .expect("rejected");
+    assert_eq!(view.assessment.status, CustomerStatus::NeedsInfo);
+    let last = view
+        .assessment
+        .provided
+        .iter()
+        .find(|f| f.field.name == "last_name")
+        .expect("provided");
+    assert_eq!(
+        (last.status, last.error.as_deref()),
+        (FieldStatus::Rejected, Some("does not match the passport"))
+    );
+    assert_eq!(
+        trail(&kyc, &id).await,
+        [(AuditAction::FieldRejected, who())]
+    );
+    let entry = &kyc
+        .audit()
+        .list(AuditQuery {
+            customer: Some(id.clone()),
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .expect("listed")[0]
+        .entry;
+    assert_eq!(
+        entry.detail, "field: last_name",
+        "the field, never the reason"
+    );
+
+    // The same name again changes nothing; a new one is accepted (auto).
+    let same = kyc
+        .put(put_by_account("1", "sep31-sender", sender_fields()))
+        .await
+        .expect("stored");
+    assert_eq!(same.assessment.status, CustomerStatus::NeedsInfo);
+    let mut fields = sender_fields();
+    for (name, value) in &mut fields {
+        if name == "last_name" {
+            *value = "Doe-Smith".into();
+        }
+    }
+    let fixed = kyc
+        .put(put_by_account("1", "sep31-sender", fields))
+        .await
+        .expect("stored");
+    assert_eq!(fixed.assessment.status, CustomerStatus::Accepted);
+}
+
+#[tokio::test]
 async fn each_persons_action_on_a_customer_is_audited_once_done() {
     let (kyc, _) = service(ReviewMode::Manual);
     let id = kyc
@@ -483,11 +576,11 @@ async fn each_persons_action_on_a_customer_is_audited_once_done() {
         "a PUT is the AP's, not a person's"
     );
     kyc.show(&id, &who()).await.expect("shown");
-    kyc.approve(&id, &who()).await.expect("approved");
+    kyc.approve(&id, None, &who()).await.expect("approved");
     // Refused actions did nothing, so they record nothing.
-    assert!(kyc.reject(&id, " ", &who()).await.is_err());
+    assert!(kyc.reject(&id, " ", None, &who()).await.is_err());
     let other = Actor::operator("second", "cli@elsewhere");
-    kyc.reject(&id, "the passport is someone else's", &other)
+    kyc.reject(&id, "the passport is someone else's", None, &other)
         .await
         .expect("rejected");
     let platform = Actor::platform("10.1.2.3");
@@ -531,7 +624,10 @@ async fn nothing_is_shown_when_the_view_cannot_be_audited_but_an_erasure_stands(
         "an unaudited look is refused"
     );
     assert!(
-        matches!(kyc.approve(&id, &who()).await, Err(KycError::Audit(_))),
+        matches!(
+            kyc.approve(&id, None, &who()).await,
+            Err(KycError::Audit(_))
+        ),
         "the approval is reported as not audited"
     );
     kyc.delete(&id, &who())

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use mooring_domain::audit::AuditAction;
-use mooring_domain::customer::{CustomerId, CustomerTypes, ReviewMode};
+use mooring_domain::customer::{CustomerId, CustomerStatus, CustomerTypes, ReviewMode};
 use mooring_domain::payout::{AtRail, PayoutState, Sighting, Stage};
 use mooring_domain::quote::{QuoteKind, Requested};
 use mooring_domain::transaction::{
@@ -806,13 +806,89 @@ async fn a_receiver_under_manual_review_is_awaited_without_moving_the_ap() {
     assert!(w.rail.made().is_empty());
 
     w.kyc
-        .approve(&CustomerId::parse(&receiver).expect("id"), &who())
+        .approve(&CustomerId::parse(&receiver).expect("id"), None, &who())
         .await
         .expect("approve");
     w.clock.advance(w.engine.config().kyc_recheck);
     w.drive().await;
     assert_eq!(w.state("t1"), Some(PayoutState::Completed));
     assert_eq!(w.platform.moves("t1"), ["funds_sent"]);
+}
+
+#[tokio::test]
+async fn a_field_a_reviewer_rejects_is_asked_for_through_the_ap_once_then_paid() {
+    let w = world_with(ReviewMode::Manual, |_| {});
+    let receiver = w.receiver("1", true).await;
+    let receiver_id = CustomerId::parse(&receiver).expect("id");
+    w.funded("t1", &receiver, w.now());
+    w.engine.poll().await.expect("poll");
+    w.drive().await;
+    assert_eq!(w.state("t1"), Some(PayoutState::AwaitingKyc));
+    assert!(
+        w.platform.moves("t1").is_empty(),
+        "under review: the AP waits quietly"
+    );
+
+    // The reviewer rejects the bank account: the receiver NEEDS_INFO, and
+    // the waiting payout asks the AP for it at its next recheck.
+    let view = w
+        .kyc
+        .reject_field(
+            &receiver_id,
+            "bank_account_number",
+            "the account is closed",
+            None,
+            &who(),
+        )
+        .await
+        .expect("field rejected");
+    assert_eq!(view.assessment.status, CustomerStatus::NeedsInfo);
+    w.clock.advance(w.engine.config().kyc_recheck);
+    w.drive().await;
+    assert_eq!(w.state("t1"), Some(PayoutState::AwaitingKyc));
+    assert_eq!(w.platform.moves("t1"), ["info_needed"]);
+    assert_eq!(
+        w.platform.tx("t1").status,
+        TransactionStatus::PendingCustomerInfoUpdate
+    );
+
+    // Rechecked while the receiver still needs to provide it: never asked
+    // again, and no AP read spent on it.
+    let reads = w.platform.reads("t1");
+    for _ in 0..3 {
+        w.clock.advance(w.engine.config().kyc_recheck);
+        w.drive().await;
+    }
+    assert_eq!(w.platform.moves("t1"), ["info_needed"]);
+    assert_eq!(w.platform.reads("t1"), reads);
+    assert!(w.rail.made().is_empty());
+
+    // A new account number: under review again (PROCESSING), then approved
+    // and paid once, the AP told the info is complete first.
+    w.kyc
+        .put(CustomerUpdate {
+            id: Some(receiver_id.clone()),
+            text: vec![("bank_account_number".into(), "0007654321".into())],
+            ..Default::default()
+        })
+        .await
+        .expect("put");
+    w.clock.advance(w.engine.config().kyc_recheck);
+    w.drive().await;
+    assert_eq!(w.state("t1"), Some(PayoutState::AwaitingKyc));
+    assert!(w.rail.made().is_empty());
+    w.kyc
+        .approve(&receiver_id, None, &who())
+        .await
+        .expect("approve");
+    w.clock.advance(w.engine.config().kyc_recheck);
+    w.drive().await;
+    assert_eq!(w.state("t1"), Some(PayoutState::Completed));
+    assert_eq!(
+        w.platform.moves("t1"),
+        ["info_needed", "info_updated", "funds_sent"]
+    );
+    assert_eq!(w.rail.made().len(), 1);
 }
 
 #[tokio::test]
@@ -824,6 +900,7 @@ async fn bad_amounts_and_unpayable_receivers_are_rejected_without_a_payout() {
         .reject(
             &CustomerId::parse(&refused).expect("id"),
             "sanctions list",
+            None,
             &who(),
         )
         .await

@@ -417,6 +417,7 @@ async fn run_met(seed: u64, traced: bool) -> (Result<(), String>, String, Met) {
         .reject(
             &CustomerId::parse(REJECTED_SENDER).expect("id"),
             "sanctions screening",
+            None,
             &who(),
         )
         .await
