@@ -3,8 +3,11 @@
 // review) and the in-repo AP simulator, both started by xtask, which also
 // adds the users. The scenarios:
 //   1. a reviewer signs in with TOTP (enrolling at first sign-in), opens a
-//      customer and sees their photo, approves both parties, and the waiting
-//      transaction reaches `completed` at the simulator;
+//      customer and sees their photo, rejects their bank account number (the
+//      waiting transaction asks for it at the simulator:
+//      `pending_customer_info_update`), sees the new one the sender sends,
+//      approves both parties, and the waiting transaction reaches
+//      `completed` at the simulator;
 //   2. a refund asked for by one operator is approved by another, and the
 //      transaction reaches `refunded`; its maker finds no approve button;
 //   3. a viewer finds no approve button, and is refused (403) when posting
@@ -193,6 +196,22 @@ try {
   assert.equal(width, 48, "the photo is shown");
   assert.ok(await rita.getByText("Silva").isVisible(), "a reviewer sees the values");
   await shot(rita, "customer");
+  // One field rejected: the AP is asked for it, the sender sends another.
+  await rita.getByLabel("Reason for rejecting bank_account_number")
+    .fill("This account is closed: please send an open one");
+  await rita.getByRole("row", { name: /bank_account_number/ })
+    .getByRole("button", { name: "Reject field" }).click();
+  assert.equal(path(rita), `/customers/${receiver.id}`);
+  await rita.getByText("NEEDS_INFO").first().waitFor();
+  assert.ok(await rita.getByText("This account is closed").isVisible(), "the reason is shown");
+  await shot(rita, "customer-field");
+  await waitForStatus(waiting, "pending_customer_info_update");
+  const asked = await json("GET", `${API}/customer?id=${receiver.id}`);
+  assert.equal(asked.status, "NEEDS_INFO");
+  assert.equal(asked.provided_fields.bank_account_number.status, "REJECTED");
+  await json("PUT", `${API}/customer`, { id: receiver.id, bank_account_number: "0007654321" });
+  await rita.reload();
+  await rita.getByText("0007654321").waitFor();
   await rita.getByRole("button", { name: "Approve" }).click();
   await rita.getByText("ACCEPTED").first().waitFor();
   await rita.goto(`${OFFICE}/customers/${sender.id}`);

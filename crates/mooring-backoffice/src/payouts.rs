@@ -1,7 +1,9 @@
 //! Payouts: a list filtered by state, date and transaction id; a detail
 //! page with the entry, the people's actions on it (from the audit trail),
 //! the frozen order (values for operators, audited) and the rail's last
-//! answer; and the maker-checker desk: a retry under a new attempt or a
+//! answer; an operator's retry that cannot pay twice (a held payout again
+//! under the same key and order, a rejection checked again, a backoff cut
+//! short); and the maker-checker desk: a retry under a new attempt or a
 //! refund is asked for by one operator and approved by another.
 
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -11,7 +13,7 @@ use mooring_domain::payout::{Payout, PayoutState};
 use mooring_domain::staff::{Duty, PayoutRequest, RequestKind, RequestState};
 use mooring_domain::transaction::TransactionId;
 use mooring_ports::{AuditQuery, LedgerError};
-use mooring_usecases::{EngineError, PayoutEngine, PayoutRequests, RequestOpError};
+use mooring_usecases::{EngineError, PayoutEngine, PayoutRequests, RequestOpError, RetryMode};
 use serde::Deserialize;
 
 use crate::BackOffice;
@@ -22,6 +24,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/payouts", web::get().to(list))
         .route("/payouts/{id}", web::get().to(detail))
         .route("/payouts/{id}/requests", web::post().to(ask))
+        .route("/payouts/{id}/retry", web::post().to(retry))
         .route("/payouts/{id}/release", web::post().to(release))
         .route("/payouts/{id}/decline", web::post().to(decline))
         .route("/requests", web::get().to(requests))
@@ -320,6 +323,14 @@ async fn detail(
             }
         }
         @if may_act {
+            @if let Some((what, button)) = same_key_retry(&p) {
+                h2 { "Retry" }
+                form method="post" action={ "/payouts/" (p.transaction_id) "/retry" } class="stack" {
+                    (csrf_field(&person.who))
+                    p { (what) }
+                    button type="submit" data-confirm="Retry this payout?" { (button) }
+                }
+            }
             h2 { "Ask for a change (a second operator approves it)" }
             form method="post" action={ "/payouts/" (p.transaction_id) "/requests" } class="stack" {
                 (csrf_field(&person.who))
@@ -373,6 +384,46 @@ async fn ask(
     desk.ask(&person.who, &person.origin, &id, kind)
         .await
         .map_err(request_error)?;
+    Ok(redirect(&format!("/payouts/{id}")))
+}
+
+/// The retry one operator may do alone, since it cannot pay twice: what it
+/// does and its button; `None` when the payout's state has none.
+fn same_key_retry(p: &Payout) -> Option<(&'static str, &'static str)> {
+    match p.state() {
+        PayoutState::Held => Some((
+            "Send the frozen order again under the same idempotency key, and follow the rail's answer: the rail pays a key once.",
+            "Retry under the same key",
+        )),
+        PayoutState::Rejected => Some((
+            "No payout was ever made: run every check again (amounts, quote, both parties' KYC); the AP's transaction leaves error.",
+            "Check again",
+        )),
+        s if s.is_active() && p.failures > 0 => Some((
+            "The engine is waiting out a backoff after an error: run the next step now.",
+            "Retry now",
+        )),
+        _ => None,
+    }
+}
+
+async fn retry(
+    req: HttpRequest,
+    office: web::Data<BackOffice>,
+    path: web::Path<String>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, PageError> {
+    let person = Person::of(&req, &office).await?;
+    person
+        .may_change(&office, Duty::ActOnPayouts, &form.csrf)
+        .await?;
+    let id = transaction_id(&path)?;
+    let (engine, _) = engine(&office)?;
+    // Never a new key here: that takes a second operator (a request).
+    engine
+        .retry(&id, RetryMode::SameKey, &person.actor())
+        .await
+        .map_err(engine_error)?;
     Ok(redirect(&format!("/payouts/{id}")))
 }
 

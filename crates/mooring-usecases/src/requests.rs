@@ -240,14 +240,19 @@ impl PayoutRequests {
                 }
                 match self
                     .engine
-                    .retry(&request.transaction, RetryMode::NewAttempt, &actor)
+                    .retry_on(
+                        &request.transaction,
+                        RetryMode::NewAttempt,
+                        Some(request.attempt),
+                        &actor,
+                    )
                     .await
                 {
                     Ok(p) => (
                         RequestState::Approved,
                         format!("retried: attempt {} is {}", p.attempt, p.state()),
                     ),
-                    Err(e) => (RequestState::Failed, e.to_string()),
+                    Err(e) => ended(e),
                 }
             }
             RequestKind::Refund { stellar_hash } => {
@@ -260,31 +265,29 @@ impl PayoutRequests {
                         format!("the payout is {} already", payout.state()),
                     );
                 }
-                if payout.attempt != request.attempt {
-                    return (
-                        RequestState::Failed,
-                        format!(
-                            "the payout moved on to attempt {} since the request; ask again",
-                            payout.attempt
-                        ),
-                    );
-                }
                 match self
                     .engine
-                    .refund(&request.transaction, stellar_hash, &actor)
+                    .refund_on(
+                        &request.transaction,
+                        stellar_hash,
+                        Some(request.attempt),
+                        &actor,
+                    )
                     .await
                 {
                     Ok(p) => (
                         RequestState::Approved,
                         format!("refund recorded: {}", p.state()),
                     ),
-                    Err(e) => (RequestState::Failed, e.to_string()),
+                    Err(e) => ended(e),
                 }
             }
         }
     }
 
     /// Refuses a request (another operator), or withdraws it (its maker).
+    ///
+    /// (Defined below `carry_out`, which ends each run with [`ended`].)
     pub async fn refuse(
         &self,
         who: &SignedIn,
@@ -321,5 +324,18 @@ impl PayoutRequests {
         )
         .await?;
         self.request(id).await
+    }
+}
+
+/// How a run the engine refused ends: `failed` with the engine's reason;
+/// but a change the engine made whose audit entry could not be written did
+/// happen, so the request is `approved`, saying it was not recorded.
+fn ended(e: EngineError) -> (RequestState, String) {
+    match e {
+        EngineError::Audit(audit) => (
+            RequestState::Approved,
+            format!("carried out, but not recorded in the audit trail: {audit}"),
+        ),
+        other => (RequestState::Failed, other.to_string()),
     }
 }

@@ -16,7 +16,7 @@ use mooring_testsupport::{TestDb, on_both_backends};
 use mooring_usecases::staff::{totp_code, totp_step};
 use serde_json::json;
 
-use crate::engine::{USDC, receiver, start, transaction, wait_for};
+use crate::engine::{USDC, assert_paid_once, receiver, start, transaction, wait_for};
 use crate::helpers::{ACCOUNT, TestApp, base_env, spawn_app_with, status_and_json};
 
 const PASSWORD: &str = "correct horse battery";
@@ -701,6 +701,77 @@ async fn a_form_without_this_sessions_csrf_token_changes_nothing(db: TestDb) {
     assert_eq!(crossed.status, 403);
 }
 
+async fn a_rejected_payout_is_checked_again_by_one_operator_and_paid_once(db: TestDb) {
+    let sim = spawn(Simulator::new(false), SimAuth::None).expect("simulator");
+    let app = start(db, &sim, "rpc", &[]).await;
+    let parties = receiver(&app, "74", true).await;
+    let (mut otto, _) = signed_in(&app, "otto", Role::Operator).await;
+    let decide = async |b: &mut Browser, action: &str, reason: &str| {
+        let page = b.get(&format!("/customers/{}", parties.receiver)).await;
+        let done = b
+            .post(
+                &format!("/customers/{}/{action}", parties.receiver),
+                &[
+                    ("csrf", &page.csrf()),
+                    ("seen", &page.hidden("seen")),
+                    ("reason", reason),
+                ],
+            )
+            .await;
+        assert_eq!(done.status, 303, "{}", done.body);
+    };
+    decide(&mut otto, "reject", "on a sanctions list").await;
+    let tx = sim.sim.create(transaction(&parties));
+    assert!(sim.sim.receive(&tx, None));
+    wait_for(
+        &sim.sim,
+        std::slice::from_ref(&tx),
+        "error",
+        Duration::from_secs(20),
+    )
+    .await;
+    // The rejection was a mistake: the receiver is approved, and one
+    // operator has the payout checked again. No payout was ever made, so no
+    // second operator is needed; none under a new key is possible here.
+    decide(&mut otto, "approve", "").await;
+    let page = otto.get(&format!("/payouts/{tx}")).await;
+    assert!(page.body.contains("Check again"), "{}", page.body);
+    let (mut vera, _) = signed_in(&app, "vera", Role::Viewer).await;
+    let seen = vera.get(&format!("/payouts/{tx}")).await;
+    assert!(
+        !seen.body.contains("Check again"),
+        "a viewer finds no retry"
+    );
+    let refused = vera
+        .post(&format!("/payouts/{tx}/retry"), &[("csrf", &seen.csrf())])
+        .await;
+    assert_eq!(refused.status, 403);
+    let retried = otto
+        .post(&format!("/payouts/{tx}/retry"), &[("csrf", &page.csrf())])
+        .await;
+    assert_eq!(retried.status, 303, "{}", retried.body);
+    wait_for(
+        &sim.sim,
+        std::slice::from_ref(&tx),
+        "completed",
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_paid_once(&sim.sim, std::slice::from_ref(&tx), "99");
+    assert_eq!(
+        audit_of(&app, AuditAction::PayoutRetried, "otto").await,
+        ["mode=same_key from=rejected to=recovering attempt=1"]
+    );
+    // Completed: nothing to retry, and a retry posted anyway changes nothing.
+    let after = otto.get(&format!("/payouts/{tx}")).await;
+    assert!(!after.body.contains("/retry\""), "{}", after.body);
+    let again = otto
+        .post(&format!("/payouts/{tx}/retry"), &[("csrf", &page.csrf())])
+        .await;
+    assert_eq!(again.status, 409, "{}", again.body);
+    assert_paid_once(&sim.sim, std::slice::from_ref(&tx), "99");
+}
+
 async fn a_refund_takes_two_operators(db: TestDb) {
     let sim = spawn(Simulator::new(false), SimAuth::None).expect("simulator");
     let app = start(db, &sim, "rpc", &[]).await;
@@ -964,6 +1035,7 @@ on_both_backends!(
     roles_are_checked_on_the_server_and_every_view_of_a_value_is_audited,
     a_form_without_this_sessions_csrf_token_changes_nothing,
     a_reviewer_rejects_one_field_and_the_customer_is_asked_for_it_again,
+    a_rejected_payout_is_checked_again_by_one_operator_and_paid_once,
     a_refund_takes_two_operators,
     a_payout_over_the_approval_limit_waits_for_an_operator_and_is_paid_once,
     firm_quotes_and_reserved_liquidity_are_listed,

@@ -46,6 +46,17 @@ fn token(text: &str) -> String {
     }
 }
 
+/// Refuses an action meant for `attempt` on an entry that moved on.
+fn on_attempt(p: &Payout, attempt: Option<u32>) -> Result<(), EngineError> {
+    match attempt {
+        Some(a) if a != p.attempt => Err(EngineError::BadRequest(format!(
+            "the payout moved on to attempt {} since attempt {a} was asked about; ask again",
+            p.attempt
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// The edit, applied only to the attempt the rail was asked about: under
 /// the row lock, the entry must still carry the attempt and payout id that
 /// the rail's answer was about (another operator's action, or a step, may
@@ -142,7 +153,21 @@ impl PayoutEngine {
         mode: RetryMode,
         actor: &Actor,
     ) -> Result<Payout, EngineError> {
+        self.retry_on(id, mode, None, actor).await
+    }
+
+    /// [`Self::retry`], only on `attempt` when it is named (a request asked
+    /// about that attempt): checked on the entry read, which the edit then
+    /// requires under the row lock.
+    pub async fn retry_on(
+        &self,
+        id: &TransactionId,
+        mode: RetryMode,
+        attempt: Option<u32>,
+        actor: &Actor,
+    ) -> Result<Payout, EngineError> {
         let p = self.get(id).await?;
+        on_attempt(&p, attempt)?;
         let now = self.now();
         let from = p.state();
         let edit: OperatorEdit = match (from, mode) {
@@ -269,6 +294,18 @@ impl PayoutEngine {
         reference: &str,
         actor: &Actor,
     ) -> Result<Payout, EngineError> {
+        self.refund_on(id, reference, None, actor).await
+    }
+
+    /// [`Self::refund`], only on `attempt` when it is named (as
+    /// [`Self::retry_on`]).
+    pub async fn refund_on(
+        &self,
+        id: &TransactionId,
+        reference: &str,
+        attempt: Option<u32>,
+        actor: &Actor,
+    ) -> Result<Payout, EngineError> {
         let reference = reference.trim();
         if reference.is_empty() || reference.len() > 256 {
             return Err(EngineError::BadRequest(
@@ -277,6 +314,7 @@ impl PayoutEngine {
             ));
         }
         let p = self.get(id).await?;
+        on_attempt(&p, attempt)?;
         let now = self.now();
         let from = p.state();
         if from.payout_possible() {

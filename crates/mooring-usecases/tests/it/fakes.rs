@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use mooring_domain::audit::{Actor, AuditEntry};
+use mooring_domain::audit::{Actor, AuditAction, AuditEntry};
 use mooring_domain::customer::{Customer, CustomerId, ProvidedValue, Review};
 use mooring_domain::deposit::DepositAddress;
 use mooring_domain::payout::{Payout, PayoutState, Sighting, SightingEffect, Stage};
@@ -1313,6 +1313,8 @@ pub fn who() -> Actor {
 #[derive(Default)]
 pub struct FakeAuditLog {
     entries: Mutex<Vec<AuditEntry>>,
+    /// Entries of this action cannot be written (the rest can).
+    refused: Mutex<Option<AuditAction>>,
 }
 
 impl FakeAuditLog {
@@ -1320,11 +1322,21 @@ impl FakeAuditLog {
     pub fn all(&self) -> Vec<AuditEntry> {
         self.entries.lock().expect("lock").clone()
     }
+
+    /// From now on, entries of `action` fail to be written.
+    pub fn refuse(&self, action: AuditAction) {
+        *self.refused.lock().expect("lock") = Some(action);
+    }
 }
 
 #[async_trait]
 impl AuditLog for FakeAuditLog {
     async fn append(&self, entry: &AuditEntry) -> Result<(), AuditError> {
+        if *self.refused.lock().expect("lock") == Some(entry.action) {
+            return Err(AuditError::Unknown(anyhow::anyhow!(
+                "the audit table refused the entry"
+            )));
+        }
         self.entries.lock().expect("lock").push(entry.clone());
         Ok(())
     }

@@ -9,6 +9,7 @@ mod kyc;
 mod ops;
 mod payout;
 mod quotes;
+mod requests;
 mod retention;
 mod simulation;
 mod staff;
