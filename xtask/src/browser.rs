@@ -52,30 +52,8 @@ fn chromium() -> Result<PathBuf, String> {
         return Ok(PathBuf::from(path));
     }
     let path = PathBuf::from("/usr/bin/chromium");
-    if path.exists() {
-        return Ok(path);
-    }
-    let root_user = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    if !root_user {
-        return Err(
-            "Chromium is missing: `sudo apt-get install -y chromium` (or set CHROMIUM to a Chromium binary)"
-                .into(),
-        );
-    }
-    eprintln!("xtask: installing Debian's chromium with apt-get");
-    for args in [
-        &["update", "-qq"][..],
-        &["install", "-y", "-qq", "chromium"][..],
-    ] {
-        let mut apt = Command::new("apt-get");
-        apt.args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdin(Stdio::null());
-        run(apt, "apt-get (chromium)")?;
-    }
+    crate::apt::ensure(&path, "chromium")
+        .map_err(|e| format!("{e} (or set CHROMIUM to a Chromium binary)"))?;
     Ok(path)
 }
 

@@ -1,4 +1,4 @@
-//! `mooring-bench --mooring PATH --out DIR [--quick] [--only startup|http|growth|engine|poll]`: Mooring's benchmarks
+//! `mooring-bench --mooring PATH --out DIR [--quick] [--large] [--only startup|http|growth|soak|engine|poll|large]`: Mooring's benchmarks
 //! (run by `cargo xtask bench`). Drives the release `mooring` binary over
 //! loopback on SQLite and on PostgreSQL and writes `DIR/benchmarks.md` and
 //! `DIR/benchmarks.json`. Every figure stands beside a baseline measured in
@@ -8,8 +8,10 @@
 //! This is tooling: it may use the test support crates and the simulator.
 
 mod crypto;
+mod histogram;
 mod load;
 mod scenarios;
+mod wrk;
 
 use std::path::PathBuf;
 
@@ -21,8 +23,10 @@ enum Scenario {
     Startup,
     Http,
     Growth,
+    Soak,
     Engine,
     Poll,
+    Large,
 }
 
 impl Scenario {
@@ -31,8 +35,10 @@ impl Scenario {
             Self::Startup => "startup",
             Self::Http => "http",
             Self::Growth => "growth",
+            Self::Soak => "soak",
             Self::Engine => "engine",
             Self::Poll => "poll",
+            Self::Large => "large",
         }
     }
 }
@@ -54,12 +60,21 @@ struct Args {
     /// Run one scenario only.
     #[arg(long, value_enum)]
     only: Option<Scenario>,
+    /// Also the scale figures: ten million customers on PostgreSQL.
+    #[arg(long)]
+    large: bool,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let report = scenarios::run(&args.mooring, args.quick, args.only.map(Scenario::name)).await?;
+    let report = scenarios::run(
+        &args.mooring,
+        args.quick,
+        args.only.map(Scenario::name),
+        args.large,
+    )
+    .await;
     let out = &args.out;
     std::fs::create_dir_all(out)?;
     std::fs::write(out.join("benchmarks.json"), report.json())?;
@@ -70,5 +85,6 @@ async fn main() -> anyhow::Result<()> {
         out.join("benchmarks.md").display(),
         out.join("benchmarks.json").display()
     );
-    Ok(())
+    // Non-zero when a target is short or a scenario failed, saying which.
+    report.verdict()
 }

@@ -7,17 +7,44 @@ use std::time::{Duration, Instant};
 use mooring_apsim::{SimAuth, Simulator};
 use serde_json::{Value, json};
 
+use mooring_testsupport::TestDb;
+
 use super::server::{Mooring, base_env, watch_rss};
 use super::{ACCOUNT, Report, Timing, USDC, db};
 
-/// Payouts per second end to end: the simulator's payments received at
-/// once, paid through its provider, completed at the AP.
+/// Payouts per second end to end on each backend.
 pub(super) async fn engine(bin: &Path, t: &Timing, report: &mut Report) -> anyhow::Result<()> {
     for backend in ["sqlite", "postgres"] {
-        eprintln!("bench: payment engine on {backend}");
+        let target = if backend == "sqlite" { 2000.0 } else { 1200.0 };
+        let rate = payouts(bin, backend, &db(backend), t.payouts, report, "").await?;
+        report.target(
+            &format!(
+                "payouts end to end against the simulator, {backend} ({} payments)",
+                t.payouts
+            ),
+            format!("{rate:.0}/s, each paid exactly once"),
+            &format!("≥ {target:.0}/s, exactly once"),
+            rate >= target,
+        );
+    }
+    Ok(())
+}
+
+/// Payouts per second end to end on `db`: the simulator's payments
+/// received at once, paid through its provider, completed at the AP; an
+/// error unless each was paid exactly once. `label` tells the figure apart.
+pub(super) async fn payouts(
+    bin: &Path,
+    backend: &str,
+    db: &TestDb,
+    count: usize,
+    report: &mut Report,
+    label: &str,
+) -> anyhow::Result<f64> {
+    {
+        eprintln!("bench: payment engine on {backend}{label}");
         let sim = mooring_apsim::spawn(Simulator::new(false), SimAuth::None)?;
-        let db = db(backend);
-        let mut env = base_env(&db);
+        let mut env = base_env(db);
         env.retain(|(k, _)| {
             k != "MOORING__PLATFORM__ENABLED" && k != "MOORING__DATABASE__POOL_SIZE"
         });
@@ -57,7 +84,7 @@ pub(super) async fn engine(bin: &Path, t: &Timing, report: &mut Report) -> anyho
             .json()
             .await?;
         let sender = sender["id"].as_str().unwrap_or_default().to_owned();
-        let ids: Vec<String> = (0..t.payouts)
+        let ids: Vec<String> = (0..count)
             .map(|_| {
                 sim.sim.create(json!({
                     "amount_expected": {"amount": "100", "asset": USDC},
@@ -83,7 +110,9 @@ pub(super) async fn engine(bin: &Path, t: &Timing, report: &mut Report) -> anyho
         };
         let elapsed = started.elapsed();
         let _ = stop.send(true);
-        let rss = peak.await.unwrap_or(0);
+        let rss = peak
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("the server's RSS could not be read"))?;
         let mut per_tx = std::collections::BTreeMap::<String, usize>::new();
         for p in sim.sim.payouts() {
             *per_tx.entry(p.transaction_id).or_default() += 1;
@@ -92,30 +121,16 @@ pub(super) async fn engine(bin: &Path, t: &Timing, report: &mut Report) -> anyho
             completed == ids.len() && ids.iter().all(|id| per_tx.get(id) == Some(&1));
         let rate = completed as f64 / elapsed.as_secs_f64();
         report.figures.insert(
-            format!("{backend}_engine"),
+            format!("{backend}{label}_engine"),
             json!({"payments": ids.len(), "completed": completed, "seconds": elapsed.as_secs_f64(),
                    "payouts_per_s": rate, "exactly_once": exactly_once, "peak_rss_kib": rss}),
         );
-        report.target(
-            &format!(
-                "payouts end to end against the simulator, {backend} ({} payments)",
-                ids.len()
-            ),
-            format!(
-                "{rate:.0}/s, {}",
-                if exactly_once {
-                    "each paid exactly once"
-                } else {
-                    "NOT exactly once"
-                }
-            ),
-            "≥ 500/s, exactly once",
-            rate >= 500.0 && exactly_once,
-        );
         anyhow::ensure!(
             exactly_once,
-            "a payment was not paid exactly once: {per_tx:?}"
+            "{completed} of {} payments completed; {} not paid exactly once",
+            ids.len(),
+            ids.iter().filter(|id| per_tx.get(*id) != Some(&1)).count()
         );
+        Ok(rate)
     }
-    Ok(())
 }

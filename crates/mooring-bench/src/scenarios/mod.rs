@@ -2,16 +2,21 @@
 //! This file holds the plan ([`run`]) and what every scenario shares; each
 //! room measures one thing: `server` starts Mooring and reads its memory
 //! (and the ready-after-start figure), `http` the callbacks beside the no-op
-//! route and the raw SQL loops (and what encryption costs), `growth`
-//! `GET /customer` as customers accumulate, `engine` payouts end to end,
-//! `poll` the poll as the AP's history grows, `report` the report.
+//! route (the generator calibrated against wrk) and `baseline`'s raw SQL
+//! loops (and what encryption costs), `growth` `GET /customer` as customers
+//! accumulate, `soak` the RSS over millions of requests, `engine` payouts
+//! end to end, `poll` the poll as the AP's history grows, `large` ten
+//! million customers (`--large` only), `report` the report and its verdict.
 
+mod baseline;
 mod engine;
 mod growth;
 mod http;
+mod large;
 mod poll;
 mod report;
 mod server;
+mod soak;
 
 use std::path::Path;
 use std::process::Command;
@@ -23,9 +28,11 @@ use serde_json::{Value, json};
 use engine::engine;
 use growth::customer_growth;
 use http::{encryption, http};
+use large::large;
 use poll::poll_growth;
 pub use report::Report;
 use server::startup;
+use soak::soak;
 
 const ACCOUNT: &str = "GDJUOFZGW5WYBK4GIETCSSM6MTTIJ4SUMCQITPTLUWMQ6B4UIX2IEX47";
 const USDC: &str = "stellar:USDC:GBBD47IF6LWK7P7MDEVSCWR7DPUWV3NY3DTQEVFL4NAT4AQH3ZLLFLA5";
@@ -39,6 +46,7 @@ struct Timing {
     payouts: usize,
     poll_history: usize,
     customers_large: usize,
+    soak_requests: u64,
 }
 
 impl Timing {
@@ -51,6 +59,7 @@ impl Timing {
                 payouts: 300,
                 poll_history: 10_000,
                 customers_large: 50_000,
+                soak_requests: 200_000,
             }
         } else {
             Self {
@@ -60,42 +69,62 @@ impl Timing {
                 payouts: 3000,
                 poll_history: 100_000,
                 customers_large: 1_000_000,
+                soak_requests: 10_000_000,
             }
         }
     }
 }
 
-pub async fn run(bin: &Path, quick: bool, only: Option<&str>) -> anyhow::Result<Report> {
+/// Runs the scenarios (`only` one of them; `large` adds ten million
+/// customers). A scenario that fails is recorded as failed and the rest
+/// still run; [`Report::verdict`] then fails the run.
+pub async fn run(bin: &Path, quick: bool, only: Option<&str>, with_large: bool) -> Report {
     let t = Timing::new(quick);
     let on = |name: &str| only.is_none_or(|o| o == name);
-    let mut report = Report {
-        environment: environment(),
-        http: Vec::new(),
-        targets: Vec::new(),
-        figures: serde_json::Map::new(),
-        encryption: Vec::new(),
-    };
+    let mut report = Report::new(environment());
+    macro_rules! scenario {
+        ($name:expr, $run:expr) => {
+            if let Err(e) = $run.await {
+                report.fail(&$name, &e);
+            }
+        };
+    }
     if on("startup") {
-        startup(bin, &mut report).await?;
+        scenario!("startup", startup(bin, &mut report));
     }
     for backend in ["sqlite", "postgres"] {
         if on("http") {
-            http(bin, backend, &t, &mut report).await?;
+            scenario!(
+                format!("http on {backend}"),
+                http(bin, backend, &t, &mut report)
+            );
         }
         if on("growth") {
-            customer_growth(bin, backend, &t, &mut report).await?;
+            scenario!(
+                format!("growth on {backend}"),
+                customer_growth(bin, backend, &t, &mut report)
+            );
+        }
+        if on("soak") {
+            scenario!(
+                format!("soak on {backend}"),
+                soak(bin, backend, &t, &mut report)
+            );
         }
     }
     if on("http") {
-        encryption(&t, &mut report)?;
+        scenario!("encryption", async { encryption(&t, &mut report) });
     }
     if on("engine") {
-        engine(bin, &t, &mut report).await?;
+        scenario!("engine", engine(bin, &t, &mut report));
     }
     if on("poll") {
-        poll_growth(&t, &mut report).await?;
+        scenario!("poll", poll_growth(&t, &mut report));
     }
-    Ok(report)
+    if with_large || only == Some("large") {
+        scenario!("large", large(bin, &t, &mut report));
+    }
+    report
 }
 
 fn db(backend: &str) -> TestDb {

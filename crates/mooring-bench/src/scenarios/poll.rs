@@ -91,8 +91,8 @@ pub(super) async fn poll_growth(t: &Timing, report: &mut Report) -> anyhow::Resu
             "{cost:.2}× ({:.0} vs {:.0} µs per poll)",
             medians[1].1, medians[0].1
         ),
-        "≤ 1.1×",
-        cost <= 1.1,
+        "≤ 1.05×",
+        cost <= 1.05,
     );
     Ok(())
 }
