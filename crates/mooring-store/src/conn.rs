@@ -1,8 +1,14 @@
 //! Connections: one type over both backends (diesel's `MultiConnection`),
-//! how each is set up (SQLite's pragmas and busy wait), and the r2d2 manager.
+//! how each is set up (SQLite's pragmas and busy wait), the r2d2 manager
+//! (which checks a connection only when it has sat idle), and SQLite's
+//! in-process write queue.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError, Weak};
+use std::time::{Duration, Instant};
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::prelude::*;
@@ -107,34 +113,131 @@ fn with_connect_timeout(url: &str, timeout: Duration) -> String {
     format!("{url}{separator}connect_timeout={seconds}")
 }
 
+/// A pooled connection and when it last went back to the pool healthy.
+pub(crate) struct Pooled {
+    pub(crate) conn: AnyConnection,
+    returned: Instant,
+}
+
+/// How long a PostgreSQL connection may sit in the pool and still be handed
+/// out without a `SELECT 1` first. A connection the server closed while it
+/// was in use is never handed out again: libpq reports the transaction
+/// status as unknown after the failed query, diesel marks its transaction
+/// manager broken, and `has_broken` drops it on its way back. What the
+/// check still catches is a connection the server (or a proxy's idle
+/// timeout) closed while nobody used it, which takes longer than this.
+pub(crate) const CHECK_AFTER_IDLE: Duration = Duration::from_secs(1);
+
 impl ManageConnection for Manager {
-    type Connection = AnyConnection;
+    type Connection = Pooled;
     type Error = diesel::r2d2::Error;
 
-    fn connect(&self) -> Result<AnyConnection, Self::Error> {
+    fn connect(&self) -> Result<Pooled, Self::Error> {
         self.connect_now()
+            .map(|conn| Pooled {
+                conn,
+                returned: Instant::now(),
+            })
             .map_err(diesel::r2d2::Error::ConnectionError)
     }
 
-    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), Self::Error> {
-        conn.batch_execute("SELECT 1")
-            .map_err(diesel::r2d2::Error::QueryError)
+    fn is_valid(&self, pooled: &mut Pooled) -> Result<(), Self::Error> {
+        match &mut pooled.conn {
+            // A file cannot hang up: nothing to check.
+            AnyConnection::Sqlite(_) => Ok(()),
+            AnyConnection::Postgresql(_) if pooled.returned.elapsed() < CHECK_AFTER_IDLE => Ok(()),
+            AnyConnection::Postgresql(pg) => pg
+                .batch_execute("SELECT 1")
+                .map_err(diesel::r2d2::Error::QueryError),
+        }
     }
 
-    fn has_broken(&self, conn: &mut AnyConnection) -> bool {
-        // A connection left inside a transaction (a panic mid-work) is dropped.
-        <AnyConnection as Connection>::TransactionManager::is_broken_transaction_manager(conn)
+    fn has_broken(&self, pooled: &mut Pooled) -> bool {
+        // Called as the connection goes back to the pool: a connection left
+        // inside a transaction (a panic mid-work), or whose server went away
+        // (see CHECK_AFTER_IDLE), is dropped.
+        let broken =
+            <AnyConnection as Connection>::TransactionManager::is_broken_transaction_manager(
+                &mut pooled.conn,
+            );
+        pooled.returned = Instant::now();
+        broken
+    }
+}
+
+/// Every SQLite database this process writes to, with its write queue.
+static WRITE_QUEUES: LazyLock<Mutex<HashMap<PathBuf, Weak<Mutex<()>>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// The in-process write queue of the SQLite database at `path`, shared by
+/// every store of this process on that file.
+pub(crate) fn write_queue(path: &Path) -> Arc<Mutex<()>> {
+    let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    let mut queues = WRITE_QUEUES.lock().unwrap_or_else(PoisonError::into_inner);
+    queues.retain(|_, queue| queue.strong_count() > 0);
+    if let Some(queue) = queues.get(&key).and_then(Weak::upgrade) {
+        return queue;
+    }
+    let queue = Arc::new(Mutex::new(()));
+    queues.insert(key, Arc::downgrade(&queue));
+    queue
+}
+
+thread_local! {
+    /// The write queue of the store whose call runs on this thread, set by
+    /// [`QueueScope`] for the call's length.
+    static WRITE_QUEUE: RefCell<Option<Arc<Mutex<()>>>> = const { RefCell::new(None) };
+}
+
+/// Makes `queue` the one [`write_tx`] waits on, on this thread, until dropped.
+pub(crate) struct QueueScope(Option<Arc<Mutex<()>>>);
+
+impl QueueScope {
+    pub(crate) fn enter(queue: Option<Arc<Mutex<()>>>) -> Self {
+        Self(WRITE_QUEUE.replace(queue))
+    }
+}
+
+impl Drop for QueueScope {
+    fn drop(&mut self) {
+        WRITE_QUEUE.set(self.0.take());
     }
 }
 
 /// Runs `f` in a write transaction. On SQLite it is `BEGIN IMMEDIATE`, so the
-/// write lock is taken up front and two writers queue (on `busy_timeout`)
-/// instead of deadlocking on a lock upgrade; on PostgreSQL a READ COMMITTED
+/// write lock is taken up front and two writers queue instead of
+/// deadlocking on a lock upgrade: the writers of this process queue on its
+/// write queue (a mutex, handed from one to the next at once), and only a
+/// writer of another process (the CLI) waits in SQLite's busy handler,
+/// which sleeps in steps of up to 100 ms; on PostgreSQL a READ COMMITTED
 /// transaction, whatever the server's `default_transaction_isolation` says
 /// (locks taken inside, `FOR UPDATE` and advisory ones, must see what their
 /// holders committed), begun in one round trip; rows are locked explicitly
 /// (see [`lock_row`]).
 pub(crate) fn write_tx<T, E>(
+    conn: &mut AnyConnection,
+    f: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    // Taken out while held, so that a nested call cannot wait on itself.
+    let queue = match conn {
+        AnyConnection::Sqlite(_) => WRITE_QUEUE.take(),
+        AnyConnection::Postgresql(_) => None,
+    };
+    let held = queue
+        .as_ref()
+        .map(|q| q.lock().unwrap_or_else(PoisonError::into_inner));
+    let result = in_write_tx(conn, f);
+    drop(held);
+    if queue.is_some() {
+        WRITE_QUEUE.set(queue);
+    }
+    result
+}
+
+fn in_write_tx<T, E>(
     conn: &mut AnyConnection,
     f: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
 ) -> Result<T, E>
@@ -351,6 +454,87 @@ mod tests {
                 .execute(&mut conn)
                 .is_ok()
         );
+    }
+
+    fn scratch_sqlite(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "mooring-conn-{name}-{}-{:?}",
+            std::process::id(),
+            Instant::now()
+        ));
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        dir.join("db.sqlite")
+    }
+
+    fn insert(c: &mut AnyConnection, n: i32) -> QueryResult<usize> {
+        diesel::sql_query(format!("INSERT INTO t VALUES ({n})")).execute(c)
+    }
+
+    /// The busy handler gives up after `busy_timeout`; a writer of the same
+    /// process waits in the queue for as long as the one before it holds
+    /// the lock, and then writes.
+    #[test]
+    fn writers_of_one_process_queue_instead_of_timing_out_on_the_lock() {
+        let path = scratch_sqlite("queue");
+        let manager = Manager::new(DatabaseUrl::Sqlite(path.clone()), Duration::from_millis(50))
+            .expect("manager");
+        let queue = write_queue(&path);
+        assert!(
+            Arc::ptr_eq(&queue, &write_queue(&path)),
+            "one queue per database file"
+        );
+        let mut first = manager.connect_now().expect("connect");
+        first
+            .batch_execute("CREATE TABLE t (n INTEGER)")
+            .expect("table");
+        let (holding, held) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let q = queue.clone();
+        let holder = std::thread::spawn(move || {
+            let _scope = QueueScope::enter(Some(q));
+            write_tx(&mut first, |c| {
+                holding.send(()).expect("signal");
+                released.recv().expect("release");
+                insert(c, 1)
+            })
+        });
+        held.recv().expect("the first writer holds the lock");
+
+        // Outside the queue (another process, in effect): SQLite's busy
+        // handler gives up after 50 ms.
+        let mut second = manager.connect_now().expect("connect");
+        let busy = write_tx(&mut second, |c| insert(c, 2));
+        assert!(
+            matches!(&busy, Err(diesel::result::Error::DatabaseError(_, info)) if info.message().contains("locked")),
+            "{busy:?}"
+        );
+
+        // In the queue: no timeout while the lock is held for longer.
+        let q = queue.clone();
+        let queued = std::thread::spawn(move || {
+            let _scope = QueueScope::enter(Some(q));
+            let written = write_tx(&mut second, |c| insert(c, 3));
+            (written, second)
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        release.send(()).expect("release");
+        assert_eq!(holder.join().expect("holder").expect("first write"), 1);
+        let (written, mut second) = queued.join().expect("queued");
+        assert_eq!(written.expect("queued write"), 1);
+
+        #[derive(QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::Integer)]
+            n: i32,
+        }
+        let rows: Vec<N> = diesel::sql_query("SELECT n FROM t ORDER BY n")
+            .load(&mut second)
+            .expect("rows");
+        assert_eq!(rows.iter().map(|r| r.n).collect::<Vec<_>>(), [1, 3]);
+        // The scope put the queue back after the write.
+        let _scope = QueueScope::enter(Some(queue.clone()));
+        write_tx(&mut second, |c| insert(c, 4)).expect("a second queued write");
+        assert!(WRITE_QUEUE.with_borrow(|q| q.as_ref().is_some_and(|q| Arc::ptr_eq(q, &queue))));
     }
 
     #[test]

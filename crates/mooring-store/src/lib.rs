@@ -88,6 +88,8 @@ pub enum StoreError {
 pub struct Store {
     pool: Pool<Manager>,
     permits: Arc<Semaphore>,
+    /// SQLite's in-process write queue (see `conn::write_tx`).
+    write_queue: Option<Arc<std::sync::Mutex<()>>>,
     backend: Backend,
     /// Set by [`Store::unlock`]: the keys of the customer data.
     pii: Option<Arc<Pii>>,
@@ -112,6 +114,10 @@ impl Store {
             message: e.to_string(),
         })?;
         drop(first);
+        let write_queue = match &config.url {
+            DatabaseUrl::Sqlite(path) => Some(conn::write_queue(path)),
+            DatabaseUrl::Postgres(_) => None,
+        };
         let pool_size = config.pool_size.max(1);
         let pool = Pool::builder()
             .max_size(pool_size)
@@ -129,6 +135,7 @@ impl Store {
         Ok(Self {
             pool,
             permits: Arc::new(Semaphore::new(pool_size as usize)),
+            write_queue,
             backend,
             pii: None,
         })
@@ -153,12 +160,14 @@ impl Store {
             .await
             .map_err(|e| StoreError::Task(e.to_string()))?;
         let pool = self.pool.clone();
+        let queue = self.write_queue.clone();
         let span = tracing::Span::current();
         let task = tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
             let _permit = permit;
-            let mut conn = pool.get().map_err(StoreError::from)?;
-            f(&mut conn)
+            let _queue = conn::QueueScope::enter(queue);
+            let mut pooled = pool.get().map_err(StoreError::from)?;
+            f(&mut pooled.conn)
         });
         match task.await {
             Ok(result) => result,

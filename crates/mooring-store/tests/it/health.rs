@@ -29,3 +29,45 @@ async fn migrations_are_current_only_once_applied(db: TestDb) {
     assert_eq!(current.check().await, Ok(()));
 }
 on_both_backends!(migrations_are_current_only_once_applied);
+
+#[derive(diesel::QueryableByName)]
+struct Backend {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pid: i32,
+}
+
+/// A pooled connection goes back out without a `SELECT 1` when it was
+/// used a moment ago; one the server closed under it fails the call that
+/// finds out and is then dropped, never handed out again.
+#[tokio::test]
+async fn a_connection_the_server_closed_is_dropped_after_the_call_that_finds_out() {
+    use diesel::{Connection, RunQueryDsl};
+    let db = TestDb::postgres();
+    let store = Store::connect(StoreConfig {
+        url: DatabaseUrl::parse(db.url()).expect("test URL"),
+        pool_size: 1,
+        connect_timeout: Duration::from_secs(5),
+    })
+    .await
+    .expect("connect");
+    let pid = || {
+        store.with_connection(|c| {
+            diesel::sql_query("SELECT pg_backend_pid() AS pid").load::<Backend>(c)
+        })
+    };
+    let first = pid().await.expect("pid")[0].pid;
+    let mut admin = diesel::PgConnection::establish(mooring_testsupport::postgres_admin_url())
+        .expect("admin connection");
+    diesel::sql_query(format!("SELECT pg_terminate_backend({first})"))
+        .execute(&mut admin)
+        .expect("terminate");
+    // Used a moment ago, so handed out unchecked: this call may fail.
+    let found_out = pid().await;
+    let next = match found_out {
+        Ok(rows) => rows[0].pid,
+        Err(_) => pid().await.expect("a new connection after the failed call")[0].pid,
+    };
+    assert_ne!(next, first, "the closed connection was handed out again");
+    // And it stays healthy.
+    assert_eq!(pid().await.expect("pid")[0].pid, next);
+}
