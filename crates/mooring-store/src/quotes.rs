@@ -1,10 +1,16 @@
 //! The quote store: firm quotes, their fee details, and the liquidity the
 //! unexpired, unused ones reserve.
+//!
+//! A quote made under a liquidity cap adds its amount to the asset's row in
+//! `liquidity_holds` for the whole second its hold ends in, so that the
+//! next reservation reads the live seconds rather than every live quote;
+//! using the quote takes the amount off. The second the clock is in is
+//! summed quote by quote, so a hold ends exactly at its quote's expiry.
 
 use std::str::FromStr;
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Timelike, Utc};
 use diesel::prelude::*;
 use mooring_domain::AssetId;
 use mooring_domain::quote::{Fee, FeeDetail, Priced, Quote, QuoteId};
@@ -13,7 +19,7 @@ use rust_decimal::Decimal;
 
 use crate::conn::{lock_key, lock_row, write_tx};
 use crate::error::Failure;
-use crate::schema::{quote_fee_details, quotes};
+use crate::schema::{liquidity_holds, quote_fee_details, quotes};
 use crate::{AnyConnection, Store};
 
 impl From<Failure> for QuoteStoreError {
@@ -47,6 +53,7 @@ struct QuoteRow {
     expires_at: NaiveDateTime,
     used_by: Option<String>,
     used_at: Option<NaiveDateTime>,
+    in_holds: bool,
 }
 
 #[derive(Queryable, Selectable, Insertable)]
@@ -59,7 +66,22 @@ struct DetailRow {
     amount: String,
 }
 
-fn to_row(q: &Quote) -> QuoteRow {
+/// To the microsecond, as both backends keep a timestamp.
+fn micros(t: NaiveDateTime) -> NaiveDateTime {
+    t.with_nanosecond(t.nanosecond() / 1000 * 1000).unwrap_or(t)
+}
+
+/// The whole second a hold ending at `t` is summed in: `t` rounded up.
+fn hold_end(t: NaiveDateTime) -> NaiveDateTime {
+    let whole = t.with_nanosecond(0).unwrap_or(t);
+    if whole == t {
+        whole
+    } else {
+        whole + chrono::Duration::seconds(1)
+    }
+}
+
+fn to_row(q: &Quote, in_holds: bool) -> QuoteRow {
     QuoteRow {
         id: q.id.to_string(),
         sell_asset: q.sell_asset.to_string(),
@@ -74,9 +96,12 @@ fn to_row(q: &Quote) -> QuoteRow {
         country_code: q.country_code.clone(),
         client_id: q.client_id.clone(),
         created_at: q.created_at.naive_utc(),
-        expires_at: q.expires_at.naive_utc(),
+        // Kept to the microsecond on both backends: its second in
+        // liquidity_holds is computed from what is stored.
+        expires_at: micros(q.expires_at.naive_utc()),
         used_by: q.used_by.clone(),
         used_at: q.used_at.map(|t| t.naive_utc()),
+        in_holds,
     }
 }
 
@@ -140,25 +165,113 @@ fn load(conn: &mut AnyConnection, id: &str) -> Result<Option<Quote>, Failure> {
     from_rows(row, details).map(Some)
 }
 
+fn decimal_of(asset: &str, text: &str) -> Result<Decimal, Failure> {
+    Decimal::from_str(text).map_err(|e| Failure::Corrupt {
+        what: "quote",
+        id: format!("(a {asset} hold)"),
+        reason: e.to_string(),
+    })
+}
+
+fn sum_of(asset: &str, amounts: &[String]) -> Result<Decimal, Failure> {
+    amounts.iter().try_fold(Decimal::ZERO, |sum, a| {
+        sum.checked_add(decimal_of(asset, a)?)
+            .ok_or_else(|| Failure::Corrupt {
+                what: "quote",
+                id: format!("(the {asset} quotes)"),
+                reason: "reserved amounts overflow".into(),
+            })
+    })
+}
+
+/// What the live (unexpired, unused) quotes of `asset` hold at `now`: the
+/// seconds of `liquidity_holds` after the one `now` is in, whole; the
+/// quotes ending in that second, one by one; and the live quotes outside
+/// the holds (made without a cap, or before the holds existed), one by one.
+/// The three are disjoint, and each reads through its own index.
 fn reserved(conn: &mut AnyConnection, asset: &str, now: NaiveDateTime) -> Result<Decimal, Failure> {
-    let amounts: Vec<String> = quotes::table
+    let edge = hold_end(now);
+    let seconds: Vec<String> = liquidity_holds::table
+        .filter(liquidity_holds::asset.eq(asset))
+        .filter(liquidity_holds::ends_at.gt(edge))
+        .select(liquidity_holds::held)
+        .load(conn)?;
+    let ending: Vec<String> = quotes::table
         .filter(quotes::buy_asset.eq(asset))
         .filter(quotes::used_by.is_null())
         .filter(quotes::expires_at.gt(now))
+        .filter(quotes::expires_at.le(edge))
         .select(quotes::buy_amount)
         .load(conn)?;
-    amounts.iter().try_fold(Decimal::ZERO, |sum, a| {
-        let amount = Decimal::from_str(a).map_err(|e| Failure::Corrupt {
-            what: "quote",
-            id: format!("(a {asset} quote)"),
-            reason: e.to_string(),
-        })?;
-        sum.checked_add(amount).ok_or_else(|| Failure::Corrupt {
+    let outside: Vec<String> = quotes::table
+        .filter(quotes::buy_asset.eq(asset))
+        .filter(quotes::used_by.is_null())
+        .filter(quotes::in_holds.eq(false))
+        .filter(quotes::expires_at.gt(edge))
+        .select(quotes::buy_amount)
+        .load(conn)?;
+    let parts = [
+        sum_of(asset, &seconds)?,
+        sum_of(asset, &ending)?,
+        sum_of(asset, &outside)?,
+    ];
+    parts
+        .into_iter()
+        .try_fold(Decimal::ZERO, Decimal::checked_add)
+        .ok_or_else(|| Failure::Corrupt {
             what: "quote",
             id: format!("(the {asset} quotes)"),
             reason: "reserved amounts overflow".into(),
         })
-    })
+}
+
+/// Adds `amount` (negative: takes it off) to what `asset`'s quotes ending
+/// in the second `ends_at` hold. The caller holds the asset's liquidity
+/// lock.
+fn add_to_hold(
+    conn: &mut AnyConnection,
+    asset: &str,
+    ends_at: NaiveDateTime,
+    amount: Decimal,
+) -> Result<(), Failure> {
+    let row = liquidity_holds::table.find((asset, ends_at));
+    let current: Option<String> = row.select(liquidity_holds::held).first(conn).optional()?;
+    match current {
+        None => {
+            diesel::insert_into(liquidity_holds::table)
+                .values((
+                    liquidity_holds::asset.eq(asset),
+                    liquidity_holds::ends_at.eq(ends_at),
+                    liquidity_holds::held.eq(amount.max(Decimal::ZERO).to_string()),
+                ))
+                .execute(conn)?;
+        }
+        Some(current) => {
+            let mut after = decimal_of(asset, &current)?
+                .checked_add(amount)
+                .ok_or_else(|| Failure::Corrupt {
+                    what: "quote",
+                    id: format!("(a {asset} hold)"),
+                    reason: "reserved amounts overflow".into(),
+                })?;
+            if after < Decimal::ZERO {
+                // Only a hold changed outside this module could get here;
+                // holding too little would over-commit, so it stays at zero.
+                tracing::warn!(asset, "a liquidity hold went below zero; kept at zero");
+                after = Decimal::ZERO;
+            }
+            diesel::update(row)
+                .set(liquidity_holds::held.eq(after.normalize().to_string()))
+                .execute(conn)?;
+        }
+    }
+    Ok(())
+}
+
+fn liquidity_lock(conn: &mut AnyConnection, asset: &str) -> Result<(), Failure> {
+    // Writers reserving the same asset queue here, so the sum they read is
+    // the sum they write against, and a hold's row changes one at a time.
+    Ok(lock_key(conn, &format!("mooring:liquidity:{asset}"))?)
 }
 
 fn create_firm(
@@ -167,18 +280,24 @@ fn create_firm(
     limit: Option<Decimal>,
     now: NaiveDateTime,
 ) -> Result<(), Failure> {
+    let row = to_row(quote, limit.is_some());
     if let Some(limit) = limit {
-        // Writers reserving the same asset queue here, so the sum they read
-        // is the sum they write against.
-        lock_key(conn, &format!("mooring:liquidity:{}", quote.buy_asset))?;
-        let held = reserved(conn, quote.buy_asset.as_str(), now)?;
+        let asset = quote.buy_asset.as_str();
+        liquidity_lock(conn, asset)?;
+        let held = reserved(conn, asset, now)?;
         let after = held.checked_add(quote.priced.buy_amount);
         if after.is_none_or(|after| after > limit) {
             return Err(Failure::InsufficientLiquidity);
         }
+        add_to_hold(
+            conn,
+            asset,
+            hold_end(row.expires_at),
+            quote.priced.buy_amount,
+        )?;
     }
     diesel::insert_into(quotes::table)
-        .values(to_row(quote))
+        .values(row)
         .execute(conn)?;
     let details: Vec<DetailRow> = quote
         .priced
@@ -218,6 +337,22 @@ fn mark_used(
     }
     if quote.expires_at.naive_utc() <= now {
         return Err(Failure::Expired);
+    }
+    let in_holds: bool = quotes::table
+        .find(id)
+        .select(quotes::in_holds)
+        .first(conn)?;
+    if in_holds {
+        // Its hold ends now. The liquidity lock after the quote's row: a
+        // reservation takes no quote's row lock, so the two cannot cross.
+        let asset = quote.buy_asset.as_str();
+        liquidity_lock(conn, asset)?;
+        add_to_hold(
+            conn,
+            asset,
+            hold_end(quote.expires_at.naive_utc()),
+            -quote.priced.buy_amount,
+        )?;
     }
     diesel::update(quotes::table.find(id))
         .set((quotes::used_by.eq(transaction_id), quotes::used_at.eq(now)))

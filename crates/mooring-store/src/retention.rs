@@ -13,7 +13,7 @@ use mooring_domain::payout::PayoutState;
 use mooring_ports::{Retention, RetentionError};
 
 use crate::conn::{lock_key, write_tx};
-use crate::schema::{customers, data_keys, events, payouts, quotes};
+use crate::schema::{customers, data_keys, events, liquidity_holds, payouts, quotes};
 use crate::{Store, StoreError};
 
 fn unknown(e: impl Into<StoreError>) -> RetentionError {
@@ -97,6 +97,10 @@ impl Retention for Store {
                     .limit(i64::from(limit))
                     .select(quotes::id)
                     .load(c)?;
+                // The seconds of liquidity_holds before the cut-off: no live
+                // quote ends in them (a hold ends with its quote's expiry).
+                diesel::delete(liquidity_holds::table.filter(liquidity_holds::ends_at.lt(before)))
+                    .execute(c)?;
                 if ids.is_empty() {
                     return Ok(0);
                 }

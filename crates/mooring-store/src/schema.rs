@@ -66,6 +66,15 @@ diesel::table! {
         expires_at -> Timestamp,
         used_by -> Nullable<Text>,
         used_at -> Nullable<Timestamp>,
+        in_holds -> Bool,
+    }
+}
+
+diesel::table! {
+    liquidity_holds (asset, ends_at) {
+        asset -> Text,
+        ends_at -> Timestamp,
+        held -> Text,
     }
 }
 
@@ -243,6 +252,7 @@ diesel::joinable!(customer_transactions -> customers (customer_id));
 diesel::joinable!(staff_sessions -> staff_users (user_name));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    liquidity_holds,
     customers,
     customer_fields,
     customer_files,

@@ -9,9 +9,10 @@
 //! - `PUT /customer` of a new sender: a data key made and wrapped, three
 //!   fields sealed, the customer, the key and the fields inserted in one
 //!   transaction.
-//! - `GET /rate` firm: the liquidity lock (PostgreSQL), the sum of what
-//!   live quotes hold, the quote and its fee details inserted, in one
-//!   transaction.
+//! - `GET /rate` firm: the liquidity lock (PostgreSQL), what live quotes
+//!   hold (`liquidity_holds` and the quotes summed one by one), the quote's
+//!   second of `liquidity_holds` updated, the quote and its fee details
+//!   inserted, in one transaction.
 
 use diesel::RunQueryDsl;
 use diesel::sql_types::{Binary, Nullable, Text};
@@ -210,15 +211,19 @@ pub(super) fn raw_insert(conn: &mut AnyConnection, kek: &Keyring, n: u64) -> any
 
 /// What a firm `GET /rate` does in the store with a liquidity cap on its
 /// buy asset: the asset's lock (PostgreSQL; SQLite's write lock serves),
-/// the sum of what live quotes hold, the quote and its fee details.
+/// what live quotes hold (the later seconds of `liquidity_holds`, the
+/// quotes ending in the current second, the quotes outside the holds), the
+/// quote's second in `liquidity_holds` read and written, the quote and its
+/// fee details inserted.
 pub(super) fn raw_quote(conn: &mut AnyConnection, asset: &str) -> anyhow::Result<()> {
     let id = uuid::Uuid::new_v4().to_string();
-    let now = chrono::Utc::now().naive_utc();
-    let expires = now + chrono::Duration::seconds(300);
-    let (now, expires) = (
-        now.format("%Y-%m-%d %H:%M:%S%.6f").to_string(),
-        expires.format("%Y-%m-%d %H:%M:%S%.6f").to_string(),
-    );
+    let at = chrono::Utc::now().naive_utc();
+    let fmt = |t: chrono::NaiveDateTime| t.format("%Y-%m-%d %H:%M:%S%.6f").to_string();
+    let whole = |t: chrono::NaiveDateTime| {
+        chrono::Timelike::with_nanosecond(&t, 0).unwrap_or(t) + chrono::Duration::seconds(1)
+    };
+    let expires = at + chrono::Duration::seconds(300);
+    let (now, edge, expires, ends) = (fmt(at), fmt(whole(at)), fmt(expires), fmt(whole(expires)));
     in_transaction(conn, |c| {
         if let AnyConnection::Postgresql(_) = c {
             diesel::sql_query(format!(
@@ -226,20 +231,46 @@ pub(super) fn raw_quote(conn: &mut AnyConnection, asset: &str) -> anyhow::Result
             ))
             .execute(c)?;
         }
-        let held: Vec<Amount> = diesel::sql_query(format!(
-            "SELECT buy_amount FROM quotes WHERE buy_asset = '{asset}' AND used_by IS NULL AND expires_at > '{now}'"
-        ))
-        .load(c)?;
         let mut sum = rust_decimal::Decimal::ZERO;
-        for a in &held {
-            sum += a.buy_amount.parse::<rust_decimal::Decimal>()?;
+        for sql in [
+            format!(
+                "SELECT held AS buy_amount FROM liquidity_holds WHERE asset = '{asset}' AND ends_at > '{edge}'"
+            ),
+            format!(
+                "SELECT buy_amount FROM quotes WHERE buy_asset = '{asset}' AND used_by IS NULL \
+                 AND expires_at > '{now}' AND expires_at <= '{edge}'"
+            ),
+            format!(
+                "SELECT buy_amount FROM quotes WHERE buy_asset = '{asset}' AND used_by IS NULL \
+                 AND NOT in_holds AND expires_at > '{edge}'"
+            ),
+        ] {
+            let held: Vec<Amount> = diesel::sql_query(sql).load(c)?;
+            for a in &held {
+                sum += a.buy_amount.parse::<rust_decimal::Decimal>()?;
+            }
         }
         std::hint::black_box(sum);
+        let second: Vec<Amount> = diesel::sql_query(format!(
+            "SELECT held AS buy_amount FROM liquidity_holds WHERE asset = '{asset}' AND ends_at = '{ends}'"
+        ))
+        .load(c)?;
+        let hold = match second.first() {
+            Some(a) => format!(
+                "UPDATE liquidity_holds SET held = '{}' WHERE asset = '{asset}' AND ends_at = '{ends}'",
+                a.buy_amount.parse::<rust_decimal::Decimal>()?
+                    + rust_decimal::Decimal::new(53865, 2)
+            ),
+            None => format!(
+                "INSERT INTO liquidity_holds (asset, ends_at, held) VALUES ('{asset}', '{ends}', '538.65')"
+            ),
+        };
+        diesel::sql_query(hold).execute(c)?;
         diesel::sql_query(format!(
             "INSERT INTO quotes (id, sell_asset, buy_asset, price, sell_amount, buy_amount, fee_total, fee_asset, \
-             buy_delivery_method, created_at, expires_at) VALUES ('{id}', 'stellar:USDC:GBBD47IF6LWK7P7MDEVSCWR7DPUWV3NY3DTQEVFL4NAT4AQH3ZLLFLA5', \
+             buy_delivery_method, created_at, expires_at, in_holds) VALUES ('{id}', 'stellar:USDC:GBBD47IF6LWK7P7MDEVSCWR7DPUWV3NY3DTQEVFL4NAT4AQH3ZLLFLA5', \
              '{asset}', '5.4', '100', '538.65', '1.5', 'stellar:USDC:GBBD47IF6LWK7P7MDEVSCWR7DPUWV3NY3DTQEVFL4NAT4AQH3ZLLFLA5', \
-             NULL, '{now}', '{expires}')"
+             NULL, '{now}', '{expires}', TRUE)"
         ))
         .execute(c)?;
         for (position, name) in ["Service fee", "Markup"].iter().enumerate() {

@@ -11,7 +11,9 @@ use mooring_domain::payout::PayoutState;
 use mooring_domain::transaction::TransactionId;
 use mooring_ports::{AuditLog, AuditQuery, EventStore, InboxEvent, Retention};
 use mooring_store::Store;
-use mooring_store::schema::{customers, data_keys, events, payouts, quote_fee_details, quotes};
+use mooring_store::schema::{
+    customers, data_keys, events, liquidity_holds, payouts, quote_fee_details, quotes,
+};
 use mooring_testsupport::{TestDb, on_both_backends};
 
 use crate::migrated_store;
@@ -157,6 +159,21 @@ async fn quotes_past_retention_go_unless_a_payout_may_take_them_again(db: TestDb
     quote(&store, "done-payout", 120, Some(95)).await;
     quote(&store, "failed-payout", 120, Some(95)).await;
     quote(&store, "unexpired", -1, None).await;
+    // Liquidity holds: one second before the cut-off, one after.
+    for (days, held) in [(91, "100"), (89, "7")] {
+        store
+            .with_connection(move |c| {
+                diesel::insert_into(liquidity_holds::table)
+                    .values((
+                        liquidity_holds::asset.eq("iso4217:EUR"),
+                        liquidity_holds::ends_at.eq(t(days)),
+                        liquidity_holds::held.eq(held),
+                    ))
+                    .execute(c)
+            })
+            .await
+            .expect("hold");
+    }
     payout_naming(
         &store,
         "t-held",
@@ -206,6 +223,11 @@ async fn quotes_past_retention_go_unless_a_payout_may_take_them_again(db: TestDb
         details, left,
         "fee details go with their quote, and only then"
     );
+    let holds = ids(&store, |c| {
+        liquidity_holds::table.select(liquidity_holds::held).load(c)
+    })
+    .await;
+    assert_eq!(holds, ["7"], "the seconds before the cut-off go");
     // The batch bound holds.
     quote(&store, "b1", 200, None).await;
     quote(&store, "b2", 200, None).await;
