@@ -179,8 +179,48 @@ fn down(d: Decimal, dp: u32) -> Decimal {
 }
 
 /// Whether `|sell − (price·buy + fee)|` is under half a unit of the sell
-/// asset's last decimal, computed exactly (as the AP's BigDecimal does).
+/// asset's last decimal, computed exactly (as the AP's BigDecimal does):
+/// in `i128` when every step fits (ordinary amounts; the search for the
+/// shortest price asks up to 29 times per quote), else in big integers.
 fn within_half_unit(
+    sell: Decimal,
+    fee: Decimal,
+    price: Decimal,
+    buy: Decimal,
+    sell_decimals: u32,
+) -> bool {
+    within_half_unit_i128(sell, fee, price, buy, sell_decimals)
+        .unwrap_or_else(|| within_half_unit_big(sell, fee, price, buy, sell_decimals))
+}
+
+/// [`within_half_unit`] in `i128`; `None` when a step would overflow.
+fn within_half_unit_i128(
+    sell: Decimal,
+    fee: Decimal,
+    price: Decimal,
+    buy: Decimal,
+    sell_decimals: u32,
+) -> Option<bool> {
+    let pow10 = |e: u32| 10i128.checked_pow(e);
+    let product = (
+        price.mantissa().checked_mul(buy.mantissa())?,
+        price.scale() + buy.scale(),
+    );
+    let k = product.1.max(sell.scale()).max(fee.scale());
+    let at = |(m, s): (i128, u32)| m.checked_mul(pow10(k - s)?);
+    let diff = at((sell.mantissa(), sell.scale()))?
+        .checked_sub(at((fee.mantissa(), fee.scale()))?)?
+        .checked_sub(at(product)?)?;
+    // |diff| / 10^k < 1/2 · 10^-d  ⇔  2 · |diff| · 10^d < 10^k
+    let lhs = diff
+        .checked_abs()?
+        .checked_mul(2)?
+        .checked_mul(pow10(sell_decimals)?)?;
+    Some(lhs < pow10(k)?)
+}
+
+/// [`within_half_unit`] in big integers, for any size.
+fn within_half_unit_big(
     sell: Decimal,
     fee: Decimal,
     price: Decimal,
@@ -626,8 +666,61 @@ mod tests {
         );
     }
 
+    /// Any decimal, of any size and scale.
+    fn any_decimal() -> impl Strategy<Value = Decimal> {
+        (any::<i64>(), any::<u32>(), 0u32..=28, 0u8..3).prop_map(|(lo, hi, scale, size)| {
+            let m = match size {
+                0 => i128::from(lo % 1_000_000_000),
+                1 => i128::from(lo),
+                _ => (i128::from(hi) << 64) | i128::from(lo as u64),
+            };
+            Decimal::try_from_i128_with_scale(m, scale).unwrap_or(Decimal::MAX)
+        })
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        /// The `i128` path answers as the big-integer one wherever it answers.
+        #[test]
+        fn the_fast_half_unit_check_agrees_with_the_exact_one(
+            sell in any_decimal(),
+            fee in any_decimal(),
+            price in any_decimal(),
+            buy in any_decimal(),
+            ds in 0u32..=28,
+        ) {
+            if let Some(fast) = within_half_unit_i128(sell, fee, price, buy, ds) {
+                prop_assert_eq!(fast, within_half_unit_big(sell, fee, price, buy, ds));
+            }
+        }
+
+        /// Ordinary amounts take the fast path for every price the search
+        /// tries (up to the one it picks, each side of the boundary), and
+        /// it answers as the big-integer check.
+        #[test]
+        fn ordinary_amounts_take_the_fast_path(trade in ordinary_trade()) {
+            if let Ok(p) = price_checked(&trade)? {
+                let (sell, fee, buy) = (p.sell_amount, p.fee.total, p.buy_amount);
+                let quotient = (sell - fee) / buy;
+                let mut passed = false;
+                for dp in 0..=quotient.scale() {
+                    let candidate = quotient.round_dp(dp);
+                    if candidate <= Decimal::ZERO {
+                        continue;
+                    }
+                    let fast = within_half_unit_i128(sell, fee, candidate, buy, trade.ds);
+                    prop_assert!(fast.is_some(), "{candidate} took the slow path");
+                    let big = within_half_unit_big(sell, fee, candidate, buy, trade.ds);
+                    prop_assert_eq!(fast, Some(big), "at {}", candidate);
+                    if big {
+                        passed = true;
+                        break;
+                    }
+                }
+                prop_assert!(passed, "no candidate passed");
+            }
+        }
 
         #[test]
         fn every_answer_passes_the_ap_checks(trade in ordinary_trade()) {
