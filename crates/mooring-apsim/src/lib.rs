@@ -250,14 +250,28 @@ impl Simulator {
         self.lock().updates.get(id).cloned().unwrap_or_default()
     }
 
-    /// A transaction's JSON.
-    /// How many of `ids` are in `status`.
+    /// How many of `ids` are in `status`: under one lock and copying
+    /// nothing, since the benchmarks ask it of thousands of ids every 20 ms
+    /// while the server under test calls the simulator.
     pub fn count_in(&self, ids: &[String], status: &str) -> usize {
-        ids.iter()
-            .filter(|id| self.transaction(id).is_some_and(|t| t["status"] == status))
-            .count()
+        ids.len() - self.not_in(ids, status).len()
     }
 
+    /// Those of `ids` not in `status` (a waiter keeps asking about fewer).
+    pub fn not_in(&self, ids: &[String], status: &str) -> Vec<String> {
+        let state = self.lock();
+        ids.iter()
+            .filter(|id| {
+                state
+                    .txs
+                    .get(id.as_str())
+                    .is_none_or(|t| t.status() != status)
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// A transaction's JSON.
     pub fn transaction(&self, id: &str) -> Option<Value> {
         self.lock()
             .txs
