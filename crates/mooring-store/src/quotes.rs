@@ -17,7 +17,7 @@ use mooring_domain::quote::{Fee, FeeDetail, Priced, Quote, QuoteId};
 use mooring_ports::{QuoteStore, QuoteStoreError};
 use rust_decimal::Decimal;
 
-use crate::conn::{lock_key, lock_row, write_tx};
+use crate::conn::{Bind, CachedSql, lock_key, lock_row, write_tx};
 use crate::error::Failure;
 use crate::schema::{liquidity_holds, quote_fee_details, quotes};
 use crate::{AnyConnection, Store};
@@ -184,6 +184,19 @@ fn sum_of(asset: &str, amounts: &[String]) -> Result<Decimal, Failure> {
     })
 }
 
+/// The live quotes outside the holds that end after the current second:
+/// `NOT in_holds` written in the SQL, not bound as `false`, so that the
+/// planner can use the partial index on exactly these rows (a test reads
+/// the plan).
+const OUTSIDE_HOLDS: &str = "SELECT buy_amount FROM quotes \
+     WHERE buy_asset = ? AND used_by IS NULL AND NOT in_holds AND expires_at > ?";
+
+#[derive(QueryableByName)]
+struct BuyAmount {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    buy_amount: String,
+}
+
 /// What the live (unexpired, unused) quotes of `asset` hold at `now`: the
 /// seconds of `liquidity_holds` after the one `now` is in, whole; the
 /// quotes ending in that second, one by one; and the live quotes outside
@@ -203,13 +216,12 @@ fn reserved(conn: &mut AnyConnection, asset: &str, now: NaiveDateTime) -> Result
         .filter(quotes::expires_at.le(edge))
         .select(quotes::buy_amount)
         .load(conn)?;
-    let outside: Vec<String> = quotes::table
-        .filter(quotes::buy_asset.eq(asset))
-        .filter(quotes::used_by.is_null())
-        .filter(quotes::in_holds.eq(false))
-        .filter(quotes::expires_at.gt(edge))
-        .select(quotes::buy_amount)
-        .load(conn)?;
+    let outside: Vec<String> =
+        CachedSql::typed(OUTSIDE_HOLDS, vec![Bind::Text(asset), Bind::Time(edge)])
+            .load::<BuyAmount>(conn)?
+            .into_iter()
+            .map(|r| r.buy_amount)
+            .collect();
     let parts = [
         sum_of(asset, &seconds)?,
         sum_of(asset, &ending)?,
@@ -428,5 +440,37 @@ impl QuoteStore for Store {
     ) -> Result<Decimal, QuoteStoreError> {
         let (asset, now) = (asset.to_string(), now.naive_utc());
         Ok(self.run(move |conn| reserved(conn, &asset, now)).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::Connection;
+
+    use super::*;
+
+    #[derive(QueryableByName)]
+    struct Plan {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        detail: String,
+    }
+
+    #[test]
+    fn the_quotes_outside_the_holds_are_read_through_their_index() {
+        let mut conn =
+            AnyConnection::Sqlite(diesel::SqliteConnection::establish(":memory:").expect("sqlite"));
+        crate::migrate::run_pending(&mut conn).expect("migrate");
+        let plan: Vec<Plan> = diesel::sql_query(format!(
+            "EXPLAIN QUERY PLAN {}",
+            OUTSIDE_HOLDS.replace('?', "'x'")
+        ))
+        .load(&mut conn)
+        .expect("plan");
+        assert!(
+            plan.iter()
+                .any(|p| p.detail.contains("quotes_outside_holds_idx")),
+            "{:?}",
+            plan.iter().map(|p| &p.detail).collect::<Vec<_>>()
+        );
     }
 }
