@@ -291,6 +291,7 @@ struct Plan {
 async fn connection(plan: Arc<Plan>, index: usize) -> Tally {
     let mut tally = Tally::default();
     let mut sender = None;
+    let mut last_done: Option<Instant> = None;
     // An open loop spreads the connections' schedules over one period.
     let mut due = plan
         .period
@@ -320,8 +321,16 @@ async fn connection(plan: Arc<Plan>, index: usize) -> Tally {
         let sent = Instant::now();
         let result = exchange(s, request).await;
         let done = Instant::now();
-        // From when it was due (open loop), else from when it was sent.
-        let start = due.unwrap_or(sent);
+        // Open loop: from when it was due if the connection was still busy
+        // with the one before then (the server's delay, counted: no
+        // coordinated omission); else from when it went out, since a late
+        // start on an idle connection is the generator's (tokio's timers
+        // wake on whole milliseconds). Closed loop: from when it was sent.
+        let start = match due {
+            Some(d) if last_done.is_some_and(|l| l > d) => d,
+            _ => sent,
+        };
+        last_done = Some(done);
         if sent >= plan.record_from {
             match result {
                 Ok(()) => tally.hist.record((done - start).as_micros() as u64),

@@ -146,6 +146,18 @@ impl Pii {
         if let Some(key) = self.key_of(conn, customer)? {
             return Ok(key);
         }
+        self.new_key(conn, customer, now)
+    }
+
+    /// A data key made for `customer`, who has none yet: a customer created
+    /// in this transaction, so there is nothing to look up first (should a
+    /// row exist after all, it is the one used).
+    pub(crate) fn new_key(
+        &self,
+        conn: &mut AnyConnection,
+        customer: &str,
+        now: NaiveDateTime,
+    ) -> Result<DataKey, StoreError> {
         let key = DataKey::generate();
         let wrapped = self.kek.wrap(&key, &key_context(customer))?;
         // Two writers making a key at once: one row is kept, and both use it.

@@ -173,7 +173,7 @@ fn put(conn: &mut AnyConnection, pii: &Pii, change: PutCustomer) -> Result<Custo
         Resolved::Created { id, account, memo } => {
             // Nothing stored yet: no old values to compare, nothing to
             // re-read. The customer is what was written.
-            let key = pii.key_for_writing(conn, id.as_str(), now)?;
+            let key = pii.new_key(conn, id.as_str(), now)?;
             insert_text(conn, &key, id.as_str(), &text, now)?;
             let mut fields: BTreeMap<String, ProvidedValue> = text
                 .into_iter()
