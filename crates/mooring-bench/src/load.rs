@@ -7,9 +7,11 @@
 //! - [`closed_loop`]: N connections, each sending its next request when the
 //!   last is answered (throughput).
 //! - [`open_loop`]: a fixed rate, each connection keeping its own schedule;
-//!   latency is counted from when a request was **due**, not from when it
-//!   went out, so a stalled server shows as latency instead of hiding as a
-//!   lower rate (no coordinated omission).
+//!   a request that could not go out when it was **due**, because its
+//!   connection still waited for the answer before it, counts from then, so
+//!   a stalled server shows as latency instead of hiding as a lower rate (no
+//!   coordinated omission); one sent late on an idle connection counts from
+//!   when it went out (that lateness is the generator's timer).
 //! - `wrk` (the `wrk` module): the same closed loop run by `wrk` when it is
 //!   installed, the calibration of the generator.
 //!
@@ -454,7 +456,7 @@ pub async fn closed_loop(
 }
 
 /// About `rate` requests per second for `duration`, over 64 connections
-/// each keeping its own schedule; latency from when each request was due.
+/// each keeping its own schedule; latency as the module says.
 pub async fn open_loop(
     base: &str,
     template: &Template,

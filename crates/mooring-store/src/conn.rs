@@ -126,7 +126,7 @@ pub(crate) struct Pooled {
 /// manager broken, and `has_broken` drops it on its way back. What the
 /// check still catches is a connection the server (or a proxy's idle
 /// timeout) closed while nobody used it, which takes longer than this.
-pub(crate) const CHECK_AFTER_IDLE: Duration = Duration::from_secs(1);
+const CHECK_AFTER_IDLE: Duration = Duration::from_secs(1);
 
 impl ManageConnection for Manager {
     type Connection = Pooled;

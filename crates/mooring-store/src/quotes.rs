@@ -10,7 +10,7 @@
 use std::str::FromStr;
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDateTime, Timelike, Utc};
+use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
 use diesel::prelude::*;
 use mooring_domain::AssetId;
 use mooring_domain::quote::{Fee, FeeDetail, Priced, Quote, QuoteId};
@@ -66,14 +66,9 @@ struct DetailRow {
     amount: String,
 }
 
-/// To the microsecond, as both backends keep a timestamp.
-fn micros(t: NaiveDateTime) -> NaiveDateTime {
-    t.with_nanosecond(t.nanosecond() / 1000 * 1000).unwrap_or(t)
-}
-
 /// The whole second a hold ending at `t` is summed in: `t` rounded up.
 fn hold_end(t: NaiveDateTime) -> NaiveDateTime {
-    let whole = t.with_nanosecond(0).unwrap_or(t);
+    let whole = t.trunc_subsecs(0);
     if whole == t {
         whole
     } else {
@@ -98,7 +93,7 @@ fn to_row(q: &Quote, in_holds: bool) -> QuoteRow {
         created_at: q.created_at.naive_utc(),
         // Kept to the microsecond on both backends: its second in
         // liquidity_holds is computed from what is stored.
-        expires_at: micros(q.expires_at.naive_utc()),
+        expires_at: q.expires_at.trunc_subsecs(6).naive_utc(),
         used_by: q.used_by.clone(),
         used_at: q.used_at.map(|t| t.naive_utc()),
         in_holds,
@@ -173,14 +168,18 @@ fn decimal_of(asset: &str, text: &str) -> Result<Decimal, Failure> {
     })
 }
 
+fn overflow(asset: &str) -> Failure {
+    Failure::Corrupt {
+        what: "quote",
+        id: format!("(the {asset} quotes)"),
+        reason: "reserved amounts overflow".into(),
+    }
+}
+
 fn sum_of(asset: &str, amounts: &[String]) -> Result<Decimal, Failure> {
     amounts.iter().try_fold(Decimal::ZERO, |sum, a| {
         sum.checked_add(decimal_of(asset, a)?)
-            .ok_or_else(|| Failure::Corrupt {
-                what: "quote",
-                id: format!("(the {asset} quotes)"),
-                reason: "reserved amounts overflow".into(),
-            })
+            .ok_or_else(|| overflow(asset))
     })
 }
 
@@ -230,11 +229,7 @@ fn reserved(conn: &mut AnyConnection, asset: &str, now: NaiveDateTime) -> Result
     parts
         .into_iter()
         .try_fold(Decimal::ZERO, Decimal::checked_add)
-        .ok_or_else(|| Failure::Corrupt {
-            what: "quote",
-            id: format!("(the {asset} quotes)"),
-            reason: "reserved amounts overflow".into(),
-        })
+        .ok_or_else(|| overflow(asset))
 }
 
 /// Adds `amount` (negative: takes it off) to what `asset`'s quotes ending
@@ -261,11 +256,7 @@ fn add_to_hold(
         Some(current) => {
             let mut after = decimal_of(asset, &current)?
                 .checked_add(amount)
-                .ok_or_else(|| Failure::Corrupt {
-                    what: "quote",
-                    id: format!("(a {asset} hold)"),
-                    reason: "reserved amounts overflow".into(),
-                })?;
+                .ok_or_else(|| overflow(asset))?;
             if after < Decimal::ZERO {
                 // Only a hold changed outside this module could get here;
                 // holding too little would over-commit, so it stays at zero.

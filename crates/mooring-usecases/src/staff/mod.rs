@@ -140,9 +140,6 @@ pub struct StaffService {
     policy: SessionPolicy,
     issuer: String,
     hasher: Argon2<'static>,
-    /// Verified against when the user is unknown, so that an unknown name
-    /// takes as long as a wrong password.
-    dummy_hash: String,
 }
 
 /// OWASP's first argon2id choice: 19 MiB, two passes, one lane.
@@ -150,9 +147,11 @@ fn argon2_params() -> Params {
     Params::new(19 * 1024, 2, 1, None).unwrap_or_default()
 }
 
-/// What [`argon2_params`] make of "no user has this password" under the
-/// salt "mooring-dummy-salt": written out rather than hashed at start-up,
-/// which took 25 ms of every start (a test checks that they agree).
+/// Verified against when the user is unknown, so that an unknown name takes
+/// as long as a wrong password. What [`argon2_params`] make of "no user has
+/// this password" under the salt "mooring-dummy-salt", written out rather
+/// than hashed at start-up, which took 25 ms of every start (a test checks
+/// that they agree).
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$bW9vcmluZy1kdW1teS1zYWx0$gQYhlTTVEa83SUT78iLqPqzwNW5Oau/1NApWu3u6lj8";
 
 impl StaffService {
@@ -165,7 +164,6 @@ impl StaffService {
         issuer: &str,
     ) -> Self {
         let hasher = Argon2::new(Algorithm::Argon2id, Version::V0x13, argon2_params());
-        let dummy_hash = DUMMY_HASH.to_owned();
         Self {
             store,
             audit,
@@ -173,7 +171,6 @@ impl StaffService {
             policy,
             issuer: issuer.to_owned(),
             hasher,
-            dummy_hash,
         }
     }
 
@@ -355,7 +352,7 @@ impl StaffService {
     ) -> Result<Started, StaffOpError> {
         let now = self.clock.now();
         let Ok(parsed) = StaffName::parse(name) else {
-            self.verify(password.to_owned(), self.dummy_hash.clone())
+            self.verify(password.to_owned(), DUMMY_HASH.to_owned())
                 .await;
             let actor = Actor::operator(&Self::typed_name(name), &format!("backoffice@{origin}"));
             self.audit(&actor, AuditAction::SignInFailed, "unknown user")
@@ -364,7 +361,7 @@ impl StaffService {
         };
         let actor = Actor::operator(parsed.as_str(), &format!("backoffice@{origin}"));
         let Some(user) = self.store.user(&parsed).await? else {
-            self.verify(password.to_owned(), self.dummy_hash.clone())
+            self.verify(password.to_owned(), DUMMY_HASH.to_owned())
                 .await;
             self.audit(&actor, AuditAction::SignInFailed, "unknown user")
                 .await?;
