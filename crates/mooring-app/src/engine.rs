@@ -176,10 +176,14 @@ async fn work_loop(
     wake: Arc<Notify>,
 ) {
     let mut running: JoinSet<()> = JoinSet::new();
+    // A claim is a write transaction: after a payout ends, claim only once
+    // a batch of places is free; a wake-up or the tick claims what is free.
+    let batch = (schedule.concurrency / 4).max(1);
+    let mut after_join = false;
     loop {
         while running.try_join_next().is_some() {}
         let free = schedule.concurrency.saturating_sub(running.len() as u32);
-        if free > 0 {
+        if free >= if after_join { batch } else { 1 } {
             match engine.claim(free).await {
                 Ok(claimed) => {
                     for work in claimed {
@@ -199,9 +203,10 @@ async fn work_loop(
                 Err(e) => tracing::warn!(error = %e, "claiming payouts failed; retrying"),
             }
         }
+        after_join = false;
         tokio::select! {
             _ = wake.notified() => {}
-            Some(_) = running.join_next(), if !running.is_empty() => {}
+            Some(_) = running.join_next(), if !running.is_empty() => after_join = true,
             stop = pause(&mut stopped, WORK_TICK) => if stop { break },
         }
     }

@@ -17,9 +17,21 @@ pub struct EventSink {
 }
 
 /// Queues the AP's event about a transaction. Every change of a
-/// transaction comes through here.
+/// transaction comes through here, and the poll's index is rebuilt when the
+/// change gave the transaction a `transfer_received_at` the index does not
+/// hold (the AP sets it once, on receipt, and never clears it). Rebuilding
+/// it on every change had the simulator sort every funded transaction on
+/// each page a poll read, under the lock every other call waits on.
 pub(crate) fn emit(state: &mut State, kind: &str, tx: &Tx) {
-    state.funded = None;
+    let at = tx.body.get("transfer_received_at").and_then(Value::as_str);
+    let id = tx.body.get("id").and_then(Value::as_str).unwrap_or("");
+    if let (Some(index), Some(at)) = (&state.funded, at)
+        && index
+            .binary_search_by(|(pa, pid)| at.cmp(pa.as_str()).then_with(|| pid.as_str().cmp(id)))
+            .is_err()
+    {
+        state.funded = None;
+    }
     if state.sink.is_none() {
         return;
     }

@@ -112,7 +112,8 @@ struct State {
     rail_calls: u64,
     /// The funded transactions' ids by `transfer_received_at` descending,
     /// then id: the poll's order, answered page by page like the AP's
-    /// indexed query. Rebuilt after any change.
+    /// indexed query. Rebuilt when a transaction gets its
+    /// `transfer_received_at` (see `events::emit`).
     funded: Option<Vec<(String, String)>>,
 }
 

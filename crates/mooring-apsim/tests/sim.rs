@@ -294,6 +294,14 @@ async fn history_pages_newest_first_and_new_payments_come_before_it() {
     let now = ids(platform.transactions(&query).await.expect("page"));
     assert_eq!(now[0], "new", "the newest payment first");
     assert_eq!(now[1], "hist-0000024");
+
+    // A change that leaves `transfer_received_at` alone keeps the order, and
+    // the page shows the transaction as it is now.
+    platform.update(&sent("new")).await.expect("patch");
+    let page = platform.transactions(&query).await.expect("page");
+    assert_eq!(page[0].id.as_str(), "new");
+    assert_eq!(page[0].status, TransactionStatus::Completed);
+    assert_eq!(page[1].id.as_str(), "hist-0000024");
 }
 
 /// The simulator as the AP behind the Platform client: the sending side

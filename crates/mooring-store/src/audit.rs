@@ -89,7 +89,7 @@ impl AuditLog for Store {
     async fn append(&self, entry: &AuditEntry) -> Result<(), AuditError> {
         let entry = entry.clone();
         Ok(self
-            .run(move |conn| {
+            .run_write(move |conn| {
                 let row = NewRow {
                     at: entry.at.naive_utc(),
                     actor_kind: entry.actor.kind().as_str(),

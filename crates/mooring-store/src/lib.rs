@@ -89,10 +89,12 @@ pub struct Store {
     pool: Pool<Manager>,
     permits: Arc<Semaphore>,
     /// SQLite's in-process write queue (see `conn::write_tx`).
-    write_queue: Option<Arc<std::sync::Mutex<()>>>,
+    write_queue: Option<Arc<conn::WriteQueue>>,
     backend: Backend,
     /// Set by [`Store::unlock`]: the keys of the customer data.
     pii: Option<Arc<Pii>>,
+    /// The payout engine's saves waiting for their batch.
+    saves: Arc<payout::SaveQueue>,
 }
 
 impl Store {
@@ -115,7 +117,7 @@ impl Store {
         })?;
         drop(first);
         let write_queue = match &config.url {
-            DatabaseUrl::Sqlite(path) => Some(conn::write_queue(path)),
+            DatabaseUrl::Sqlite(path) => Some(conn::write_queue(path, config.connect_timeout)),
             DatabaseUrl::Postgres(_) => None,
         };
         let pool_size = config.pool_size.max(1);
@@ -138,6 +140,7 @@ impl Store {
             write_queue,
             backend,
             pii: None,
+            saves: Arc::default(),
         })
     }
 
@@ -174,6 +177,18 @@ impl Store {
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             Err(e) => Err(StoreError::Task(e.to_string()).into()),
         }
+    }
+
+    /// [`Store::run`] for a call that writes outside [`conn::write_tx`] (each
+    /// statement committed on its own): on SQLite it waits its turn in the
+    /// process's write queue ([`conn::queued`]), never in the busy handler.
+    pub(crate) async fn run_write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut AnyConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        self.run(move |conn| conn::queued(conn, f)).await
     }
 
     /// Runs `f` on a pooled connection, through the same semaphore as every

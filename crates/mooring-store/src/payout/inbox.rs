@@ -9,7 +9,7 @@ use mooring_domain::payout::{PayoutState, Sighting};
 use mooring_domain::transaction::TransactionId;
 use mooring_ports::{EventStore, InboxEvent, LedgerError};
 
-use crate::conn::{lock_key, write_tx};
+use crate::conn::{lock_key, queued, write_tx};
 use crate::schema::{events, payouts};
 use crate::{AnyConnection, Store};
 
@@ -122,10 +122,9 @@ impl EventStore for Store {
         self.ledger(
             "recording event",
             row.id.clone(),
-            move |conn| match diesel::insert_into(events::table)
-                .values(&row)
-                .execute(conn)
-            {
+            move |conn| match queued(conn, |c| {
+                diesel::insert_into(events::table).values(&row).execute(c)
+            }) {
                 Ok(_) => Ok(true),
                 Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => Ok(false),
                 Err(e) => Err(Failure::from(e)),

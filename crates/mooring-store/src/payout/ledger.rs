@@ -11,13 +11,14 @@ use mooring_domain::payout::{Payout, PayoutState, Sighting, SightingEffect, Stag
 use mooring_domain::transaction::TransactionId;
 use mooring_ports::{Claim, Claimed, LedgerError, OperatorEdit, PayoutChange, PayoutLedger};
 
-use crate::conn::{Bind, CachedSql, write_tx};
+use crate::conn::{Bind, CachedSql, queued, write_tx};
 use crate::error::by_backend;
 use crate::schema::payouts;
 use crate::{AnyConnection, Store};
 
 use super::Failure;
 use super::row::{PayoutRow, SAVE_COLUMNS};
+use super::saves::{Save, write_batch};
 use crate::pii::Pii;
 
 #[derive(QueryableByName)]
@@ -60,14 +61,14 @@ pub(crate) fn register_db_clock(conn: &mut diesel::SqliteConnection) -> QueryRes
 /// so that each connection prepares them once (diesel never caches an
 /// `UPDATE`; parsing and planning this one cost PostgreSQL more than
 /// running it, three times per payout).
-static SAVE_KEEPING_SQL: LazyLock<String> = LazyLock::new(|| {
+pub(super) static SAVE_KEEPING_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE payouts SET {SAVE_COLUMNS}, changed_by = 'engine', claimed_by = ?, \
          lease_until = mooring_lease_end(?) \
          WHERE transaction_id = ? AND state = ? AND claimed_by = ? AND claim_token = ?"
     )
 });
-static SAVE_RELEASING_SQL: LazyLock<String> = LazyLock::new(|| {
+pub(super) static SAVE_RELEASING_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE payouts SET {SAVE_COLUMNS}, changed_by = 'engine', claimed_by = NULL, \
          lease_until = NULL \
@@ -80,13 +81,14 @@ static SAVE_RELEASING_SQL: LazyLock<String> = LazyLock::new(|| {
 const RENEW_SQL: &str = "UPDATE payouts SET lease_until = mooring_lease_end(?) \
      WHERE transaction_id = ? AND claimed_by = ? AND claim_token = ?";
 
-/// Runs a [`CachedSql`] statement on the backend's own connection.
-fn on_backend(conn: &mut AnyConnection, sql: CachedSql<'_>) -> Result<usize, Failure> {
-    Ok(by_backend!(conn, |c| sql.execute(c))?)
+/// Runs a [`CachedSql`] write, committed on its own, on the backend's own
+/// connection (in SQLite's write queue).
+pub(super) fn on_backend(conn: &mut AnyConnection, sql: CachedSql<'_>) -> Result<usize, Failure> {
+    Ok(queued(conn, |conn| by_backend!(conn, |c| sql.execute(c)))?)
 }
 
 /// A lease in the milliseconds [`mooring_lease_end`] takes.
-fn lease_ms(lease: Duration) -> i64 {
+pub(super) fn lease_ms(lease: Duration) -> i64 {
     lease.num_milliseconds().max(0)
 }
 
@@ -430,40 +432,43 @@ impl PayoutLedger for Store {
         payout: &Payout,
         lease: Option<Duration>,
     ) -> Result<(), LedgerError> {
-        let claim = claim.clone();
-        let row = PayoutRow::from_payout(payout);
         let pii = self.pii().map_err(Failure::from)?;
-        self.ledger("saving payout", row.transaction_id.clone(), move |conn| {
-            let row = row.sealed(conn, &pii)?;
-            let mut binds = row.save_binds();
-            let sql = match lease {
-                Some(lease) => {
-                    binds.push(Bind::Text(&claim.owner));
-                    binds.push(Bind::BigInt(lease_ms(lease)));
-                    &*SAVE_KEEPING_SQL
-                }
-                None => &*SAVE_RELEASING_SQL,
-            };
-            binds.extend([
-                Bind::Text(&row.transaction_id),
-                Bind::Text(expected.as_str()),
-                Bind::Text(&claim.owner),
-                Bind::BigInt(claim.token),
-            ]);
-            let n = on_backend(conn, CachedSql::typed(sql, binds))?;
-            if n == 0 {
-                return Err(Failure::LostClaim);
-            }
-            Ok(())
-        })
-        .await
+        let row = PayoutRow::from_payout(payout);
+        let id = row.transaction_id.clone();
+        let (done, outcome) = tokio::sync::oneshot::channel();
+        self.saves.push(Save {
+            claim: claim.clone(),
+            expected,
+            row,
+            lease,
+            done,
+        });
+        // Whichever call gets a connection first writes every save waiting
+        // then, this one's included; this call's own batch may be empty.
+        let saves = self.saves.clone();
+        let batch = self
+            .run(move |conn| {
+                write_batch(conn, &pii, &saves);
+                Ok::<_, Failure>(())
+            })
+            .await;
+        if let Err(e) = batch {
+            self.saves.fail_all(&e.to_string());
+        }
+        let written = outcome.await.unwrap_or_else(|_| {
+            Err(Failure::Store {
+                doing: None,
+                source: crate::StoreError::Task("the batch writing the save ended".into()),
+            })
+        });
+        Ok(written.map_err(|e| e.during("saving payout", id))?)
     }
 
     async fn release(&self, id: &TransactionId, claim: &Claim) -> Result<bool, LedgerError> {
         let id = id.as_str().to_owned();
         let claim = claim.clone();
         self.ledger("releasing payout", id.clone(), move |conn| {
-            let n = diesel::update(
+            let release = diesel::update(
                 payouts::table
                     .find(&id)
                     .filter(payouts::claimed_by.eq(&claim.owner))
@@ -472,9 +477,8 @@ impl PayoutLedger for Store {
             .set((
                 payouts::claimed_by.eq(None::<String>),
                 payouts::lease_until.eq(None::<NaiveDateTime>),
-            ))
-            .execute(conn)
-            .map_err(Failure::from)?;
+            ));
+            let n = queued(conn, |c| release.execute(c)).map_err(Failure::from)?;
             Ok(n == 1)
         })
         .await

@@ -15,8 +15,10 @@ mod inbox;
 mod ledger;
 mod marks;
 mod row;
+mod saves;
 
 pub(crate) use ledger::register_db_clock;
+pub(crate) use saves::SaveQueue;
 
 use mooring_ports::LedgerError;
 

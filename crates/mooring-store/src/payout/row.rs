@@ -17,7 +17,7 @@ use crate::schema::payouts;
 
 use super::Failure;
 
-#[derive(Queryable, Selectable, Insertable, AsChangeset)]
+#[derive(Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = payouts, treat_none_as_null = true)]
 pub(super) struct PayoutRow {
     pub(super) transaction_id: String,

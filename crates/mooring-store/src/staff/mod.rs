@@ -118,7 +118,7 @@ impl StaffStore for Store {
     async fn add_user(&self, user: &StaffUser) -> Result<(), StaffError> {
         let user = user.clone();
         let inserted = self
-            .run(move |conn| {
+            .run_write(move |conn| {
                 let insert = diesel::insert_into(staff_users::table)
                     .values((
                         staff_users::name.eq(user.name.as_str()),
@@ -176,7 +176,7 @@ impl StaffStore for Store {
     async fn set_disabled(&self, name: &StaffName, disabled: bool) -> Result<(), StaffError> {
         let name = name.clone();
         Ok(self
-            .run(move |conn| {
+            .run_write(move |conn| {
                 let n = diesel::update(staff_users::table.find(name.as_str()))
                     .set(staff_users::disabled.eq(disabled))
                     .execute(conn)
@@ -189,7 +189,7 @@ impl StaffStore for Store {
     async fn set_role(&self, name: &StaffName, role: Role) -> Result<(), StaffError> {
         let name = name.clone();
         Ok(self
-            .run(move |conn| {
+            .run_write(move |conn| {
                 let n = diesel::update(staff_users::table.find(name.as_str()))
                     .set(staff_users::role.eq(role.as_str()))
                     .execute(conn)
@@ -202,7 +202,7 @@ impl StaffStore for Store {
     async fn set_password(&self, name: &StaffName, hash: &str) -> Result<(), StaffError> {
         let (name, hash) = (name.clone(), hash.to_owned());
         Ok(self
-            .run(move |conn| {
+            .run_write(move |conn| {
                 let n = diesel::update(staff_users::table.find(name.as_str()))
                     .set(staff_users::password_hash.eq(hash))
                     .execute(conn)
@@ -248,7 +248,7 @@ impl StaffStore for Store {
     async fn clear_failures(&self, name: &StaffName) -> Result<(), StaffError> {
         let name = name.clone();
         Ok(self
-            .run(move |conn| {
+            .run_write(move |conn| {
                 let n = diesel::update(staff_users::table.find(name.as_str()))
                     .set((
                         staff_users::failures.eq(0),
@@ -331,7 +331,7 @@ impl StaffStore for Store {
         let name = name.clone();
         let step = i64::try_from(step).unwrap_or(i64::MAX);
         Ok(self
-            .run(move |conn| {
+            .run_write(move |conn| {
                 let n = diesel::update(
                     staff_users::table.find(name.as_str()).filter(
                         staff_users::totp_last_step
@@ -353,7 +353,7 @@ impl StaffStore for Store {
     async fn add_session(&self, session: &StaffSession) -> Result<(), StaffError> {
         let s = session.clone();
         Ok(self
-            .run(move |conn| {
+            .run_write(move |conn| {
                 diesel::insert_into(staff_sessions::table)
                     .values((
                         staff_sessions::token_hash.eq(&s.token_hash),
@@ -402,7 +402,7 @@ impl StaffStore for Store {
     async fn touch_session(&self, token_hash: &str, now: DateTime<Utc>) -> Result<(), StaffError> {
         let token_hash = token_hash.to_owned();
         Ok(self
-            .run(move |conn| {
+            .run_write(move |conn| {
                 diesel::update(staff_sessions::table.find(&token_hash))
                     .set(staff_sessions::last_seen.eq(now.naive_utc()))
                     .execute(conn)
@@ -415,7 +415,7 @@ impl StaffStore for Store {
     async fn verify_session(&self, token_hash: &str) -> Result<(), StaffError> {
         let token_hash = token_hash.to_owned();
         Ok(self
-            .run(move |conn| {
+            .run_write(move |conn| {
                 let n = diesel::update(staff_sessions::table.find(&token_hash))
                     .set(staff_sessions::verified.eq(true))
                     .execute(conn)
@@ -428,7 +428,7 @@ impl StaffStore for Store {
     async fn end_session(&self, token_hash: &str) -> Result<(), StaffError> {
         let token_hash = token_hash.to_owned();
         Ok(self
-            .run(move |conn| {
+            .run_write(move |conn| {
                 diesel::delete(staff_sessions::table.find(&token_hash))
                     .execute(conn)
                     .during("ending a session", "by token")?;
@@ -440,7 +440,7 @@ impl StaffStore for Store {
     async fn end_sessions_of(&self, name: &StaffName) -> Result<u64, StaffError> {
         let name = name.clone();
         Ok(self
-            .run(move |conn| {
+            .run_write(move |conn| {
                 let n = diesel::delete(
                     staff_sessions::table.filter(staff_sessions::user_name.eq(name.as_str())),
                 )

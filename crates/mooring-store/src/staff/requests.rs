@@ -66,7 +66,7 @@ impl RequestBook for Store {
     async fn add_request(&self, r: &PayoutRequest) -> Result<(), RequestError> {
         let r = r.clone();
         let added = self
-            .run(move |conn| {
+            .run_write(move |conn| {
                 let hash = match &r.kind {
                     RequestKind::Refund { stellar_hash } => Some(stellar_hash.as_str()),
                     RequestKind::RetryNewAttempt => None,
@@ -168,7 +168,7 @@ impl RequestBook for Store {
             }
         };
         Ok(self
-            .run(move |conn| {
+            .run_write(move |conn| {
                 let target = payout_requests::table
                     .find(&id)
                     .filter(payout_requests::state.eq_any(from));
@@ -202,7 +202,7 @@ impl RequestBook for Store {
     ) -> Result<(), RequestError> {
         let (id, outcome) = (id.to_owned(), outcome.to_owned());
         Ok(self
-            .run(move |conn| {
+            .run_write(move |conn| {
                 let n = diesel::update(
                     payout_requests::table
                         .find(&id)

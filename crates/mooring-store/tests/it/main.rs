@@ -10,6 +10,7 @@ mod payout;
 mod pii;
 mod quotes;
 mod retention;
+mod saves;
 mod schema;
 mod staff;
 

@@ -171,6 +171,9 @@ pub struct Work {
     deadline: Instant,
     /// Whether the claim is still held (not released by the last save).
     held: bool,
+    /// Whether the entry's state is one this run saved it into, and its
+    /// lease the one that save set (not the claim's): see [`Step::entered`].
+    entered: bool,
 }
 
 impl Work {
@@ -208,7 +211,20 @@ struct Step<'a> {
     claim: &'a Claim,
     deadline: Instant,
     now: DateTime<Utc>,
+    /// This run's last step moved the entry into its state and set the
+    /// lease the step runs under, keeping the claim. So no earlier attempt
+    /// of this step exists (nobody can have told the AP what it tells), and
+    /// the lease is as fresh as a renewal would make it (see
+    /// [`RENEWED_WITHIN`]).
+    entered: bool,
 }
+
+/// A rail call right after the save that set its lease (the save that
+/// submitted the entry, a moment before) needs no renewal of its own: the
+/// step's deadline, counted from before that save, is within this part of
+/// the lease of the one a renewal would give. Past it, or under the lease
+/// of a claim, the claim is renewed first.
+const RENEWED_WITHIN: i32 = 1000;
 
 /// Most steps one `run` takes on one entry (a guard, never reached by a
 /// correct state machine).
@@ -262,6 +278,7 @@ impl PayoutEngine {
                 claim,
                 deadline,
                 held: true,
+                entered: false,
             })
             .collect())
     }
@@ -314,6 +331,7 @@ impl PayoutEngine {
             claim: &work.claim,
             deadline: work.deadline,
             now,
+            entered: work.entered,
         };
         let result = match p.state() {
             PayoutState::New => self.on_new(&mut p, &mut step).await,
@@ -382,6 +400,8 @@ impl PayoutEngine {
             Err(e) => return Err(e.into()),
         }
         work.held = more_now;
+        // A step that failed and kept its state has an earlier attempt.
+        work.entered = more_now && p.state() != expected;
         work.deadline = if more_now {
             self.deadline_from(started)
         } else {
@@ -413,9 +433,17 @@ impl PayoutEngine {
 
     /// Renews the claim right before the rail is called, and moves the
     /// step's deadline to the renewed lease. `LostClaim` when the claim was
-    /// taken over: the rail must not be called.
+    /// taken over: the rail must not be called. Nothing to do when the save
+    /// that submitted the entry set the lease a moment ago
+    /// ([`RENEWED_WITHIN`]): that save was the compare-and-set on the claim.
     async fn renew(&self, p: &Payout, step: &mut Step<'_>) -> StepResult {
         let started = Instant::now();
+        if step.entered
+            && self.deadline_from(started)
+                < step.deadline + std_duration(self.config.lease / RENEWED_WITHIN)
+        {
+            return Ok(());
+        }
         match self
             .parts
             .ledger

@@ -266,9 +266,15 @@ impl PayoutEngine {
     }
 
     /// Paid: tell the AP `completed` (unless a step before a crash did).
+    /// Right after the rail's answer was saved in this run, nobody can have
+    /// told it yet, and the AP is not read first.
     pub(super) async fn on_confirmed(&self, p: &mut Payout, step: &mut Step<'_>) -> StepResult {
         let now = step.now;
-        let tx = self.fetch(step, &p.transaction_id).await?;
+        let tx = if step.entered {
+            None
+        } else {
+            self.fetch(step, &p.transaction_id).await?
+        };
         let tell =
             match decide::decide_confirmed(p, tx.as_ref(), now, &self.config.completion_message) {
                 ConfirmedStep::Complete => {

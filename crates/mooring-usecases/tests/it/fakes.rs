@@ -765,6 +765,10 @@ pub struct FakeLedger {
     /// database went away: the step's side effect happened, its new state
     /// was not written (a crash between the two).
     pub fail_save_from: Mutex<Option<PayoutState>>,
+    /// Renewals that held, by anyone.
+    pub renewals: Mutex<u32>,
+    /// Every save takes this long (tokio's clock) before it commits.
+    pub save_takes_ms: Mutex<u64>,
 }
 
 impl Default for FakeLedger {
@@ -775,6 +779,8 @@ impl Default for FakeLedger {
             poll_mark: Mutex::default(),
             db_clock: Arc::new(TestClock::default()),
             fail_save_from: Mutex::default(),
+            renewals: Mutex::default(),
+            save_takes_ms: Mutex::default(),
         }
     }
 }
@@ -976,6 +982,7 @@ impl PayoutLedger for FakeLedger {
             return Err(LedgerError::LostClaim);
         }
         entry.claim = Some((claim.owner.clone(), db_now + lease));
+        *self.renewals.lock().expect("lock") += 1;
         Ok(())
     }
 
@@ -986,6 +993,10 @@ impl PayoutLedger for FakeLedger {
         payout: &Payout,
         lease: Option<Duration>,
     ) -> Result<(), LedgerError> {
+        let takes = *self.save_takes_ms.lock().expect("lock");
+        if takes > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(takes)).await;
+        }
         {
             let mut fail = self.fail_save_from.lock().expect("lock");
             if *fail == Some(expected) {

@@ -169,6 +169,30 @@ async fn the_claim_is_renewed_before_the_rail_call_and_a_lost_one_makes_no_call(
     assert_eq!(w.rail.made().len(), 1);
 }
 
+/// The save that submits an entry sets its lease a moment before the rail
+/// call: that is the renewal. A save that took longer than a thousandth of
+/// the lease (or a claim, above) is followed by a renewal of its own.
+#[tokio::test(start_paused = true)]
+async fn the_rail_call_right_after_the_submitting_save_needs_no_renewal_and_a_late_one_renews() {
+    for (save_ms, renewals) in [(0, 0), (100, 1)] {
+        let clock: Arc<dyn Clock> = Arc::new(TokioClock::new(Duration::zero()));
+        let w = world_on(ReviewMode::Auto, Some(clock.clone()), |_| {});
+        assert_eq!(w.engine.config().lease, Duration::seconds(60));
+        *w.ledger.save_takes_ms.lock().expect("lock") = save_ms;
+        let receiver = w.receiver("1", true).await;
+        w.platform.insert(funded_tx("t1", &receiver, clock.now()));
+        w.engine.poll().await.expect("poll");
+        w.drive().await;
+        assert_eq!(w.state("t1"), Some(PayoutState::Completed));
+        assert_eq!(w.rail.made().len(), 1);
+        assert_eq!(
+            *w.ledger.renewals.lock().expect("lock"),
+            renewals,
+            "a save of {save_ms} ms before the rail call"
+        );
+    }
+}
+
 #[tokio::test]
 async fn leases_are_judged_by_the_databases_clock_not_a_replicas() {
     let w = world();

@@ -276,6 +276,9 @@ async fn a_funded_transaction_is_paid_once_and_completed() {
     assert_eq!(tx.status, TransactionStatus::Completed);
     assert_eq!(tx.external_transaction_id.as_deref(), Some("pay-1"));
     assert_eq!(tx.amount_out, Some(usdc("99")));
+    // One read of the AP, by the checks: told `completed` right after the
+    // rail's answer was saved, nobody can have told it before.
+    assert_eq!(w.platform.reads("t1"), 1);
 
     // Seen again by a poll, a reconciliation and an event: nothing more.
     assert_eq!(w.engine.poll().await.expect("poll"), 0);
