@@ -183,7 +183,7 @@ impl WriteQueue {
     /// Runs `f` on the writer connection, waiting for it first. A writer
     /// that cannot be opened leaves `f` on `fallback` (the caller's pooled
     /// connection), still in turn. A writer left broken (a failed rollback)
-    /// or by a panic is dropped and opened again by the next write.
+    /// or by a panic is closed, and opened again by the next write.
     fn write<T>(&self, fallback: &mut AnyConnection, f: impl FnOnce(&mut AnyConnection) -> T) -> T {
         let mut writer = self.writer.lock().unwrap_or_else(|poisoned| {
             self.writer.clear_poison();
@@ -203,7 +203,17 @@ impl WriteQueue {
         let Some(conn) = writer.as_mut() else {
             return f(fallback);
         };
-        let result = f(conn);
+        // A panic in `f` may leave the writer inside its transaction, with
+        // SQLite's write lock held: it is closed before the panic goes on,
+        // not when the next write of this process finds it.
+        let result = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(conn))) {
+            Ok(result) => result,
+            Err(panic) => {
+                *writer = None;
+                drop(writer);
+                std::panic::resume_unwind(panic)
+            }
+        };
         if <AnyConnection as Connection>::TransactionManager::is_broken_transaction_manager(conn) {
             *writer = None;
         }
@@ -666,8 +676,9 @@ mod tests {
             .expect("b's queued write is on the writer too");
     }
 
-    /// A writer a panic left inside its transaction is dropped, so the next
-    /// write does not find a transaction open (or the lock held).
+    /// A writer a panic left inside its transaction is closed with the
+    /// panic, so neither another process nor the next write finds the lock
+    /// held or a transaction open.
     #[test]
     fn a_writer_left_by_a_panic_is_opened_again() {
         let path = scratch_sqlite("panic");
@@ -689,6 +700,10 @@ mod tests {
         })
         .join();
         assert!(panicked.is_err());
+        // The lock went with the panic: a writer of another process (no
+        // queue; a busy_timeout of 50 ms) writes before this one does.
+        let mut outside = manager.connect_now().expect("connect");
+        write_tx(&mut outside, |c| insert(c, 3)).expect("the lock is free");
         let _scope = QueueScope::enter(Some(queue));
         write_tx(&mut pooled, |c| insert(c, 2)).expect("the next write");
         #[derive(QueryableByName)]
@@ -699,7 +714,7 @@ mod tests {
         let rows: Vec<N> = diesel::sql_query("SELECT n FROM t ORDER BY n")
             .load(&mut pooled)
             .expect("rows");
-        assert_eq!(rows.iter().map(|r| r.n).collect::<Vec<_>>(), [2]);
+        assert_eq!(rows.iter().map(|r| r.n).collect::<Vec<_>>(), [2, 3]);
     }
 
     /// The queue's thread checkpoints the log (no commit does, since

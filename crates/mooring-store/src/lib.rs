@@ -205,7 +205,7 @@ impl Store {
 
     /// Applies pending migrations; returns the versions applied.
     pub async fn migrate(&self) -> Result<Vec<String>, StoreError> {
-        self.run(migrate::run_pending).await
+        self.run_write(migrate::run_pending).await
     }
 
     /// Migrations not yet applied.

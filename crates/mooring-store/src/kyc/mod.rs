@@ -14,7 +14,7 @@ use mooring_domain::customer::{Customer, CustomerId, ProvidedValue, Review};
 use mooring_domain::{Memo, StellarAccount};
 use mooring_ports::{CustomerTarget, KycStore, KycStoreError, PutCustomer};
 
-use crate::conn::{checkpoint, lock_row, write_tx};
+use crate::conn::{checkpoint, lock_row, queued, write_tx};
 use crate::error::{During, Failure, by_backend};
 use crate::pii::Pii;
 use crate::schema::{customer_fields, customer_files, customer_transactions, customers, data_keys};
@@ -435,7 +435,7 @@ impl KycStore for Store {
         let deleted = self.run(move |conn| {
             write_tx(conn, |c| delete(c, &id))?;
             pii.forget(&id);
-            if !checkpoint(conn)? {
+            if !queued(conn, checkpoint)? {
                 tracing::warn!("SQLite checkpoint after a deletion was blocked by readers; the next one completes it");
             }
             Ok::<_, Failure>(())

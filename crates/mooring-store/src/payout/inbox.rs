@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sql_types::{Array, Text};
 use mooring_domain::payout::{PayoutState, Sighting};
 use mooring_domain::transaction::TransactionId;
 use mooring_ports::{EventStore, InboxEvent, LedgerError};
@@ -70,6 +71,38 @@ fn sighting_of(name: &str) -> Option<Sighting> {
     }
 }
 
+/// On PostgreSQL, locks up front, in transaction-id order, the entries the
+/// events will touch (their transactions', and those awaiting their
+/// customers' KYC): the order the engine's batched saves and the poll's
+/// sightings lock rows in, so none of them waits on another in a cycle.
+/// SQLite needs nothing: its writer holds the database lock.
+fn lock_entries(conn: &mut AnyConnection, events: &[EventRow]) -> Result<(), Failure> {
+    let AnyConnection::Postgresql(pg) = conn else {
+        return Ok(());
+    };
+    let ids: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e.transaction_id.as_deref())
+        .collect();
+    let customers: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e.customer_id.as_deref())
+        .collect();
+    if ids.is_empty() && customers.is_empty() {
+        return Ok(());
+    }
+    diesel::sql_query(
+        "SELECT transaction_id FROM payouts WHERE transaction_id = ANY($1) \
+         OR (state = $3 AND (receiver_id = ANY($2) OR sender_id = ANY($2))) \
+         ORDER BY transaction_id FOR UPDATE",
+    )
+    .bind::<Array<Text>, _>(&ids)
+    .bind::<Array<Text>, _>(&customers)
+    .bind::<Text, _>(PayoutState::AwaitingKyc.as_str())
+    .execute(pg)?;
+    Ok(())
+}
+
 fn apply_in(conn: &mut AnyConnection, limit: u32, now: DateTime<Utc>) -> Result<u32, Failure> {
     lock_key(conn, INBOX_LOCK)?;
     let waiting: Vec<EventRow> = events::table
@@ -82,6 +115,7 @@ fn apply_in(conn: &mut AnyConnection, limit: u32, now: DateTime<Utc>) -> Result<
         .limit(i64::from(limit))
         .select(EventRow::as_select())
         .load(conn)?;
+    lock_entries(conn, &waiting)?;
     for event in &waiting {
         if let (Some(id), Some(sighting)) = (
             event.transaction_id.as_deref(),

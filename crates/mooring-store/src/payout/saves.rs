@@ -17,9 +17,14 @@
 //!   came fails every save of the batch, as it would fail a single save:
 //!   each entry resumes from what the database holds once its claim lapses.
 //! - Rows are written in order of transaction id, the order the poll's
-//!   sightings lock them in, so two batches (two replicas) and a sighting
-//!   cannot wait on each other in a cycle on PostgreSQL; claims skip locked
-//!   rows and never wait.
+//!   sightings and the event pass lock them in, so two batches (two
+//!   replicas), a sighting and an event pass do not wait on each other in a
+//!   cycle on PostgreSQL; claims skip locked rows and never wait. Should
+//!   PostgreSQL still find a deadlock (an entry moved into `awaiting_kyc`
+//!   between the event pass's locks and its wake-up), its victim rolls back:
+//!   a batch is then written one save at a time, an event pass runs again.
+//! - A save whose caller went away before a batch took it is dropped, as
+//!   a crash before the save would have left it.
 //! - A save is taken out of the queue by exactly one batch, under its mutex.
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -140,6 +145,10 @@ pub(super) fn write_batch(conn: &mut AnyConnection, pii: &Arc<Pii>, queue: &Save
 }
 
 fn write_taken(conn: &mut AnyConnection, pii: &Arc<Pii>, mut saves: Vec<Save>) {
+    // A caller that went away (its step cancelled, at shutdown) before its
+    // save was taken: as if it crashed before the save, which is never
+    // written late, with a lease nobody holds any more.
+    saves.retain(|save| !save.done.is_closed());
     if saves.is_empty() {
         return;
     }

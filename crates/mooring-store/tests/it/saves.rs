@@ -200,7 +200,63 @@ async fn a_save_whose_statement_fails_inside_a_batch_fails_alone(db: TestDb) {
     }
 }
 
+async fn a_save_whose_caller_went_away_before_its_batch_is_not_written_late(db: TestDb) {
+    let store = store_with_pool(&db, 1).await;
+    let entries = claimed(&store, "g", 2).await;
+    let (release, released) = mpsc::channel::<()>();
+    let holder = store.clone();
+    let hold = tokio::spawn(async move {
+        holder
+            .with_connection(move |_| {
+                released.recv().expect("release");
+                Ok(())
+            })
+            .await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let now = Utc::now();
+    let (gone, claim) = (entries[0].payout.clone(), entries[0].claim.clone());
+    let cancelled = {
+        let store = store.clone();
+        let mut p = gone;
+        p.await_kyc(now, now + Duration::hours(1)).expect("move");
+        tokio::spawn(async move {
+            store
+                .save(
+                    &claim,
+                    PayoutState::Received,
+                    &p,
+                    Some(Duration::seconds(LONG)),
+                )
+                .await
+        })
+    };
+    // Queued behind the held connection, then its step is cancelled.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    cancelled.abort();
+    assert!(cancelled.await.is_err(), "cancelled");
+    release.send(()).expect("release");
+    hold.await.expect("holder").expect("held");
+    // The next save's batch drops it.
+    let mut p = entries[1].payout.clone();
+    p.await_kyc(now, now + Duration::hours(1)).expect("move");
+    store
+        .save(&entries[1].claim, PayoutState::Received, &p, None)
+        .await
+        .expect("save");
+    assert_eq!(
+        state(&store, &entries[1].payout.transaction_id).await,
+        PayoutState::AwaitingKyc
+    );
+    assert_eq!(
+        state(&store, &entries[0].payout.transaction_id).await,
+        PayoutState::Received,
+        "never written after its caller went away"
+    );
+}
+
 on_both_backends!(
+    a_save_whose_caller_went_away_before_its_batch_is_not_written_late,
     saves_waiting_together_commit_together_and_each_keeps_its_own_outcome,
     a_save_whose_statement_fails_inside_a_batch_fails_alone,
 );
