@@ -580,6 +580,19 @@ mod tests {
         dir.join("db.sqlite")
     }
 
+    /// The numbers in table `t`, in order.
+    fn numbers(c: &mut AnyConnection) -> Vec<i32> {
+        #[derive(QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::Integer)]
+            n: i32,
+        }
+        let rows: Vec<N> = diesel::sql_query("SELECT n FROM t ORDER BY n")
+            .load(c)
+            .expect("rows");
+        rows.into_iter().map(|r| r.n).collect()
+    }
+
     fn insert(c: &mut AnyConnection, n: i32) -> QueryResult<usize> {
         diesel::sql_query(format!("INSERT INTO t VALUES ({n})")).execute(c)
     }
@@ -636,15 +649,7 @@ mod tests {
         let (written, mut second) = queued.join().expect("queued");
         assert_eq!(written.expect("queued write"), 1);
 
-        #[derive(QueryableByName)]
-        struct N {
-            #[diesel(sql_type = diesel::sql_types::Integer)]
-            n: i32,
-        }
-        let rows: Vec<N> = diesel::sql_query("SELECT n FROM t ORDER BY n")
-            .load(&mut second)
-            .expect("rows");
-        assert_eq!(rows.iter().map(|r| r.n).collect::<Vec<_>>(), [1, 3]);
+        assert_eq!(numbers(&mut second), [1, 3]);
         // The scope put the queue back after the write.
         let _scope = QueueScope::enter(Some(queue.clone()));
         write_tx(&mut second, |c| insert(c, 4)).expect("a second queued write");
@@ -706,15 +711,7 @@ mod tests {
         write_tx(&mut outside, |c| insert(c, 3)).expect("the lock is free");
         let _scope = QueueScope::enter(Some(queue));
         write_tx(&mut pooled, |c| insert(c, 2)).expect("the next write");
-        #[derive(QueryableByName)]
-        struct N {
-            #[diesel(sql_type = diesel::sql_types::Integer)]
-            n: i32,
-        }
-        let rows: Vec<N> = diesel::sql_query("SELECT n FROM t ORDER BY n")
-            .load(&mut pooled)
-            .expect("rows");
-        assert_eq!(rows.iter().map(|r| r.n).collect::<Vec<_>>(), [2, 3]);
+        assert_eq!(numbers(&mut pooled), [2, 3]);
     }
 
     /// The queue's thread checkpoints the log (no commit does, since

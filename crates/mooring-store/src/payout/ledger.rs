@@ -18,7 +18,7 @@ use crate::{AnyConnection, Store};
 
 use super::Failure;
 use super::row::{PayoutRow, SAVE_COLUMNS};
-use super::saves::{Save, write_batch};
+use super::saves::{Save, failed, write_batch};
 use crate::pii::Pii;
 
 #[derive(QueryableByName)]
@@ -81,8 +81,8 @@ pub(super) static SAVE_RELEASING_SQL: LazyLock<String> = LazyLock::new(|| {
 const RENEW_SQL: &str = "UPDATE payouts SET lease_until = mooring_lease_end(?) \
      WHERE transaction_id = ? AND claimed_by = ? AND claim_token = ?";
 
-/// Runs a [`CachedSql`] write, committed on its own, on the backend's own
-/// connection (in SQLite's write queue).
+/// Runs a [`CachedSql`] write on the backend's own connection, in SQLite's
+/// write queue (on the writer the caller already holds, inside a batch).
 pub(super) fn on_backend(conn: &mut AnyConnection, sql: CachedSql<'_>) -> Result<usize, Failure> {
     Ok(queued(conn, |conn| by_backend!(conn, |c| sql.execute(c)))?)
 }
@@ -455,12 +455,9 @@ impl PayoutLedger for Store {
         if let Err(e) = batch {
             self.saves.fail_all(&e.to_string());
         }
-        let written = outcome.await.unwrap_or_else(|_| {
-            Err(Failure::Store {
-                doing: None,
-                source: crate::StoreError::Task("the batch writing the save ended".into()),
-            })
-        });
+        let written = outcome
+            .await
+            .unwrap_or_else(|_| Err(failed("the batch writing the save ended".into())));
         Ok(written.map_err(|e| e.during("saving payout", id))?)
     }
 

@@ -77,20 +77,22 @@ impl SaveQueue {
     }
 }
 
-fn not_written(why: &str) -> Failure {
+/// A save the database did not write, or may not have: `why`, in words.
+pub(super) fn failed(why: String) -> Failure {
     Failure::Store {
         doing: None,
-        source: StoreError::Task(format!("the save was not written: {why}")),
+        source: StoreError::Task(why),
     }
 }
 
+fn not_written(why: &str) -> Failure {
+    failed(format!("the save was not written: {why}"))
+}
+
 fn unknown(why: &str) -> Failure {
-    Failure::Store {
-        doing: None,
-        source: StoreError::Task(format!(
-            "the batch of saves did not commit, or its answer was lost: {why}"
-        )),
-    }
+    failed(format!(
+        "the batch of saves did not commit, or its answer was lost: {why}"
+    ))
 }
 
 /// Why a batch did not commit.
@@ -153,11 +155,7 @@ fn write_taken(conn: &mut AnyConnection, pii: &Arc<Pii>, mut saves: Vec<Save>) {
         return;
     }
     if saves.len() == 1 {
-        for save in saves {
-            let result = write_one(conn, pii, &save);
-            let _ = save.done.send(result);
-        }
-        return;
+        return write_each(conn, pii, saves);
     }
     saves.sort_by(|a, b| a.row.transaction_id.cmp(&b.row.transaction_id));
     let batch = write_tx(conn, |c| {
@@ -179,17 +177,20 @@ fn write_taken(conn: &mut AnyConnection, pii: &Arc<Pii>, mut saves: Vec<Save>) {
                 let _ = save.done.send(result);
             }
         }
-        Err(BatchError::Statement) => {
-            for save in saves {
-                let result = write_one(conn, pii, &save);
-                let _ = save.done.send(result);
-            }
-        }
+        Err(BatchError::Statement) => write_each(conn, pii, saves),
         Err(BatchError::Transaction(e)) => {
             let why = e.to_string();
             for save in saves {
                 let _ = save.done.send(Err(unknown(&why)));
             }
         }
+    }
+}
+
+/// Writes each save in a transaction of its own, and tells its caller.
+fn write_each(conn: &mut AnyConnection, pii: &Arc<Pii>, saves: Vec<Save>) {
+    for save in saves {
+        let result = write_one(conn, pii, &save);
+        let _ = save.done.send(result);
     }
 }

@@ -37,14 +37,14 @@ async fn claimed(store: &Store, prefix: &str, n: usize) -> Vec<Claimed> {
     claimed
 }
 
-/// Saves every entry as awaiting KYC (`claims[i]` for entry `i`), all
-/// queued while the store's one connection is held, then let go at once:
-/// so they wait together, as the engine's do under load.
-async fn save_together(
+/// Holds the store's one connection until the sender is used (then the
+/// task ends), so that the saves started meanwhile queue behind it.
+async fn hold_the_connection(
     store: &Store,
-    entries: &[Claimed],
-    claims: Vec<Claim>,
-) -> Vec<Result<(), LedgerError>> {
+) -> (
+    mpsc::Sender<()>,
+    tokio::task::JoinHandle<Result<(), mooring_store::StoreError>>,
+) {
     let (release, released) = mpsc::channel::<()>();
     let holder = store.clone();
     let hold = tokio::spawn(async move {
@@ -56,6 +56,18 @@ async fn save_together(
             .await
     });
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    (release, hold)
+}
+
+/// Saves every entry as awaiting KYC (`claims[i]` for entry `i`), all
+/// queued while the store's one connection is held, then let go at once:
+/// so they wait together, as the engine's do under load.
+async fn save_together(
+    store: &Store,
+    entries: &[Claimed],
+    claims: Vec<Claim>,
+) -> Vec<Result<(), LedgerError>> {
+    let (release, hold) = hold_the_connection(store).await;
     let now = Utc::now();
     let saves: Vec<_> = entries
         .iter()
@@ -203,17 +215,7 @@ async fn a_save_whose_statement_fails_inside_a_batch_fails_alone(db: TestDb) {
 async fn a_save_whose_caller_went_away_before_its_batch_is_not_written_late(db: TestDb) {
     let store = store_with_pool(&db, 1).await;
     let entries = claimed(&store, "g", 2).await;
-    let (release, released) = mpsc::channel::<()>();
-    let holder = store.clone();
-    let hold = tokio::spawn(async move {
-        holder
-            .with_connection(move |_| {
-                released.recv().expect("release");
-                Ok(())
-            })
-            .await
-    });
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let (release, hold) = hold_the_connection(&store).await;
     let now = Utc::now();
     let (gone, claim) = (entries[0].payout.clone(), entries[0].claim.clone());
     let cancelled = {
