@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::prelude::*;
 use diesel::r2d2::ManageConnection;
+use parking_lot::FairMutex;
 
 use crate::{DatabaseUrl, StoreError};
 
@@ -173,24 +174,36 @@ impl ManageConnection for Manager {
 /// connection drops its whole cache whenever another connection has
 /// written since its last transaction, and with every connection of the
 /// pool writing in turn each write read its pages afresh.
+///
+/// The writers take their turns in the order they came: a fair mutex hands
+/// the writer to the longest waiter when it is let go. With std's mutex a
+/// writer that had just let go, or one just arriving, could take it again
+/// before a woken waiter ran, so some waited many turns: `PUT /customer` at
+/// 16 connections had a p99 of three times its p50 (docs/benchmarks-notes.md).
 pub(crate) struct WriteQueue {
-    writer: Mutex<Option<AnyConnection>>,
+    writer: FairMutex<Option<AnyConnection>>,
     /// How the writer connection is opened (again, after a failure).
     manager: Manager,
 }
 
 impl WriteQueue {
+    /// Makes `conn` the writer if there is none yet: the connection a store
+    /// opened to check the database, kept instead of closed. Closing the
+    /// process's last connection to a file checkpoints and deletes its log,
+    /// which the next connection creates again: about a fifth of a start.
+    pub(crate) fn adopt(&self, conn: AnyConnection) {
+        let mut writer = self.writer.lock();
+        if writer.is_none() && matches!(conn, AnyConnection::Sqlite(_)) {
+            *writer = Some(conn);
+        }
+    }
+
     /// Runs `f` on the writer connection, waiting for it first. A writer
     /// that cannot be opened leaves `f` on `fallback` (the caller's pooled
     /// connection), still in turn. A writer left broken (a failed rollback)
     /// or by a panic is closed, and opened again by the next write.
     fn write<T>(&self, fallback: &mut AnyConnection, f: impl FnOnce(&mut AnyConnection) -> T) -> T {
-        let mut writer = self.writer.lock().unwrap_or_else(|poisoned| {
-            self.writer.clear_poison();
-            let mut writer = poisoned.into_inner();
-            *writer = None;
-            writer
-        });
+        let mut writer = self.writer.lock();
         if writer.is_none() {
             match self.manager.connect_now() {
                 Ok(conn) => *writer = Some(conn),
@@ -240,7 +253,7 @@ pub(crate) fn write_queue(path: &Path, busy_timeout: Duration) -> Arc<WriteQueue
         busy_timeout,
     };
     let queue = Arc::new(WriteQueue {
-        writer: Mutex::new(None),
+        writer: FairMutex::new(None),
         manager: manager(),
     });
     queues.insert(key, Arc::downgrade(&queue));
@@ -308,7 +321,7 @@ impl Drop for QueueScope {
 /// Runs `f` in a write transaction. On SQLite it is `BEGIN IMMEDIATE`, so the
 /// write lock is taken up front and two writers queue instead of
 /// deadlocking on a lock upgrade: the writers of this process queue on its
-/// write queue (a mutex, handed from one to the next at once) and write on
+/// write queue (a fair mutex, handed to the longest waiter at once) and write on
 /// its one writer connection ([`WriteQueue`]), and only a
 /// writer of another process (the CLI) waits in SQLite's busy handler,
 /// which sleeps in steps of up to 100 ms; on PostgreSQL a READ COMMITTED
@@ -679,6 +692,50 @@ mod tests {
         );
         queued(&mut b, |c| c.batch_execute("INSERT INTO mine VALUES (1)"))
             .expect("b's queued write is on the writer too");
+    }
+
+    /// Writers take their turns in the order they came: one that lets the
+    /// writer go and asks again at once goes after the writer already
+    /// waiting, not ahead of it (std's mutex let it barge, nearly always).
+    #[test]
+    fn writers_take_turns_in_the_order_they_came() {
+        let path = scratch_sqlite("fair");
+        let manager = Manager::new(DatabaseUrl::Sqlite(path.clone()), Duration::from_millis(50))
+            .expect("manager");
+        let queue = write_queue(&path, Duration::from_millis(50));
+        let order = Arc::new(Mutex::new(Vec::new()));
+        for round in 0..20 {
+            order.lock().expect("order").clear();
+            let (holding, held) = std::sync::mpsc::channel();
+            let (release, released) = std::sync::mpsc::channel::<()>();
+            let (q, o) = (queue.clone(), order.clone());
+            let mut a = manager.connect_now().expect("a");
+            let first = std::thread::spawn(move || {
+                q.write(&mut a, |_| {
+                    o.lock().expect("order").push("a");
+                    holding.send(()).expect("signal");
+                    released.recv().expect("release");
+                });
+                // Straight back for another turn, as a busy writer does.
+                q.write(&mut a, |_| o.lock().expect("order").push("a again"));
+            });
+            held.recv().expect("a holds the writer");
+            let (q, o) = (queue.clone(), order.clone());
+            let mut b = manager.connect_now().expect("b");
+            let second = std::thread::spawn(move || {
+                q.write(&mut b, |_| o.lock().expect("order").push("b"));
+            });
+            // b is parked on the writer before a lets go.
+            std::thread::sleep(Duration::from_millis(20));
+            release.send(()).expect("release");
+            first.join().expect("a");
+            second.join().expect("b");
+            assert_eq!(
+                *order.lock().expect("order"),
+                ["a", "b", "a again"],
+                "round {round}"
+            );
+        }
     }
 
     /// A writer a panic left inside its transaction is closed with the

@@ -115,11 +115,16 @@ impl Store {
             url: config.url.redacted(),
             message: e.to_string(),
         })?;
-        drop(first);
         let write_queue = match &config.url {
             DatabaseUrl::Sqlite(path) => Some(conn::write_queue(path, config.connect_timeout)),
             DatabaseUrl::Postgres(_) => None,
         };
+        // On SQLite the first connection becomes the writer (if the file's
+        // queue has none yet); it was opened as the writer would be.
+        match &write_queue {
+            Some(queue) => queue.adopt(first),
+            None => drop(first),
+        }
         let pool_size = config.pool_size.max(1);
         let pool = Pool::builder()
             .max_size(pool_size)
