@@ -3,9 +3,11 @@
 //! replicas), with one set of queries for both through diesel's
 //! `MultiConnection` and one migration tree per backend.
 //!
-//! Diesel is synchronous: every query runs on tokio's blocking pool, bounded
-//! by a semaphore the size of the connection pool, so the async runtime
-//! never waits on the database. This crate implements the store ports (the
+//! Diesel is synchronous: queries run on tokio's blocking pool, bounded by a
+//! semaphore the size of the connection pool, so the async runtime never
+//! waits on the database; only a customer read on SQLite runs on the
+//! caller's thread when a connection is free at once (`Store::run_read`: a
+//! read in WAL mode waits for no writer). This crate implements the store ports (the
 //! KYC store, the quote store, the deposit addresses, the payout ledger and
 //! its event inbox, the audit trail, retention) and the anchor's own custodian; it must not know HTTP or any other adapter.
 //! Customer data is sealed at rest under each customer's data key (`pii`):
@@ -184,6 +186,34 @@ impl Store {
         }
     }
 
+    /// [`Store::run`] for a call that only reads: on SQLite, when a permit
+    /// and an idle pooled connection are free at once, `f` runs here, on the
+    /// caller's thread, without the two thread switches of the hand-off to
+    /// the blocking pool (a fifth of the server's work in `GET /customer`;
+    /// docs/benchmarks-notes.md). A SQLite read in WAL mode waits for no
+    /// writer, so it holds the thread for its own work only: tens of
+    /// microseconds for a customer. Otherwise, and always on PostgreSQL
+    /// (whose every query is a round trip to wait for), it is
+    /// [`Store::run`].
+    pub(crate) async fn run_read<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut AnyConnection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        if self.backend == Backend::Sqlite
+            && let Ok(permit) = self.permits.clone().try_acquire_owned()
+        {
+            if let Some(mut pooled) = self.pool.try_get() {
+                let _permit = permit;
+                let _queue = conn::QueueScope::enter(self.write_queue.clone());
+                return f(&mut pooled.conn);
+            }
+            drop(permit);
+        }
+        self.run(f).await
+    }
+
     /// [`Store::run`] for a call that writes outside [`conn::write_tx`] (each
     /// statement committed on its own): on SQLite it waits its turn in the
     /// process's write queue ([`conn::queued`]), never in the busy handler.
@@ -205,6 +235,18 @@ impl Store {
         T: Send + 'static,
     {
         self.run(move |conn| f(conn).map_err(StoreError::from))
+            .await
+    }
+
+    /// [`Store::with_connection`] for raw SQL that only reads, run as the
+    /// store's own reads are ([`Store::run_read`]): the benchmarks' raw
+    /// select loop.
+    pub async fn with_read_connection<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&mut AnyConnection) -> Result<T, diesel::result::Error> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.run_read(move |conn| f(conn).map_err(StoreError::from))
             .await
     }
 

@@ -360,7 +360,7 @@ impl KycStore for Store {
         // One statement: one snapshot, no transaction needed.
         let what = id.clone();
         Ok(self
-            .run(move |conn| load(conn, &pii, &id))
+            .run_read(move |conn| load(conn, &pii, &id))
             .await
             .during("reading customer", what)?)
     }
@@ -400,7 +400,7 @@ impl KycStore for Store {
         let (account, memo) = (account.clone(), memo.cloned());
         let pii = self.pii().map_err(Failure::from)?;
         let found = self
-            .run(move |conn| {
+            .run_read(move |conn| {
                 load_which(
                     conn,
                     &pii,

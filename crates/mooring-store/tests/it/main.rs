@@ -3,6 +3,7 @@
 
 mod contracts;
 mod deposit;
+mod dispatch;
 mod health;
 mod history;
 mod kyc;
