@@ -134,6 +134,14 @@ pub trait KeyEncryptionKey: Send + Sync + 'static {
     /// The data key inside `wrapped`; `UnknownKek` when its key is not
     /// configured, `Open` when the context or the bytes do not match.
     fn unwrap(&self, wrapped: &WrappedKey, context: &[u8]) -> Result<DataKey, KeyError>;
+
+    /// Whether wrapping and unwrapping are computation in this process,
+    /// never a call that waits: only then does the store unwrap on an async
+    /// worker (SQLite's reads on the caller's thread). A key service (a KMS)
+    /// keeps the default, and its every use stays on the blocking pool.
+    fn is_local(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

@@ -191,9 +191,12 @@ impl WriteQueue {
     /// opened to check the database, kept instead of closed. Closing the
     /// process's last connection to a file checkpoints and deletes its log,
     /// which the next connection creates again: about a fifth of a start.
+    /// A writer busy writing has a connection already: nothing waits here.
     pub(crate) fn adopt(&self, conn: AnyConnection) {
-        let mut writer = self.writer.lock();
-        if writer.is_none() && matches!(conn, AnyConnection::Sqlite(_)) {
+        if let Some(mut writer) = self.writer.try_lock()
+            && writer.is_none()
+            && matches!(conn, AnyConnection::Sqlite(_))
+        {
             *writer = Some(conn);
         }
     }

@@ -5,9 +5,10 @@
 //!
 //! Diesel is synchronous: queries run on tokio's blocking pool, bounded by a
 //! semaphore the size of the connection pool, so the async runtime never
-//! waits on the database; only a customer read on SQLite runs on the
-//! caller's thread when a connection is free at once (`Store::run_read`: a
-//! read in WAL mode waits for no writer). This crate implements the store ports (the
+//! waits on the database; only reads on SQLite (a customer's, and the
+//! read-only raw SQL of `Store::with_read_connection`) run on the caller's
+//! thread when a connection is free at once (`Store::run_read`: a read in
+//! WAL mode waits for no writer). This crate implements the store ports (the
 //! KYC store, the quote store, the deposit addresses, the payout ledger and
 //! its event inbox, the audit trail, retention) and the anchor's own custodian; it must not know HTTP or any other adapter.
 //! Customer data is sealed at rest under each customer's data key (`pii`):
@@ -192,22 +193,31 @@ impl Store {
     /// the blocking pool (a fifth of the server's work in `GET /customer`;
     /// docs/benchmarks-notes.md). A SQLite read in WAL mode waits for no
     /// writer, so it holds the thread for its own work only: tens of
-    /// microseconds for a customer. Otherwise, and always on PostgreSQL
-    /// (whose every query is a round trip to wait for), it is
-    /// [`Store::run`].
+    /// microseconds for a customer. Otherwise it is [`Store::run`]: always on
+    /// PostgreSQL (whose every query is a round trip to wait for), and when
+    /// the key-encryption key is not local (a key service, which a data key
+    /// not remembered would call).
     pub(crate) async fn run_read<T, E, F>(&self, f: F) -> Result<T, E>
     where
         F: FnOnce(&mut AnyConnection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
+        let local_keys = self.pii.as_ref().is_none_or(|pii| pii.kek_is_local());
         if self.backend == Backend::Sqlite
+            && local_keys
             && let Ok(permit) = self.permits.clone().try_acquire_owned()
         {
             if let Some(mut pooled) = self.pool.try_get() {
-                let _permit = permit;
-                let _queue = conn::QueueScope::enter(self.write_queue.clone());
-                return f(&mut pooled.conn);
+                let result = {
+                    let _queue = conn::QueueScope::enter(self.write_queue.clone());
+                    f(&mut pooled.conn)
+                };
+                // The connection back in the pool before the permit, as in
+                // `run`: the next holder of the permit finds it idle.
+                drop(pooled);
+                drop(permit);
+                return result;
             }
             drop(permit);
         }
@@ -240,7 +250,8 @@ impl Store {
 
     /// [`Store::with_connection`] for raw SQL that only reads, run as the
     /// store's own reads are ([`Store::run_read`]): the benchmarks' raw
-    /// select loop.
+    /// select loop. It must not write: on SQLite it may run on the caller's
+    /// thread, where a write would wait for the write queue.
     pub async fn with_read_connection<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         F: FnOnce(&mut AnyConnection) -> Result<T, diesel::result::Error> + Send + 'static,

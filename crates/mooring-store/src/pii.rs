@@ -73,6 +73,12 @@ pub(crate) struct Pii {
 }
 
 impl Pii {
+    /// Whether the key-encryption key is computation in this process
+    /// ([`KeyEncryptionKey::is_local`]).
+    pub(crate) fn kek_is_local(&self) -> bool {
+        self.kek.is_local()
+    }
+
     fn cached(&self, customer: &str, wrapped: &[u8]) -> Option<DataKey> {
         let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         cache

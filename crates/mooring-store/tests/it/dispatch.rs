@@ -1,9 +1,12 @@
 //! Where a store call runs: SQLite's reads on the caller's thread when a
 //! connection is free at once, everything else on tokio's blocking pool.
 
+use std::sync::Arc;
 use std::thread::{self, ThreadId};
+use std::time::Duration;
 
-use mooring_store::Store;
+use mooring_ports::{DataKey, KeyEncryptionKey, KeyError, WrappedKey};
+use mooring_store::{DatabaseUrl, Store, StoreConfig};
 use mooring_testsupport::TestDb;
 
 /// The thread a read ran on.
@@ -30,6 +33,59 @@ async fn a_sqlite_read_runs_on_the_callers_thread_when_a_connection_is_idle() {
         .await
         .expect("call");
     assert_ne!(write, here);
+}
+
+/// A store just opened has no idle pooled connection (its first one is the
+/// writer's): the first read opens one on the blocking pool, never on the
+/// caller's thread; the next finds it idle.
+#[tokio::test]
+async fn a_sqlite_read_with_no_idle_connection_opens_one_on_the_blocking_pool() {
+    let db = TestDb::sqlite();
+    let store = Store::connect(StoreConfig {
+        url: DatabaseUrl::parse(db.url()).expect("test URL"),
+        pool_size: 4,
+        connect_timeout: Duration::from_secs(5),
+    })
+    .await
+    .expect("connect");
+    let here = thread::current().id();
+    assert_ne!(read_on(&store).await, here);
+    assert_eq!(read_on(&store).await, here);
+}
+
+/// A key-encryption key that stands for a key service: the same keys, but
+/// not local.
+struct Remote(mooring_keys::Keyring);
+
+impl KeyEncryptionKey for Remote {
+    fn current_id(&self) -> &str {
+        self.0.current_id()
+    }
+    fn wrap(&self, key: &DataKey, context: &[u8]) -> Result<WrappedKey, KeyError> {
+        self.0.wrap(key, context)
+    }
+    fn unwrap(&self, wrapped: &WrappedKey, context: &[u8]) -> Result<DataKey, KeyError> {
+        self.0.unwrap(wrapped, context)
+    }
+}
+
+/// With a key service, a read (which may unwrap a data key through it)
+/// stays on the blocking pool.
+#[tokio::test]
+async fn a_sqlite_read_under_a_key_service_goes_to_the_blocking_pool() {
+    let db = TestDb::sqlite();
+    let local = crate::migrated_store(&db).await;
+    let keyring =
+        mooring_keys::Keyring::parse(mooring_testsupport::TEST_PII_KEY, &[]).expect("test key");
+    let (remote, _) = local
+        .clone()
+        .unlock(Arc::new(Remote(keyring)))
+        .await
+        .expect("unlock");
+    let here = thread::current().id();
+    assert_eq!(read_on(&local).await, here);
+    assert_ne!(read_on(&remote).await, here);
+    assert_ne!(read_on(&remote).await, here);
 }
 
 #[tokio::test]
