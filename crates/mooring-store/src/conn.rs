@@ -596,6 +596,16 @@ mod tests {
         dir.join("db.sqlite")
     }
 
+    /// A scratch SQLite file, a manager of connections to it (`busy_timeout`
+    /// 50 ms) and its write queue.
+    fn scratch_queue(name: &str) -> (PathBuf, Manager, Arc<WriteQueue>) {
+        let path = scratch_sqlite(name);
+        let manager = Manager::new(DatabaseUrl::Sqlite(path.clone()), Duration::from_millis(50))
+            .expect("manager");
+        let queue = write_queue(&path, Duration::from_millis(50));
+        (path, manager, queue)
+    }
+
     /// The numbers in table `t`, in order.
     fn numbers(c: &mut AnyConnection) -> Vec<i32> {
         #[derive(QueryableByName)]
@@ -618,10 +628,7 @@ mod tests {
     /// the lock, and then writes.
     #[test]
     fn writers_of_one_process_queue_instead_of_timing_out_on_the_lock() {
-        let path = scratch_sqlite("queue");
-        let manager = Manager::new(DatabaseUrl::Sqlite(path.clone()), Duration::from_millis(50))
-            .expect("manager");
-        let queue = write_queue(&path, Duration::from_millis(50));
+        let (path, manager, queue) = scratch_queue("queue");
         assert!(
             Arc::ptr_eq(&queue, &write_queue(&path, Duration::from_millis(50))),
             "one queue per database file"
@@ -677,14 +684,12 @@ mod tests {
     /// connection) made by one write is there for the next.
     #[test]
     fn queued_writes_share_the_queues_one_writer_connection() {
-        let path = scratch_sqlite("writer");
-        let manager = Manager::new(DatabaseUrl::Sqlite(path.clone()), Duration::from_millis(50))
-            .expect("manager");
+        let (_, manager, queue) = scratch_queue("writer");
         let (mut a, mut b) = (
             manager.connect_now().expect("a"),
             manager.connect_now().expect("b"),
         );
-        let _scope = QueueScope::enter(Some(write_queue(&path, Duration::from_millis(50))));
+        let _scope = QueueScope::enter(Some(queue));
         queued(&mut a, |c| {
             c.batch_execute("CREATE TEMP TABLE mine (n INTEGER)")
         })
@@ -702,10 +707,7 @@ mod tests {
     /// waiting, not ahead of it (std's mutex let it barge, nearly always).
     #[test]
     fn writers_take_turns_in_the_order_they_came() {
-        let path = scratch_sqlite("fair");
-        let manager = Manager::new(DatabaseUrl::Sqlite(path.clone()), Duration::from_millis(50))
-            .expect("manager");
-        let queue = write_queue(&path, Duration::from_millis(50));
+        let (_, manager, queue) = scratch_queue("fair");
         let order = Arc::new(Mutex::new(Vec::new()));
         for round in 0..20 {
             order.lock().expect("order").clear();
@@ -746,10 +748,7 @@ mod tests {
     /// held or a transaction open.
     #[test]
     fn a_writer_left_by_a_panic_is_opened_again() {
-        let path = scratch_sqlite("panic");
-        let manager = Manager::new(DatabaseUrl::Sqlite(path.clone()), Duration::from_millis(50))
-            .expect("manager");
-        let queue = write_queue(&path, Duration::from_millis(50));
+        let (_, manager, queue) = scratch_queue("panic");
         let mut pooled = manager.connect_now().expect("connect");
         pooled
             .batch_execute("CREATE TABLE t (n INTEGER)")
@@ -785,10 +784,7 @@ mod tests {
             #[diesel(sql_type = diesel::sql_types::Integer)]
             log: i32,
         }
-        let path = scratch_sqlite("checkpoint");
-        let manager = Manager::new(DatabaseUrl::Sqlite(path.clone()), Duration::from_millis(50))
-            .expect("manager");
-        let queue = write_queue(&path, Duration::from_millis(50));
+        let (_, manager, queue) = scratch_queue("checkpoint");
         let mut conn = manager.connect_now().expect("connect");
         conn.batch_execute("CREATE TABLE t (n INTEGER)")
             .expect("table");

@@ -3,10 +3,9 @@
 
 use std::sync::Arc;
 use std::thread::{self, ThreadId};
-use std::time::Duration;
 
 use mooring_ports::{DataKey, KeyEncryptionKey, KeyError, WrappedKey};
-use mooring_store::{DatabaseUrl, Store, StoreConfig};
+use mooring_store::Store;
 use mooring_testsupport::TestDb;
 
 /// The thread a read ran on.
@@ -41,13 +40,7 @@ async fn a_sqlite_read_runs_on_the_callers_thread_when_a_connection_is_idle() {
 #[tokio::test]
 async fn a_sqlite_read_with_no_idle_connection_opens_one_on_the_blocking_pool() {
     let db = TestDb::sqlite();
-    let store = Store::connect(StoreConfig {
-        url: DatabaseUrl::parse(db.url()).expect("test URL"),
-        pool_size: 4,
-        connect_timeout: Duration::from_secs(5),
-    })
-    .await
-    .expect("connect");
+    let store = crate::opened(&db, 4).await;
     let here = thread::current().id();
     assert_ne!(read_on(&store).await, here);
     assert_eq!(read_on(&store).await, here);

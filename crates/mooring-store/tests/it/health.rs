@@ -1,21 +1,13 @@
 //! The store's readiness checks, on both backends.
 
-use std::time::Duration;
-
 use mooring_ports::ReadinessCheck;
-use mooring_store::{DatabaseUrl, MigrationsCurrent, Store, StoreConfig, StoreReachable};
+use mooring_store::{MigrationsCurrent, StoreReachable};
 use mooring_testsupport::{TestDb, on_both_backends};
 
 async fn migrations_are_current_only_once_applied(db: TestDb) {
     // A database nothing has migrated (test databases are migrated copies).
     let db = TestDb::new_empty(db.engine());
-    let store = Store::connect(StoreConfig {
-        url: DatabaseUrl::parse(db.url()).expect("test URL"),
-        pool_size: 2,
-        connect_timeout: Duration::from_secs(5),
-    })
-    .await
-    .expect("connect");
+    let store = crate::opened(&db, 2).await;
     let reachable = StoreReachable(store.clone());
     let current = MigrationsCurrent(store.clone());
     assert_eq!(reachable.name(), "store");
@@ -43,13 +35,7 @@ struct Backend {
 async fn a_connection_the_server_closed_is_dropped_after_the_call_that_finds_out() {
     use diesel::{Connection, RunQueryDsl};
     let db = TestDb::postgres();
-    let store = Store::connect(StoreConfig {
-        url: DatabaseUrl::parse(db.url()).expect("test URL"),
-        pool_size: 1,
-        connect_timeout: Duration::from_secs(5),
-    })
-    .await
-    .expect("connect");
+    let store = crate::opened(&db, 1).await;
     let pid = || {
         store.with_connection(|c| {
             diesel::sql_query("SELECT pg_backend_pid() AS pid").load::<Backend>(c)

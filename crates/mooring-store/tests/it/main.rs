@@ -24,14 +24,20 @@ pub async fn migrated_store(db: &TestDb) -> Store {
     store_with_pool(db, 4).await
 }
 
-async fn store_with_pool(db: &TestDb, pool_size: u32) -> Store {
-    let store = Store::connect(StoreConfig {
+/// A store opened on `db` with `pool_size` connections: not migrated, not
+/// unlocked.
+pub async fn opened(db: &TestDb, pool_size: u32) -> Store {
+    Store::connect(StoreConfig {
         url: DatabaseUrl::parse(db.url()).expect("test URL"),
         pool_size,
         connect_timeout: Duration::from_secs(5),
     })
     .await
-    .expect("connect");
+    .expect("connect")
+}
+
+async fn store_with_pool(db: &TestDb, pool_size: u32) -> Store {
+    let store = opened(db, pool_size).await;
     store.migrate().await.expect("migrate");
     unlocked(store).await
 }

@@ -5,7 +5,6 @@
 //! opens everything.
 
 use std::sync::Arc;
-use std::time::Duration as StdDuration;
 
 use chrono::{Duration, Utc};
 use diesel::prelude::*;
@@ -16,7 +15,7 @@ use mooring_domain::transaction::TransactionId;
 use mooring_domain::{Memo, StellarAccount};
 use mooring_keys::Keyring;
 use mooring_ports::{CustomerTarget, DataKey, FileUpload, KycStore, PayoutLedger, PutCustomer};
-use mooring_store::{DatabaseUrl, Store, StoreConfig, StoreError};
+use mooring_store::{Store, StoreError};
 use mooring_testsupport::{TestDb, on_both_backends, read_if_exists};
 
 const ACCOUNT: &str = "GDJUOFZGW5WYBK4GIETCSSM6MTTIJ4SUMCQITPTLUWMQ6B4UIX2IEX47";
@@ -25,13 +24,7 @@ const BANK: &str = "9988776655443";
 const PHOTO: &[u8] = b"JPEG-PASSPORT-PIXELS-0123456789";
 
 pub(crate) async fn connected(db: &TestDb) -> Store {
-    let store = Store::connect(StoreConfig {
-        url: DatabaseUrl::parse(db.url()).expect("test URL"),
-        pool_size: 2,
-        connect_timeout: StdDuration::from_secs(5),
-    })
-    .await
-    .expect("connect");
+    let store = crate::opened(db, 2).await;
     store.migrate().await.expect("migrate");
     store
 }
